@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs igan's build and test dependencies from Debian 12 packages (run as root).
+set -euo pipefail
+packages=(
+  build-essential cmake git pkg-config
+  libtorch-dev            # LibTorch: tensors, convolutions (oneDNN), autograd, optimisers
+  libopenblas0-pthread    # fast BLAS for LibTorch (Debian's reference BLAS is ~30x slower)
+  libpng-dev libjpeg-dev  # image I/O (PNG streaming writer, PNG/JPEG datasets)
+  libssl-dev              # SHA-256 of model files (OpenSSL EVP)
+  libcli11-dev            # command-line parsing
+  nlohmann-json3-dev      # configs, safetensors headers, JSON output
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
+  python3                 # acceptance helpers (standard library only)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's run command: install dependencies, build Release, generate a landscape with the
+# model shipped in models/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DIGAN_BUILD_TESTS=OFF
+cmake --build build -j"$(nproc)" --target igan
+model=$(ls models/*.safetensors | head -1)
+out=${1:-landscape.png}
+./build/igan generate --model "$model" --seed 42 --width 1024 --height 256 --out "$out"
+echo "landscape written to $(realpath "$out")"

@@ -1,0 +1,243 @@
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "api/model_file.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/hash.h"
+#include "io/atomic_file.h"
+#include "io/png.h"
+#include "model/coords.h"
+#include "model/state.h"
+#include "render/renderer.h"
+
+namespace igan {
+
+namespace {
+
+constexpr int64_t kDefaultTile = 256;
+constexpr int64_t kStyleMeanSamples = 4096;
+constexpr uint64_t kStyleMeanSeed = 0x5EED5EED5EEDull;
+
+torch::Device parse_device(const std::string& name) {
+    if (name == "cpu") return torch::kCPU;
+    if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+        if (!torch::cuda::is_available())
+            throw UsageError("--device " + name +
+                             ": CUDA is not available (this LibTorch has no CUDA or no GPU is "
+                             "visible); use --device cpu");
+        return torch::Device(name);
+    }
+    throw UsageError("unknown device '" + name + "': use cpu or cuda");
+}
+
+// The generator with one request's style: what the renderer sees.
+class StyledGenerator : public PatchModel {
+public:
+    StyledGenerator(Generator g, torch::Device device, torch::Tensor z_structure,
+                    torch::Tensor styles)
+        : g_(std::move(g)), device_(device), z_structure_(std::move(z_structure)),
+          styles_(std::move(styles)) {}
+    const GeneratorConfig& config() const override { return g_->config; }
+    torch::Device device() const override { return device_; }
+    torch::Tensor synthesize(const PatchBatch& batch) override {
+        auto z_s = g_->structure_synthesizer(z_structure_, batch.local_latent, batch.coords);
+        return g_->texture_synthesizer(z_s, styles_, batch.noises);
+    }
+
+private:
+    Generator g_;
+    torch::Device device_;
+    torch::Tensor z_structure_, styles_;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+    LoadedGenerator model;
+    torch::Device device{torch::kCPU};
+    ModelSummary summary;
+    mutable std::once_flag style_mean_once;
+    mutable torch::Tensor style_mean;
+
+    torch::Tensor mean_style() const {
+        std::call_once(style_mean_once, [&] {
+            torch::NoGradGuard no_grad;
+            const int64_t dim = model.config.generator.global_latent_dim;
+            auto z = torch::empty({kStyleMeanSamples, dim});
+            fill_normal_field(z.data_ptr<float>(), kStyleMeanSeed, kGlobalLatentStream, dim, 0, 0,
+                              kStyleMeanSamples, 1);
+            z = z.view({dim, kStyleMeanSamples}).t().to(device);
+            Generator g = model.generator;  // shared weights; forward is not const in LibTorch
+            style_mean = g->texture_synthesizer->mapping(z).mean(0, true);
+        });
+        return style_mean;
+    }
+
+    std::unique_ptr<StyledGenerator> styled(const GenerateRequest& r) const {
+        torch::NoGradGuard no_grad;
+        const auto& c = model.config.generator;
+        auto z = global_latent_for_seed(r.seed, c.global_latent_dim).to(device);
+        Generator g = model.generator;
+        auto w = g->texture_synthesizer->mapping(z);
+        if (r.psi != 1.0) {
+            const auto mean = mean_style();
+            w = mean + r.psi * (w - mean);
+            z = z * r.psi;  // the structure synthesizer reads raw z_g, whose mean is 0
+        }
+        auto styles = w.unsqueeze(1).expand({1, c.n_latent(), c.global_latent_dim}).contiguous();
+        return std::make_unique<StyledGenerator>(model.generator, device, z, styles);
+    }
+
+    RenderOptions options(const GenerateRequest& r) const {
+        RenderOptions o;
+        o.tile = r.tile > 0 ? r.tile : kDefaultTile;
+        o.batch = std::max<int64_t>(1, r.batch);
+        o.fields.seed = r.seed;
+        o.fields.cyclic_period_px = r.cyclic_width;
+        return o;
+    }
+
+    std::string record(const GenerateRequest& r) const {
+        nlohmann::json j = {{"igan_version", version_string()},
+                            {"model_sha256", summary.sha256},
+                            {"model_config", summary.config_name},
+                            {"seed", r.seed},
+                            {"x", r.x},
+                            {"y", r.y},
+                            {"width", r.width},
+                            {"height", r.height},
+                            {"psi", r.psi}};
+        if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
+        return j.dump();
+    }
+};
+
+Engine::Engine(const std::string& model_path, const std::string& device,
+               const std::string& config_override)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->device = parse_device(device);
+    impl_->model = load_generator(model_path, config_override);
+    impl_->model.generator->to(impl_->device);
+    auto& s = impl_->summary;
+    const auto& c = impl_->model.config;
+    s.path = model_path;
+    s.sha256 = sha256_file(model_path);
+    s.config_name = c.name;
+    s.config_json = model_config_to_string(c);
+    s.parameters = count_parameters(*impl_->model.generator);
+    s.patch_size = c.generator.patch_size();
+    s.upscale = ts_upscale(c.generator);
+    s.gflop_per_patch = 2e-9 * generator_macs(c.generator, c.generator.ts_input_size);
+    s.default_tile = kDefaultTile;
+    s.gflop_per_tile =
+        2e-9 * generator_macs(c.generator, CanvasGeometry(c.generator).window_for(kDefaultTile));
+    s.step = impl_->model.step;
+}
+
+Engine::~Engine() = default;
+
+const ModelSummary& Engine::summary() const { return impl_->summary; }
+
+void validate_request(const GenerateRequest& r, bool force) {
+    if (r.width <= 0 || r.height <= 0)
+        throw UsageError("--width and --height must be positive, got " + std::to_string(r.width) +
+                         "x" + std::to_string(r.height));
+    if (!force && (r.width > kMaxSideWithoutForce || r.height > kMaxSideWithoutForce ||
+                   double(r.width) * double(r.height) > double(kMaxPixelsWithoutForce)))
+        throw UsageError("size " + std::to_string(r.width) + "x" + std::to_string(r.height) +
+                         " exceeds the safety cap (" + std::to_string(kMaxSideWithoutForce) +
+                         " per side, 2^32 pixels); add --force if you mean it");
+    if (r.width > (int64_t(1) << 31) - 1 || r.height > (int64_t(1) << 31) - 1)
+        throw UsageError("PNG cannot hold more than 2^31-1 pixels per side");
+    if (r.tile < 0 || r.tile > kMaxTile)
+        throw UsageError("--tile must be in [1, " + std::to_string(kMaxTile) + "] (0 = default)");
+    if (r.batch < 1 || r.batch > 256) throw UsageError("--batch must be in [1, 256]");
+    if (!(r.psi >= -4 && r.psi <= 4)) throw UsageError("--trunc must be in [-4, 4]");
+    const int64_t limit = int64_t(1) << 60;
+    if (r.x < -limit || r.x > limit || r.y < -limit || r.y > limit)
+        throw UsageError("--x/--y must be within +-2^60");
+}
+
+void check_output_path(const std::string& path) {
+    try {
+        check_writable_path(path);
+    } catch (const UsageError&) {
+        throw;
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
+}
+
+void Engine::validate(const GenerateRequest& r, bool force) const {
+    validate_request(r, force);
+    if (r.cyclic_width != 0) {
+        try {
+            check_cyclic_period(impl_->model.config.generator, r.cyclic_width);
+        } catch (const Error& e) {
+            throw UsageError(e.what());
+        }
+    }
+}
+
+GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& progress) const {
+    validate(r, true);
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    GenerateResult result;
+    result.path = r.out;
+    result.record_json = impl_->record(r);
+    auto model = impl_->styled(r);
+    const Rect rect{r.x, r.y, r.width, r.height};
+    const auto opts = impl_->options(r);
+    result.tiles = plan_tiles(model->config(), rect, opts.tile).count();
+
+    PngWriter png(r.out, r.width, r.height,
+                  {{"igan", result.record_json}, {"Software", "igan " + version_string()}});
+    // Double buffering: PNG compression of one strip overlaps the rendering of the next.
+    const int64_t stride = 3 * r.width;
+    std::vector<uint8_t> buffers[2];
+    int current = 0;
+    std::future<void> pending;
+    try {
+        render_tiles(
+            *model, rect, opts,
+            [&](const Rect& t, const torch::Tensor& rgb) {
+                auto& buf = buffers[current];
+                if (buf.size() < size_t(stride * rgb.size(1))) buf.resize(stride * rgb.size(1));
+                quantize_into(rgb, buf.data(), stride, t.x - rect.x);
+            },
+            [&](int64_t, int64_t rows) {
+                if (pending.valid()) pending.get();
+                const uint8_t* data = buffers[current].data();
+                pending = std::async(std::launch::async,
+                                     [&png, data, rows] { png.write_rows(data, rows); });
+                current ^= 1;
+            },
+            [&](int64_t done, int64_t total) {
+                if (progress) progress({done, total, elapsed()});
+            });
+        if (pending.valid()) pending.get();
+    } catch (...) {
+        if (pending.valid()) pending.wait();
+        throw;
+    }
+    png.finish();
+    result.seconds = elapsed();
+    return result;
+}
+
+std::vector<uint8_t> Engine::render_rgb(const GenerateRequest& r) const {
+    validate(r, false);
+    auto model = impl_->styled(r);
+    std::vector<uint8_t> out(size_t(3 * r.width * r.height));
+    quantize_into(render_region(*model, {r.x, r.y, r.width, r.height}, impl_->options(r)),
+                  out.data(), 3 * r.width, 0);
+    return out;
+}
+
+}  // namespace igan

@@ -1,0 +1,63 @@
+#include "api/model_file.h"
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/state.h"
+
+namespace igan {
+
+namespace {
+
+constexpr const char* kFormatVersion = "1";
+
+ModelConfig resolve_config(const TensorFile& file, const std::string& path,
+                           const std::string& config_override) {
+    if (!config_override.empty()) return load_model_config(config_override);
+    auto it = file.metadata.find("igan.config");
+    if (it == file.metadata.end())
+        throw Error(path + ": no igan.config in the file's metadata; it was not written by igan. "
+                           "Pass its config with --config (paper, tiny, golden or a JSON file), "
+                           "or convert it with `igan convert`");
+    try {
+        return model_config_from_string(it->second);
+    } catch (const Error& e) {
+        throw Error(path + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+LoadedGenerator load_generator(const std::string& path, const std::string& config_override) {
+    const TensorFile file = read_safetensors(path);
+    auto arch = file.metadata.find("igan.arch");
+    if (arch != file.metadata.end() && arch->second != "infinitygan.generator")
+        throw Error(path + ": holds '" + arch->second + "', not an InfinityGAN generator");
+    LoadedGenerator out;
+    out.config = resolve_config(file, path, config_override);
+    out.generator = Generator(out.config.generator);
+    load_state_dict(*out.generator, file.tensors, path);
+    out.generator->eval();
+    auto step = file.metadata.find("igan.step");
+    if (step != file.metadata.end()) out.step = std::atoll(step->second.c_str());
+    return out;
+}
+
+Discriminator load_discriminator(const std::string& path, const ModelConfig& config) {
+    const TensorFile file = read_safetensors(path);
+    Discriminator d(config.discriminator);
+    load_state_dict(*d, file.tensors, path);
+    return d;
+}
+
+void save_module(const std::string& path, const torch::nn::Module& module,
+                 const ModelConfig& config, const std::string& arch, int64_t step) {
+    TensorFile file;
+    for (const auto& [key, tensor] : state_dict(module)) file.tensors[key] = tensor.detach();
+    file.metadata["igan.format_version"] = kFormatVersion;
+    file.metadata["igan.arch"] = arch;
+    file.metadata["igan.config"] = model_config_to_string(config);
+    file.metadata["igan.step"] = std::to_string(step);
+    write_safetensors(path, file);
+}
+
+}  // namespace igan

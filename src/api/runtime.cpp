@@ -1,0 +1,63 @@
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <thread>
+
+#include "api/model_file.h"
+#include "core/error.h"
+#include "model/state.h"
+
+#ifndef IGAN_GIT_DESCRIBE
+#define IGAN_GIT_DESCRIBE "unknown"
+#endif
+
+namespace igan {
+
+int default_threads() {
+    const unsigned n = std::thread::hardware_concurrency();
+    return n > 0 ? int(n) : 1;
+}
+
+void set_threads(int threads) { at::set_num_threads(threads > 0 ? threads : default_threads()); }
+
+std::string version_string() { return IGAN_GIT_DESCRIBE; }
+
+namespace {
+
+// Which BLAS the process really uses: Debian's reference BLAS is ~30x slower than OpenBLAS.
+std::string blas_in_use() {
+    using ConfigFn = const char* (*)();
+    if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
+        return std::string("OpenBLAS (") + fn() + ")";
+    if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "MKL";
+    if (dlsym(RTLD_DEFAULT, "sgemm_")) return "reference BLAS (slow: install libopenblas0-pthread)";
+    return "none found";
+}
+
+}  // namespace
+
+std::string version_report() {
+    std::string s = "igan " + version_string() + "\n";
+    s += "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." +
+         std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH) + "\n";
+    s += std::string("CUDA: ") +
+         (torch::cuda::is_available()
+              ? "available (" + std::to_string(torch::cuda::device_count()) + " devices)"
+              : "not available") +
+         "\n";
+    s += "BLAS: " + blas_in_use() + "\n";
+    s += "threads: " + std::to_string(at::get_num_threads()) + " (of " +
+         std::to_string(default_threads()) + " cores)";
+    return s;
+}
+
+std::vector<std::string> config_names() { return preset_names(); }
+
+void init_model(const InitRequest& request) {
+    const ModelConfig config = load_model_config(request.config);
+    torch::manual_seed(request.seed);
+    Generator g(config.generator);
+    save_module(request.out, *g, config, "infinitygan.generator", 0);
+}
+
+}  // namespace igan

@@ -1,0 +1,71 @@
+#include "core/rng.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+namespace igan {
+
+std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+    constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
+    constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
+    for (int round = 0; round < 10; ++round) {
+        const uint64_t p0 = uint64_t(kMul0) * ctr[0];
+        const uint64_t p1 = uint64_t(kMul1) * ctr[2];
+        ctr = {uint32_t(p1 >> 32) ^ ctr[1] ^ key[0], uint32_t(p1), uint32_t(p0 >> 32) ^ ctr[3] ^ key[1],
+               uint32_t(p0)};
+        key[0] += kWeyl0;
+        key[1] += kWeyl1;
+    }
+    return ctr;
+}
+
+uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+namespace {
+
+// Box-Muller on two 32-bit uniforms; u1 is kept inside (0, 1] so the log is finite.
+inline void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
+    constexpr double kInv32 = 1.0 / 4294967296.0;
+    const double u1 = (double(a) + 0.5) * kInv32;
+    const double u2 = double(b) * kInv32;
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    const double theta = 6.283185307179586 * u2;
+    *z0 = float(r * std::cos(theta));
+    *z1 = float(r * std::sin(theta));
+}
+
+}  // namespace
+
+void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t channels, int64_t iy0,
+                       int64_t ix0, int64_t rows, int64_t cols, int64_t period_x) {
+    const int64_t groups = (channels + 3) / 4;
+    const int64_t plane = rows * cols;
+    at::parallel_for(0, rows * groups, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t r = task / groups, g = task % groups;
+            const uint64_t k = splitmix64(seed ^ splitmix64((stream << 24) + uint64_t(g)));
+            const std::array<uint32_t, 2> key = {uint32_t(k), uint32_t(k >> 32)};
+            const uint64_t iy = uint64_t(iy0 + r);
+            for (int64_t c = 0; c < cols; ++c) {
+                int64_t ix = ix0 + c;
+                if (period_x > 0) ix = floor_mod(ix, period_x);
+                const uint64_t ux = uint64_t(ix);
+                const auto bits = philox4x32(
+                    {uint32_t(ux), uint32_t(ux >> 32), uint32_t(iy), uint32_t(iy >> 32)}, key);
+                float z[4];
+                box_muller(bits[0], bits[1], &z[0], &z[1]);
+                box_muller(bits[2], bits[3], &z[2], &z[3]);
+                for (int64_t j = 0; j < 4 && 4 * g + j < channels; ++j)
+                    out[(4 * g + j) * plane + r * cols + c] = z[j];
+            }
+        }
+    });
+}
+
+}  // namespace igan

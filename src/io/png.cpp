@@ -1,0 +1,397 @@
+#include "io/png.h"
+
+#include <png.h>
+
+#include <cerrno>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+// jpeglib.h needs FILE and size_t declared first.
+#include <jerror.h>
+#include <jpeglib.h>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace igan {
+
+// libpng and libjpeg report errors by longjmp. Each call into them happens inside a small
+// wrapper below that holds the setjmp and only trivially destructible locals, so a jump never
+// skips a C++ destructor; the wrappers return false and the caller throws.
+
+namespace {
+
+constexpr int64_t kMaxPngDimension = 0x7fffffff;  // the PNG specification's limit
+
+struct PngErrorInfo {
+    char message[256] = {};
+    int os_error = 0;  // set when writing the file failed
+};
+
+[[noreturn]] void on_png_error(png_structp png, png_const_charp message) {
+    auto* info = static_cast<PngErrorInfo*>(png_get_error_ptr(png));
+    std::snprintf(info->message, sizeof info->message, "%s", message);
+    png_longjmp(png, 1);
+}
+
+// The library never prints; warnings concern recoverable, ancillary problems.
+void on_png_warning(png_structp, png_const_charp) {}
+
+bool valid_text_key(const std::string& key) {
+    if (key.empty() || key.size() > 79 || key.front() == ' ' || key.back() == ' ') return false;
+    for (size_t i = 0; i < key.size(); ++i) {
+        if (key[i] < 32 || key[i] > 126 || (key[i] == ' ' && key[i + 1] == ' ')) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+struct PngWriterState {
+    PngWriterState(const std::string& path, int64_t width, int64_t height)
+        : path(path), width(width), height(height), file(path) {}
+    ~PngWriterState() { png_destroy_write_struct(&png, &info); }
+
+    std::string path;
+    int64_t width;
+    int64_t height;
+    int64_t rows = 0;
+    AtomicFile file;
+    png_structp png = nullptr;
+    png_infop info = nullptr;
+    PngErrorInfo error;
+    bool failed = false;  // libpng's state is undefined after an error
+    bool finished = false;
+};
+
+namespace {
+
+void write_callback(png_structp png, png_bytep data, size_t size) {
+    auto* state = static_cast<PngWriterState*>(png_get_io_ptr(png));
+    if (std::fwrite(data, 1, size, state->file.file()) != size) {
+        state->error.os_error = errno;
+        png_error(png, "write failed");
+    }
+}
+
+[[noreturn]] void throw_write_error(PngWriterState& s) {
+    s.failed = true;
+    throw Error("cannot write " + s.path + ": " +
+                (s.error.os_error != 0 ? std::strerror(s.error.os_error) : s.error.message));
+}
+
+// AtomicFile::commit flushes; libpng's default flush would treat our state as a FILE*.
+void flush_callback(png_structp) {}
+
+bool try_png_begin(PngWriterState* state, png_textp text, int n_text, int compression_level) {
+    if (setjmp(png_jmpbuf(state->png))) return false;
+    png_set_write_fn(state->png, state, write_callback, flush_callback);
+    // libpng's default limit is 10^6 pixels a side; rendered panoramas exceed it.
+    png_set_user_limits(state->png, kMaxPngDimension, kMaxPngDimension);
+    png_set_compression_level(state->png, compression_level);
+    png_set_IHDR(state->png, state->info, static_cast<png_uint_32>(state->width),
+                 static_cast<png_uint_32>(state->height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (n_text > 0) png_set_text(state->png, state->info, text, n_text);
+    png_write_info(state->png, state->info);
+    return true;
+}
+
+bool try_png_rows(PngWriterState* state, const uint8_t* rgb, int64_t n_rows) {
+    if (setjmp(png_jmpbuf(state->png))) return false;
+    const size_t stride = static_cast<size_t>(state->width) * 3;
+    for (int64_t i = 0; i < n_rows; ++i) png_write_row(state->png, rgb + i * stride);
+    return true;
+}
+
+bool try_png_end(PngWriterState* state) {
+    if (setjmp(png_jmpbuf(state->png))) return false;
+    png_write_end(state->png, nullptr);
+    return true;
+}
+
+}  // namespace
+
+PngWriter::PngWriter(const std::string& path, int64_t width, int64_t height,
+                     std::vector<std::pair<std::string, std::string>> text_chunks,
+                     int compression_level) {
+    const std::string what = "cannot write " + path + ": ";
+    if (width < 1 || width > kMaxPngDimension || height < 1 || height > kMaxPngDimension) {
+        throw Error(what + "PNG size " + std::to_string(width) + "x" + std::to_string(height) +
+                    " is outside 1.." + std::to_string(kMaxPngDimension));
+    }
+    if (compression_level < 0 || compression_level > 9) {
+        throw Error(what + "compression level " + std::to_string(compression_level) +
+                    " is outside 0..9");
+    }
+    for (const auto& [key, value] : text_chunks) {
+        if (!valid_text_key(key)) {
+            throw Error(what + "PNG text key \"" + key +
+                        "\" must be 1-79 printable ASCII characters without leading, trailing "
+                        "or double spaces");
+        }
+        if (value.find('\0') != std::string::npos) {
+            throw Error(what + "PNG text \"" + key + "\" contains a NUL byte");
+        }
+    }
+
+    state_ = std::make_unique<PngWriterState>(path, width, height);
+    state_->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &state_->error, on_png_error,
+                                          on_png_warning);
+    if (state_->png != nullptr) state_->info = png_create_info_struct(state_->png);
+    if (state_->info == nullptr) throw Error(what + "out of memory");
+
+    std::vector<png_text> text(text_chunks.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        text[i].compression = PNG_ITXT_COMPRESSION_NONE;
+        text[i].key = const_cast<char*>(text_chunks[i].first.c_str());
+        text[i].text = const_cast<char*>(text_chunks[i].second.c_str());
+    }
+    if (!try_png_begin(state_.get(), text.data(), static_cast<int>(text.size()),
+                       compression_level)) {
+        throw_write_error(*state_);
+    }
+}
+
+PngWriter::~PngWriter() = default;
+
+int64_t PngWriter::rows_written() const { return state_->rows; }
+
+void PngWriter::write_rows(const uint8_t* rgb, int64_t n_rows) {
+    PngWriterState& s = *state_;
+    const std::string what = "cannot write " + s.path + ": ";
+    if (s.failed || s.finished) throw Error(what + "the PNG writer is already closed");
+    if (n_rows < 0 || n_rows > s.height - s.rows) {
+        throw Error(what + "writing " + std::to_string(n_rows) + " more rows after " +
+                    std::to_string(s.rows) + " would not fit the declared height of " +
+                    std::to_string(s.height));
+    }
+    if (n_rows == 0) return;
+    if (rgb == nullptr) throw Error(what + "no pixel data");
+    if (!try_png_rows(&s, rgb, n_rows)) throw_write_error(s);
+    s.rows += n_rows;
+}
+
+void PngWriter::finish() {
+    PngWriterState& s = *state_;
+    const std::string what = "cannot write " + s.path + ": ";
+    if (s.failed || s.finished) throw Error(what + "the PNG writer is already closed");
+    if (s.rows != s.height) {
+        throw Error(what + "only " + std::to_string(s.rows) + " of " + std::to_string(s.height) +
+                    " rows were written");
+    }
+    if (!try_png_end(&s)) throw_write_error(s);
+    s.finished = true;
+    s.file.commit();
+}
+
+namespace {
+
+constexpr unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+bool is_png(const std::string& bytes) {
+    return bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0;
+}
+
+bool is_jpeg(const std::string& bytes) {
+    return bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff &&
+           static_cast<unsigned char>(bytes[1]) == 0xd8 &&
+           static_cast<unsigned char>(bytes[2]) == 0xff;
+}
+
+// Refuses images whose pixel count exceeds the limit or whose buffer would not fit in memory
+// arithmetic, before anything is allocated.
+void check_pixels(const std::string& path, int64_t width, int64_t height, int64_t max_pixels) {
+    if (width < 1 || height < 1) throw Error(path + ": image has no pixels");
+    if (width > max_pixels / height) {
+        throw Error(path + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                    ", more than the limit of " + std::to_string(max_pixels) +
+                    " pixels (raise max_pixels if it is trusted)");
+    }
+    if (static_cast<uint64_t>(width * height) > std::numeric_limits<size_t>::max() / 3) {
+        throw Error(path + ": image is too large for this machine");
+    }
+}
+
+struct PngReader {
+    ~PngReader() { png_destroy_read_struct(&png, &info, nullptr); }
+
+    png_structp png = nullptr;
+    png_infop info = nullptr;
+    PngErrorInfo error;
+    const std::string* bytes = nullptr;
+    size_t position = 0;
+};
+
+void read_callback(png_structp png, png_bytep out, size_t size) {
+    auto* reader = static_cast<PngReader*>(png_get_io_ptr(png));
+    if (size > reader->bytes->size() - reader->position) png_error(png, "file is truncated");
+    std::memcpy(out, reader->bytes->data() + reader->position, size);
+    reader->position += size;
+}
+
+bool try_png_header(PngReader* reader) {
+    if (setjmp(png_jmpbuf(reader->png))) return false;
+    png_set_read_fn(reader->png, reader, read_callback);
+    png_set_user_limits(reader->png, kMaxPngDimension, kMaxPngDimension);
+    png_read_info(reader->png, reader->info);
+    return true;
+}
+
+bool try_png_to_rgb8(PngReader* reader) {
+    if (setjmp(png_jmpbuf(reader->png))) return false;
+    png_set_expand(reader->png);  // palette and low-bit gray to 8 bit, tRNS to alpha
+    png_set_scale_16(reader->png);
+    png_set_strip_alpha(reader->png);
+    png_set_gray_to_rgb(reader->png);
+    png_set_interlace_handling(reader->png);
+    png_read_update_info(reader->png, reader->info);
+    return true;
+}
+
+bool try_png_pixels(PngReader* reader, png_bytepp rows) {
+    if (setjmp(png_jmpbuf(reader->png))) return false;
+    png_read_image(reader->png, rows);
+    png_read_end(reader->png, nullptr);
+    return true;
+}
+
+void open_png(PngReader& reader, const std::string& path, const std::string& bytes) {
+    reader.bytes = &bytes;
+    reader.png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader.error, on_png_error, on_png_warning);
+    if (reader.png != nullptr) reader.info = png_create_info_struct(reader.png);
+    if (reader.info == nullptr) throw Error(path + ": out of memory reading PNG");
+    if (!try_png_header(&reader)) {
+        throw Error(path + ": corrupt PNG data: " + reader.error.message);
+    }
+}
+
+Image decode_png(const std::string& path, const std::string& bytes, int64_t max_pixels) {
+    PngReader reader;
+    open_png(reader, path, bytes);
+    Image image;
+    image.width = png_get_image_width(reader.png, reader.info);
+    image.height = png_get_image_height(reader.png, reader.info);
+    image.channels = 3;
+    check_pixels(path, image.width, image.height, max_pixels);
+    if (!try_png_to_rgb8(&reader)) {
+        throw Error(path + ": corrupt PNG data: " + reader.error.message);
+    }
+    const size_t stride = static_cast<size_t>(image.width) * 3;
+    if (png_get_channels(reader.png, reader.info) != 3 ||
+        png_get_bit_depth(reader.png, reader.info) != 8 ||
+        png_get_rowbytes(reader.png, reader.info) != stride) {
+        throw Error(path + ": unsupported PNG layout");
+    }
+    image.pixels.resize(stride * static_cast<size_t>(image.height));
+    std::vector<png_bytep> rows(static_cast<size_t>(image.height));
+    for (size_t y = 0; y < rows.size(); ++y) rows[y] = image.pixels.data() + y * stride;
+    if (!try_png_pixels(&reader, rows.data())) {
+        throw Error(path + ": corrupt PNG data: " + reader.error.message);
+    }
+    return image;
+}
+
+struct JpegErrorManager {
+    jpeg_error_mgr base;  // first, so libjpeg's pointer to it converts back to ours
+    std::jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+    bool truncated;
+};
+
+[[noreturn]] void on_jpeg_error(j_common_ptr cinfo) {
+    auto* error = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+    (*cinfo->err->format_message)(cinfo, error->message);
+    std::longjmp(error->jump, 1);
+}
+
+// libjpeg pads truncated data with an end marker and only warns; a truncated file is an
+// error here. Other warnings are recoverable, and the library never prints.
+void on_jpeg_message(j_common_ptr cinfo, int level) {
+    auto* error = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) error->truncated = true;
+}
+
+struct JpegReader {
+    ~JpegReader() { jpeg_destroy_decompress(&cinfo); }
+
+    jpeg_decompress_struct cinfo{};  // zeroed, so destroying it is safe at any point
+    JpegErrorManager error{};
+};
+
+bool try_jpeg_header(JpegReader* reader, const std::string& bytes) {
+    reader->cinfo.err = jpeg_std_error(&reader->error.base);
+    reader->error.base.error_exit = on_jpeg_error;
+    reader->error.base.emit_message = on_jpeg_message;
+    if (setjmp(reader->error.jump)) return false;
+    jpeg_create_decompress(&reader->cinfo);
+    jpeg_mem_src(&reader->cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
+                 static_cast<unsigned long>(bytes.size()));
+    jpeg_read_header(&reader->cinfo, TRUE);
+    reader->cinfo.out_color_space = JCS_RGB;
+    return true;
+}
+
+bool try_jpeg_pixels(JpegReader* reader, uint8_t* pixels) {
+    if (setjmp(reader->error.jump)) return false;
+    jpeg_decompress_struct& cinfo = reader->cinfo;
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_components != 3 || cinfo.output_width != cinfo.image_width ||
+        cinfo.output_height != cinfo.image_height) {
+        std::snprintf(reader->error.message, sizeof reader->error.message,
+                      "unexpected output layout");
+        return false;
+    }
+    const size_t stride = static_cast<size_t>(cinfo.output_width) * 3;
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = pixels + cinfo.output_scanline * stride;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    return true;
+}
+
+Image decode_jpeg(const std::string& path, const std::string& bytes, int64_t max_pixels) {
+    JpegReader reader;
+    if (!try_jpeg_header(&reader, bytes)) {
+        throw Error(path + ": corrupt or unsupported JPEG data: " + reader.error.message);
+    }
+    Image image;
+    image.width = reader.cinfo.image_width;
+    image.height = reader.cinfo.image_height;
+    image.channels = 3;
+    check_pixels(path, image.width, image.height, max_pixels);
+    image.pixels.resize(static_cast<size_t>(image.width * image.height) * 3);
+    if (!try_jpeg_pixels(&reader, image.pixels.data())) {
+        throw Error(path + ": corrupt or unsupported JPEG data: " + reader.error.message);
+    }
+    if (reader.error.truncated) throw Error(path + ": truncated JPEG data (incomplete file?)");
+    return image;
+}
+
+}  // namespace
+
+Image read_image(const std::string& path, int64_t max_pixels) {
+    const std::string bytes = read_file(path);
+    if (is_png(bytes)) return decode_png(path, bytes, max_pixels);
+    if (is_jpeg(bytes)) return decode_jpeg(path, bytes, max_pixels);
+    throw Error(path + ": not a PNG or JPEG image (unrecognised file signature)");
+}
+
+std::map<std::string, std::string> read_png_text(const std::string& path) {
+    const std::string bytes = read_file(path);
+    if (!is_png(bytes)) throw Error(path + ": not a PNG file (unrecognised file signature)");
+    PngReader reader;
+    open_png(reader, path, bytes);
+    png_textp text = nullptr;
+    int n_text = 0;
+    png_get_text(reader.png, reader.info, &text, &n_text);
+    std::map<std::string, std::string> chunks;
+    for (int i = 0; i < n_text; ++i) chunks.emplace(text[i].key, text[i].text);
+    return chunks;
+}
+
+}  // namespace igan

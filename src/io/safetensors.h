@@ -1,0 +1,28 @@
+#pragma once
+// The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
+// header length N, N bytes of JSON describing each tensor, then the raw little-endian,
+// C-contiguous tensor data. Readers treat every file as hostile: all sizes are checked.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+
+namespace igan {
+
+struct TensorFile {
+    std::map<std::string, at::Tensor> tensors;
+    std::map<std::string, std::string> metadata;  // the "__metadata__" entry
+};
+
+// Reads F64, F32, F16, BF16, I64, I32, I16, I8, U8 and BOOL into CPU tensors of that dtype.
+// Throws igan::Error whose message starts with `path` and names the problem.
+TensorFile read_safetensors(const std::string& path);
+
+// Parses a whole file held in memory; `name_for_errors` prefixes every error message.
+TensorFile parse_safetensors(const std::string& bytes, const std::string& name_for_errors);
+
+// Writes contiguous CPU copies (any device is accepted) through an AtomicFile, so `path` is
+// never left half-written. The header is padded with spaces to a multiple of 8 bytes.
+void write_safetensors(const std::string& path, const TensorFile& file);
+
+}  // namespace igan

@@ -1,0 +1,132 @@
+#include "model/layers.h"
+
+#include <cmath>
+
+namespace igan {
+
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+const double kSqrt2 = std::sqrt(2.0);
+
+torch::Tensor fused_leaky_relu(const torch::Tensor& x, const torch::Tensor& bias) {
+    std::vector<int64_t> shape(x.dim(), 1);
+    shape[1] = bias.size(0);
+    return torch::leaky_relu(x + bias.view(shape), 0.2) * kSqrt2;
+}
+
+torch::Tensor blur3_valid(const torch::Tensor& x, double gain) {
+    const int64_t h = x.size(-2), w = x.size(-1);
+    auto v = x.narrow(-2, 0, h - 2) + 2 * x.narrow(-2, 1, h - 2) + x.narrow(-2, 2, h - 2);
+    auto b = v.narrow(-1, 0, w - 2) + 2 * v.narrow(-1, 1, w - 2) + v.narrow(-1, 2, w - 2);
+    return b * (gain / 16.0);
+}
+
+torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w) {
+    const int64_t dy = (x.size(-2) - h) / 2, dx = (x.size(-1) - w) / 2;
+    return x.narrow(-2, dy, h).narrow(-1, dx, w);
+}
+
+torch::Tensor generator_blur_kernel() {
+    auto k1 = torch::tensor({1.f, 2.f, 1.f});
+    return torch::outer(k1, k1) / 16 * 4;
+}
+
+BiasActImpl::BiasActImpl(int64_t channels) {
+    bias = register_parameter("bias", torch::zeros({channels}));
+}
+
+EqualLinearImpl::EqualLinearImpl(int64_t in, int64_t out, double lr_mul_, double bias_init,
+                                 bool activate_)
+    : lr_mul(lr_mul_), scale(lr_mul_ / std::sqrt(double(in))), activate(activate_) {
+    weight = register_parameter("weight", torch::randn({out, in}) / lr_mul);
+    bias = register_parameter("bias", torch::full({out}, bias_init));
+}
+
+torch::Tensor EqualLinearImpl::forward(const torch::Tensor& x) {
+    if (activate) return fused_leaky_relu(F::linear(x, weight * scale), bias * lr_mul);
+    return F::linear(x, weight * scale, bias * lr_mul);
+}
+
+ModulatedConv2dImpl::ModulatedConv2dImpl(int64_t in, int64_t out, int64_t kernel_,
+                                         int64_t style_dim, bool demodulate_, bool upsample_)
+    : in_channels(in), out_channels(out), kernel(kernel_), demodulate(demodulate_),
+      upsample(upsample_), scale(1.0 / std::sqrt(double(in * kernel_ * kernel_))) {
+    weight = register_parameter("weight", torch::randn({1, out, in, kernel, kernel}));
+    modulation = register_module("modulation", EqualLinear(style_dim, in, 1.0, 1.0));
+    if (upsample) blur = register_module("blur", KernelBuffer(generator_blur_kernel()));
+}
+
+torch::Tensor ModulatedConv2dImpl::finish_upsample(torch::Tensor y) const {
+    // Transposed conv gives 2H+1; crop one pixel per side, then the valid blur: 2H-3.
+    y = y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
+    return blur3_valid(y, 4.0);
+}
+
+torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::Tensor& style) {
+    const auto s = modulation(style);           // (Bs, in)
+    const auto w = weight[0] * scale;           // (out, in, k, k)
+    if (s.size(0) == 1) {
+        auto wm = w * s.view({1, in_channels, 1, 1});
+        if (demodulate)
+            wm = wm * torch::rsqrt(wm.pow(2).sum({1, 2, 3}, true) + 1e-8);
+        if (!upsample) return F::conv2d(x, wm);
+        return finish_upsample(F::conv_transpose2d(x, wm.transpose(0, 1),
+                                                   F::ConvTranspose2dFuncOptions().stride(2)));
+    }
+    TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
+    const auto xs = x * s.view({-1, in_channels, 1, 1});
+    auto y = upsample ? F::conv_transpose2d(xs, w.transpose(0, 1),
+                                            F::ConvTranspose2dFuncOptions().stride(2))
+                      : F::conv2d(xs, w);
+    if (demodulate) {
+        // d[b, o] = rsqrt(sum_i s[b,i]^2 * sum_kk w[o,i,kk]^2 + eps)
+        const auto d = torch::rsqrt(torch::matmul(s.pow(2), w.pow(2).sum({2, 3}).t()) + 1e-8);
+        y = y * d.view({-1, out_channels, 1, 1});
+    }
+    return upsample ? finish_upsample(y) : y;
+}
+
+NoiseInjectionImpl::NoiseInjectionImpl() { weight = register_parameter("weight", torch::zeros({1})); }
+
+torch::Tensor NoiseInjectionImpl::forward(const torch::Tensor& x, const torch::Tensor& noise) {
+    return x + weight * noise;
+}
+
+StyledConvImpl::StyledConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t style_dim,
+                               bool upsample, bool use_noise) {
+    conv = register_module("conv", ModulatedConv2d(in, out, kernel, style_dim, true, upsample));
+    if (use_noise) noise = register_module("noise", NoiseInjection());
+    activate = register_module("activate", BiasAct(out));
+}
+
+torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tensor& style,
+                                      const torch::Tensor& noise_map) {
+    auto y = conv(x, style);
+    if (noise) {
+        TORCH_CHECK(noise_map.defined(), "StyledConv needs a noise map");
+        TORCH_CHECK(noise_map.size(-1) == y.size(-1) && noise_map.size(-2) == y.size(-2),
+                    "noise map ", noise_map.sizes(), " does not match the conv output ", y.sizes());
+        y = noise(y, noise_map);
+    }
+    return activate(y);
+}
+
+ToRGBImpl::ToRGBImpl(int64_t in, int64_t style_dim) {
+    conv = register_module("conv", ModulatedConv2d(in, 3, 1, style_dim, false, false));
+    bias = register_parameter("bias", torch::zeros({1, 3, 1, 1}));
+    upsample = register_module("upsample", KernelBuffer(generator_blur_kernel()));
+}
+
+torch::Tensor ToRGBImpl::forward(const torch::Tensor& x, const torch::Tensor& style,
+                                 const torch::Tensor& skip) {
+    auto rgb = conv(x, style) + bias;
+    if (!skip.defined()) return rgb;
+    // Per-channel transposed conv, stride 2: H -> 2H+1, crop to 2H-1, then centre-crop.
+    auto k = upsample->kernel.view({1, 1, 3, 3}).expand({3, 1, 3, 3});
+    auto up = F::conv_transpose2d(skip, k, F::ConvTranspose2dFuncOptions().stride(2).groups(3));
+    up = up.narrow(-2, 1, up.size(-2) - 2).narrow(-1, 1, up.size(-1) - 2);
+    return rgb + center_crop(up, rgb.size(-2), rgb.size(-1));
+}
+
+}  // namespace igan

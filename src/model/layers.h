@@ -1,0 +1,101 @@
+#pragma once
+// StyleGAN2 building blocks without zero padding, as InfinityGAN uses them
+// (models/ops.py and models/infinitygan_generator.py of hubert0527/infinityGAN @ a9b45dd).
+// Parameter names equal the original state-dict keys; weights are stored un-scaled and the
+// equalised-learning-rate scales are applied at run time.
+#include <torch/torch.h>
+
+namespace igan {
+
+// y = leaky_relu(x + bias[channel], 0.2) * sqrt(2); the channel axis is dim 1.
+torch::Tensor fused_leaky_relu(const torch::Tensor& x, const torch::Tensor& bias);
+// Valid 3x3 blur by [1,2,1]x[1,2,1]/16, times `gain`; H -> H-2.
+torch::Tensor blur3_valid(const torch::Tensor& x, double gain);
+// Centre crop of the last two dims to (h, w).
+torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w);
+
+// A bias followed by the fused leaky ReLU (key: "<name>.bias").
+class BiasActImpl : public torch::nn::Module {
+public:
+    explicit BiasActImpl(int64_t channels);
+    torch::Tensor forward(const torch::Tensor& x) { return fused_leaky_relu(x, bias); }
+    torch::Tensor bias;
+};
+TORCH_MODULE(BiasAct);
+
+// Holds a fixed FIR kernel buffer under the key "<name>.kernel".
+class KernelBufferImpl : public torch::nn::Module {
+public:
+    explicit KernelBufferImpl(torch::Tensor k) { kernel = register_buffer("kernel", std::move(k)); }
+    torch::Tensor kernel;
+};
+TORCH_MODULE(KernelBuffer);
+
+class EqualLinearImpl : public torch::nn::Module {
+public:
+    EqualLinearImpl(int64_t in, int64_t out, double lr_mul = 1.0, double bias_init = 0.0,
+                    bool activate = false);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;
+    double lr_mul, scale;
+    bool activate;
+};
+TORCH_MODULE(EqualLinear);
+
+// Modulated convolution. A style with batch 1 is folded into the weights (one ordinary
+// convolution for the whole batch); otherwise the input is modulated and the output
+// demodulated per sample, which equals the original's grouped convolution.
+class ModulatedConv2dImpl : public torch::nn::Module {
+public:
+    ModulatedConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t style_dim, bool demodulate,
+                        bool upsample);
+    // x: (B, in, H, W); style: (B or 1, style_dim) -> (B, out, H', W') with
+    // H' = H - k + 1 (plain) or 2H - 3 (upsampling, k = 3).
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style);
+    torch::Tensor weight;
+    EqualLinear modulation{nullptr};
+    KernelBuffer blur{nullptr};
+    int64_t in_channels, out_channels, kernel;
+    bool demodulate, upsample;
+    double scale;
+
+private:
+    torch::Tensor finish_upsample(torch::Tensor y) const;
+};
+TORCH_MODULE(ModulatedConv2d);
+
+class NoiseInjectionImpl : public torch::nn::Module {
+public:
+    NoiseInjectionImpl();
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise);
+    torch::Tensor weight;
+};
+TORCH_MODULE(NoiseInjection);
+
+class StyledConvImpl : public torch::nn::Module {
+public:
+    StyledConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t style_dim, bool upsample,
+                   bool use_noise);
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style,
+                          const torch::Tensor& noise = {});
+    ModulatedConv2d conv{nullptr};
+    NoiseInjection noise{nullptr};
+    BiasAct activate{nullptr};
+};
+TORCH_MODULE(StyledConv);
+
+class ToRGBImpl : public torch::nn::Module {
+public:
+    ToRGBImpl(int64_t in, int64_t style_dim);
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style,
+                          const torch::Tensor& skip = {});
+    ModulatedConv2d conv{nullptr};
+    torch::Tensor bias;
+    KernelBuffer upsample{nullptr};
+};
+TORCH_MODULE(ToRGB);
+
+// The [1,2,1]x[1,2,1]/16*4 kernel the generator's blur and skip-upsample buffers hold.
+torch::Tensor generator_blur_kernel();
+
+}  // namespace igan

@@ -1,0 +1,68 @@
+#include "render/canvas.h"
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/coords.h"
+#include "model/generator.h"
+
+namespace igan {
+
+CanvasGeometry::CanvasGeometry(const GeneratorConfig& c)
+    : config_(c), upscale_(ts_upscale(c)), ss_margin_(c.ss_margin()), strides_(ts_strides(c)) {
+    margin_ = upscale_ * c.ts_input_size - ts_output_sizes(c, c.ts_input_size).back();
+}
+
+int64_t CanvasGeometry::window_for(int64_t size) const {
+    const int64_t need = (upscale_ - 1) + size + margin_;
+    return std::max<int64_t>(3, (need + upscale_ - 1) / upscale_);
+}
+
+std::vector<int64_t> CanvasGeometry::layer_sizes(int64_t n) const {
+    return ts_output_sizes(config_, n);
+}
+
+PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields,
+                            const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n) {
+    const CanvasGeometry geo(c);
+    const int64_t b = int64_t(origins.size());
+    const int64_t r = geo.ss_margin(), side = n + 2 * r;
+    const int64_t period_cells = fields.cyclic_period_px / geo.upscale();
+    PatchBatch out;
+    out.local_latent = torch::empty({b, c.local_latent_dim, side, side});
+    std::vector<torch::Tensor> coords;
+    for (int64_t i = 0; i < b; ++i) {
+        const auto [ay, ax] = origins[i];
+        fill_normal_field(out.local_latent[i].data_ptr<float>(), fields.seed, kLocalLatentStream,
+                          c.local_latent_dim, ay - r, ax - r, side, side, period_cells);
+        coords.push_back(coordinate_window(c, ay - r, ax - r, side, side, period_cells));
+    }
+    out.coords = torch::cat(coords, 0);
+    const auto sizes = geo.layer_sizes(n);
+    for (size_t k = 0; k < sizes.size(); ++k) {
+        const int64_t s = geo.strides()[k];
+        auto noise = torch::empty({b, 1, sizes[k], sizes[k]});
+        for (int64_t i = 0; i < b; ++i) {
+            const auto [ay, ax] = origins[i];
+            fill_normal_field(noise[i].data_ptr<float>(), fields.seed, kNoiseStreamBase + k, 1,
+                              s * ay, s * ax, sizes[k], sizes[k], period_cells * s);
+        }
+        out.noises.push_back(noise);
+    }
+    return out;
+}
+
+torch::Tensor global_latent_for_seed(uint64_t seed, int64_t dim) {
+    auto z = torch::empty({1, dim});
+    fill_normal_field(z.data_ptr<float>(), seed, kGlobalLatentStream, dim, 0, 0, 1, 1);
+    return z;
+}
+
+void check_cyclic_period(const GeneratorConfig& c, int64_t period_px) {
+    const int64_t up = ts_upscale(c);
+    if (period_px < 0 || period_px % up != 0 || period_px / up < 2)
+        throw Error("cyclic width " + std::to_string(period_px) + " must be a positive multiple of " +
+                    std::to_string(up) + " pixels (the model's latent cell size), at least " +
+                    std::to_string(2 * up));
+}
+
+}  // namespace igan

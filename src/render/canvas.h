@@ -1,0 +1,68 @@
+#pragma once
+// The endless canvas: which latent cells, coordinates and noise pixels make any output rectangle.
+// Every value comes from a counter-based field of global integer coordinates, so a rectangle is
+// the same whatever the tiling, batching, thread count or order that produced it.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace igan {
+
+struct Rect {
+    int64_t x = 0, y = 0, w = 0, h = 0;
+};
+
+// What the renderer asks of a generator: RGB for a batch of patches, nothing else.
+struct PatchBatch {
+    torch::Tensor local_latent;          // (B, L, n + 2R, n + 2R)
+    torch::Tensor coords;                // (B, 3, n + 2R, n + 2R)
+    std::vector<torch::Tensor> noises;   // per texture conv: (B, 1, H_k, W_k)
+};
+
+class PatchModel {
+public:
+    virtual ~PatchModel() = default;
+    virtual const GeneratorConfig& config() const = 0;
+    virtual torch::Device device() const = 0;
+    // (B, 3, out(n), out(n)) unbounded RGB for patches whose z_S window is n x n.
+    virtual torch::Tensor synthesize(const PatchBatch& batch) = 0;
+};
+
+// Geometry of the texture synthesizer as seen from the canvas.
+class CanvasGeometry {
+public:
+    explicit CanvasGeometry(const GeneratorConfig& config);
+    int64_t upscale() const { return upscale_; }  // output pixels per z_S cell
+    int64_t margin() const { return margin_; }    // upscale * n - out(n), independent of n
+    int64_t ss_margin() const { return ss_margin_; }
+    // Smallest z_S window whose output covers `size` pixels starting at any offset in [0, upscale).
+    int64_t window_for(int64_t size) const;
+    int64_t output_size(int64_t n) const { return upscale_ * n - margin_; }
+    const std::vector<int64_t>& strides() const { return strides_; }
+    std::vector<int64_t> layer_sizes(int64_t n) const;
+
+private:
+    GeneratorConfig config_;
+    int64_t upscale_, margin_, ss_margin_;
+    std::vector<int64_t> strides_;
+};
+
+struct CanvasFields {
+    uint64_t seed = 0;
+    int64_t cyclic_period_px = 0;  // > 0: the canvas repeats horizontally with this period
+};
+
+// Inputs of the patches whose z_S windows start at origins[i] = (row, col) with size n.
+PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
+                            const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n);
+
+// The raw global latent z_g of a seed: (1, G).
+torch::Tensor global_latent_for_seed(uint64_t seed, int64_t dim);
+
+// Checks a cyclic period against the geometry; throws igan::Error with the fix.
+void check_cyclic_period(const GeneratorConfig& config, int64_t period_px);
+
+}  // namespace igan

@@ -1,0 +1,47 @@
+#pragma once
+// Tiled rendering of any canvas rectangle in constant memory: tiles are planned, batched, run
+// through a PatchModel and handed out one finished strip (a row of tiles) at a time.
+#include <torch/torch.h>
+
+#include <functional>
+
+#include "render/canvas.h"
+
+namespace igan {
+
+struct RenderOptions {
+    int64_t tile = 256;  // output pixels per tile side
+    int64_t batch = 1;   // tiles per forward pass
+    CanvasFields fields;
+};
+
+struct TilePlan {
+    Rect rect;
+    int64_t tile = 0, window = 0;  // z_S window n for every tile
+    int64_t cols = 0, rows = 0;
+    int64_t count() const { return cols * rows; }
+    Rect tile_rect(int64_t row, int64_t col) const;
+};
+
+TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile);
+
+// Called with (tiles done, tiles total).
+using TileProgressFn = std::function<void(int64_t, int64_t)>;
+// A finished tile: its rectangle (canvas coordinates) and float RGB (3, t.h, t.w) on CPU.
+using TileFn = std::function<void(const Rect& tile, const torch::Tensor& rgb)>;
+// Every tile of rows [y0, y0 + rows) (relative to the rectangle) has been delivered.
+using StripDoneFn = std::function<void(int64_t y0, int64_t rows)>;
+
+// Tiles arrive in row-major order, one strip (row of tiles) after another, so a consumer can
+// stream rows out holding only one strip.
+void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& options,
+                  const TileFn& on_tile, const StripDoneFn& on_strip_done,
+                  const TileProgressFn& on_progress = {});
+
+// The whole rectangle at once (3, h, w); for tests and small requests.
+torch::Tensor render_region(PatchModel& model, const Rect& rect, const RenderOptions& options);
+
+// [-1, 1] float RGB (3, h, w) into interleaved 8-bit rows of `row_stride` bytes at column x0.
+void quantize_into(const torch::Tensor& rgb, uint8_t* out, int64_t row_stride, int64_t x0);
+
+}  // namespace igan
