@@ -22,7 +22,6 @@ public:
 
     // Binary stream of the temporary file; valid until commit().
     std::FILE* file() const { return file_; }
-    const std::string& path() const { return path_; }
     const std::string& temp_path() const { return temp_path_; }
 
     // Throws igan::Error naming `path` and the OS error on a short write.

@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>

@@ -1,0 +1,140 @@
+// Configs, geometry, weight files and strict loading.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "api/model_file.h"
+#include "common/test_util.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/generator.h"
+#include "model/state.h"
+#include "render/canvas.h"
+
+namespace igan {
+namespace {
+
+std::string temp_file(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("igan_test_" + name)).string();
+}
+
+TEST(Config, PaperGeometryMatchesTheOriginal) {
+    const auto c = preset_config("paper").generator;
+    EXPECT_EQ(c.patch_size(), 101);
+    EXPECT_EQ(c.ss_input_size(), 35);
+    EXPECT_EQ(c.n_latent(), 9);
+    EXPECT_EQ(c.hori_period(), 139);
+    EXPECT_NEAR(c.vert_scale(), 0.3, 1e-12);
+    EXPECT_EQ(ts_output_sizes(c, 11), (std::vector<int64_t>{19, 17, 31, 29, 55, 53, 103, 101}));
+    EXPECT_EQ(ts_output_sizes(c, 22), (std::vector<int64_t>{41, 39, 75, 73, 143, 141, 279, 277}));
+    EXPECT_EQ(c.to_rgb_style_index(), (std::vector<int>{3, 5, 7, 8}));
+    // SPEC §7: about 48.7 GMAC per 101x101 patch.
+    EXPECT_NEAR(generator_macs(c, 11) * 1e-9, 48.7, 0.5);
+    const auto d = preset_config("paper").discriminator;
+    EXPECT_EQ(d.final_size(), 3);
+    EXPECT_EQ(d.channels_at(128), 256);
+}
+
+TEST(Config, ParameterCountsMatchTheOriginal) {
+    const auto c = preset_config("paper");
+    Generator g(c.generator);
+    EXPECT_EQ(count_parameters(*g), 36358944);  // SPEC-model §8.2
+    int64_t buffers = 0;
+    for (const auto& b : g->buffers()) buffers += b.numel();
+    EXPECT_EQ(count_parameters(*g) + buffers, 36365816);
+    Discriminator d(c.discriminator);
+    int64_t d_total = count_parameters(*d);
+    for (const auto& b : d->buffers()) d_total += b.numel();
+    EXPECT_EQ(d_total, 28915620);  // SPEC-model §8.3
+}
+
+TEST(Config, JsonRoundTripAndStrictKeys) {
+    const auto c = preset_config("tiny");
+    const auto back = model_config_from_string(model_config_to_string(c));
+    EXPECT_EQ(nlohmann::json(back), nlohmann::json(c));
+    EXPECT_THROW(model_config_from_string(R"({"generator": {"n_mpl": 3}})"), Error);
+    EXPECT_THROW(model_config_from_string("{not json"), Error);
+    EXPECT_THROW(load_model_config("no-such-config"), Error);
+}
+
+TEST(Config, ValidateListsEveryProblem) {
+    ModelConfig c = preset_config("tiny");
+    c.generator.global_latent_dim = -1;
+    c.generator.ts_conv_out_channels = {8, 8, 8};
+    c.discriminator.stddev_group = 0;
+    EXPECT_EQ(c.validate().size(), 3u);
+    try {
+        model_config_from_string(nlohmann::json(c).dump());
+        FAIL() << "invalid config accepted";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("global_latent_dim"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("stddev_group"), std::string::npos) << msg;
+    }
+}
+
+TEST(ModelFile, SaveLoadRoundTrip) {
+    const auto c = preset_config("tiny");
+    torch::manual_seed(1);
+    Generator g(c.generator);
+    const auto path = temp_file("roundtrip.safetensors");
+    save_module(path, *g, c, "infinitygan.generator", 17);
+    const auto loaded = load_generator(path);
+    EXPECT_EQ(loaded.step, 17);
+    EXPECT_EQ(loaded.config.name, "tiny");
+    const auto a = state_dict(*g), b = state_dict(*loaded.generator);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [k, t] : a) EXPECT_TRUE(torch::equal(t, b.at(k))) << k;
+    std::filesystem::remove(path);
+}
+
+TEST(ModelFile, StrictLoadingListsEveryProblemAtOnce) {
+    const auto c = preset_config("tiny");
+    Generator g(c.generator);
+    auto state = state_dict(*g);
+    state.erase("texture_synthesizer.mapping.1.weight");
+    state.erase("texture_synthesizer.convs.0.conv.weight");
+    state["texture_synthesizer.extra"] = torch::zeros({2});
+    state["texture_synthesizer.to_rgbs.0.bias"] = torch::zeros({1, 4, 1, 1});
+    Generator target(c.generator);
+    try {
+        load_state_dict(*target, state, "bad.safetensors");
+        FAIL() << "strict loading accepted a broken state dict";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("4 problems"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("missing texture_synthesizer.mapping.1.weight"), std::string::npos);
+        EXPECT_NE(msg.find("missing texture_synthesizer.convs.0.conv.weight"), std::string::npos);
+        EXPECT_NE(msg.find("unexpected texture_synthesizer.extra"), std::string::npos);
+        EXPECT_NE(msg.find("wrong shape for texture_synthesizer.to_rgbs.0.bias"), std::string::npos);
+    }
+}
+
+TEST(ModelFile, FileWithoutMetadataNeedsAConfig) {
+    const auto path = test::data_path("golden/generator.safetensors");
+    EXPECT_THROW(load_generator(path), Error);
+    EXPECT_NO_THROW(load_generator(path, "golden"));
+    EXPECT_THROW(load_generator(path, "tiny"), Error);  // shapes differ
+}
+
+TEST(ModelFile, TruncatedFileIsAnError) {
+    const auto c = preset_config("tiny");
+    Generator g(c.generator);
+    const auto path = temp_file("truncated.safetensors");
+    save_module(path, *g, c, "infinitygan.generator", 0);
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+    EXPECT_THROW(load_generator(path), Error);
+    std::filesystem::remove(path);
+}
+
+TEST(Canvas, GlobalLatentDependsOnlyOnSeed) {
+    const auto a = global_latent_for_seed(5, 64);
+    EXPECT_TRUE(torch::equal(a, global_latent_for_seed(5, 64)));
+    EXPECT_FALSE(torch::equal(a, global_latent_for_seed(6, 64)));
+    EXPECT_EQ(a.sizes(), (std::vector<int64_t>{1, 64}));
+}
+
+}  // namespace
+}  // namespace igan

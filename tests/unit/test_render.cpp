@@ -1,0 +1,145 @@
+// The render contract (SPEC §3-4) on a small random model: padding-free patches, tiled == direct,
+// crops of larger rectangles, far offsets, and independence from batch and thread count.
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+
+#include <random>
+
+#include "common/test_util.h"
+#include "core/error.h"
+#include "model/generator.h"
+#include "render/renderer.h"
+
+namespace igan {
+namespace {
+
+// A narrow 2-upsampling model: cheap, with every mechanism of the real one (SS margin, up convs,
+// ToRGB skips, noise at every layer).
+GeneratorConfig test_config() {
+    GeneratorConfig c;
+    c.global_latent_dim = 16;
+    c.local_latent_dim = 8;
+    c.n_mlp = 2;
+    c.ss_n_layers = 2;
+    c.ss_unfold_radius = 1;
+    c.ts_conv_out_channels = {16, 16, 8, 8};
+    c.full_size = 64;
+    return c;
+}
+
+class RandomModel : public PatchModel {
+public:
+    RandomModel() : g_(test_config()) {
+        torch::manual_seed(3);
+        g_ = Generator(test_config());
+        torch::NoGradGuard no_grad;
+        // Non-zero noise strengths so that noise alignment is tested too.
+        for (auto& conv : g_->texture_synthesizer->convs) conv->noise->weight.fill_(0.3);
+        z_ = torch::randn({1, 16});
+        styles_ = g_->texture_synthesizer->mapping(z_).unsqueeze(1).expand({1, 5, 16}).contiguous();
+    }
+    const GeneratorConfig& config() const override { return g_->config; }
+    torch::Device device() const override { return torch::kCPU; }
+    torch::Tensor synthesize(const PatchBatch& b) override {
+        return g_->texture_synthesizer(g_->structure_synthesizer(z_, b.local_latent, b.coords),
+                                       styles_, b.noises);
+    }
+
+private:
+    Generator g_;
+    torch::Tensor z_, styles_;
+};
+
+RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9) {
+    RenderOptions o;
+    o.tile = tile;
+    o.batch = batch;
+    o.fields.seed = seed;
+    return o;
+}
+
+constexpr double kTol = 1e-4;  // SPEC §4, on the [-1, 1] scale (outputs here are similar)
+
+TEST(Render, PatchEqualsRegionOfLargerForward) {
+    RandomModel m;
+    const GeneratorConfig& c = m.config();
+    const CanvasGeometry geo(c);
+    const CanvasFields fields{4, 0};
+    torch::NoGradGuard no_grad;
+    const auto big = m.synthesize(make_patch_batch(c, fields, {{-3, 5}}, 12));
+    const auto small = m.synthesize(make_patch_batch(c, fields, {{-1, 8}}, 6));
+    const int64_t up = geo.upscale();
+    const auto crop = big.narrow(2, 2 * up, small.size(2)).narrow(3, 3 * up, small.size(3));
+    EXPECT_TRUE(test::all_close(small, crop, 1e-5));
+}
+
+TEST(Render, TiledEqualsDirectOverTilesBatchesThreads) {
+    RandomModel m;
+    std::mt19937 rng(1);
+    for (int trial = 0; trial < 3; ++trial) {
+        const Rect r{int64_t(rng() % 200) - 100, int64_t(rng() % 200) - 100,
+                     40 + int64_t(rng() % 50), 30 + int64_t(rng() % 40)};
+        const auto direct = render_region(m, r, opts(std::max(r.w, r.h)));
+        for (int64_t tile : {7, 16, 33}) {
+            for (int64_t batch : {1, 3}) {
+                for (int threads : {1, 2}) {
+                    at::set_num_threads(threads);
+                    const auto tiled = render_region(m, r, opts(tile, batch));
+                    EXPECT_TRUE(test::all_close(tiled, direct, kTol))
+                        << "tile " << tile << " batch " << batch << " threads " << threads;
+                }
+            }
+        }
+    }
+}
+
+TEST(Render, RectEqualsCropOfLargerRectAtFarOffsets) {
+    RandomModel m;
+    const int64_t far = int64_t(1) << 40;
+    for (int64_t ox : {int64_t(0), int64_t(-77), far, -far}) {
+        for (int64_t oy : {int64_t(0), -far, far}) {
+            const Rect big{ox, oy, 64, 48};
+            const Rect small{ox + 13, oy + 21, 30, 20};
+            const auto a = render_region(m, big, opts(32));
+            const auto b = render_region(m, small, opts(16, 2));
+            EXPECT_TRUE(test::all_close(b, a.narrow(1, 21, 20).narrow(2, 13, 30), kTol))
+                << "offset " << ox << ", " << oy;
+        }
+    }
+}
+
+TEST(Render, DifferentSeedsDiffer) {
+    RandomModel m;
+    const Rect r{0, 0, 32, 32};
+    const auto a = render_region(m, r, opts(32, 1, 1));
+    const auto b = render_region(m, r, opts(32, 1, 2));
+    EXPECT_GT((a - b).abs().max().item<double>(), 0.01);
+}
+
+TEST(Render, CyclicCanvasWrapsExactly) {
+    RandomModel m;
+    auto o = opts(24);
+    o.fields.cyclic_period_px = 48;
+    const auto a = render_region(m, {-10, 0, 120, 20}, o);
+    EXPECT_TRUE(test::all_close(a.narrow(2, 0, 72), a.narrow(2, 48, 72), kTol));
+}
+
+TEST(Render, PlanCoversTheRectExactly) {
+    const auto plan = plan_tiles(test_config(), {5, -3, 100, 37}, 32);
+    EXPECT_EQ(plan.cols, 4);
+    EXPECT_EQ(plan.rows, 2);
+    EXPECT_EQ(plan.tile_rect(1, 3).w, 4);
+    EXPECT_EQ(plan.tile_rect(1, 3).h, 5);
+    EXPECT_THROW(plan_tiles(test_config(), {0, 0, 0, 10}, 32), Error);
+}
+
+TEST(Render, QuantizeMapsRangeToBytes) {
+    const auto rgb = torch::tensor({-2.f, -1.f, 0.f, 1.f, 3.f, 0.5f}).view({3, 1, 2});
+    std::vector<uint8_t> out(6);
+    quantize_into(rgb, out.data(), 6, 0);
+    EXPECT_EQ(out, (std::vector<uint8_t>{0, 128, 255, 0, 255, 191}));
+}
+
+}  // namespace
+}  // namespace igan
