@@ -1,0 +1,32 @@
+#pragma once
+// Subcommands register themselves (one cmd_*.cpp per command): main parses, then runs the
+// chosen command's runner. Runners return the exit code and may throw igan::Error/UsageError.
+#include <igan/igan.h>
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace igan::cli {
+
+struct Globals {
+    int threads = 0;
+    std::string self_exe;  // path of this binary, for commands that spawn themselves
+};
+
+using Runner = std::function<int()>;
+// Adds a subcommand to `app` and returns it with its runner.
+using Registration = std::function<std::pair<CLI::App*, Runner>(CLI::App& app, Globals& globals)>;
+
+struct CommandRegistry {
+    static std::vector<std::pair<int, Registration>>& all();
+};
+
+// `static RegisterCommand r(order, [](CLI::App& app, Globals& g) {...});` in a cmd_*.cpp file;
+// `order` fixes the position in --help.
+struct RegisterCommand {
+    RegisterCommand(int order, Registration r) { CommandRegistry::all().emplace_back(order, std::move(r)); }
+};
+
+}  // namespace igan::cli
