@@ -9,6 +9,7 @@ packages=(
   libssl-dev              # SHA-256 of model files (OpenSSL EVP)
   libcli11-dev            # command-line parsing
   nlohmann-json3-dev      # configs, safetensors headers, JSON output
+  libgloo-dev             # headers of the c10d Gloo backend (data-parallel training)
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
   python3                 # acceptance helpers (standard library only)
 )

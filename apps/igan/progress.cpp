@@ -6,9 +6,9 @@
 
 namespace igan::cli {
 
-ProgressBar::ProgressBar(std::string label, bool quiet, int64_t total_pixels)
+ProgressBar::ProgressBar(std::string label, bool quiet, int64_t total_pixels, std::string unit)
     : label_(std::move(label)), quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0),
-      total_pixels_(total_pixels) {}
+      total_pixels_(total_pixels), unit_(std::move(unit)) {}
 
 void ProgressBar::update(const Progress& p) {
     if (quiet_ || p.total <= 0) return;
@@ -17,17 +17,24 @@ void ProgressBar::update(const Progress& p) {
     last_print_ = p.elapsed_s;
     const double frac = double(p.done) / double(p.total);
     const double eta = p.done > 0 ? p.elapsed_s * (1 - frac) / frac : 0;
-    const double mps = p.elapsed_s > 0 ? frac * double(total_pixels_) * 1e-6 / p.elapsed_s : 0;
+    char rate[64];
+    if (total_pixels_ > 0) {
+        std::snprintf(rate, sizeof rate, "%.2f MP/s",
+                      p.elapsed_s > 0 ? frac * double(total_pixels_) * 1e-6 / p.elapsed_s : 0.0);
+    } else {
+        std::snprintf(rate, sizeof rate, "%.2f %s/s", p.elapsed_s > 0 ? p.done / p.elapsed_s : 0.0,
+                      unit_.c_str());
+    }
     if (tty_) {
         constexpr int kWidth = 30;
         const int filled = int(frac * kWidth);
-        std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld tiles  %.2f MP/s  ETA %.0fs ",
-                     label_.c_str(), filled, "##############################", kWidth - filled, "",
-                     (long long)p.done, (long long)p.total, mps, eta);
+        std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld %s  %s  ETA %.0fs ", label_.c_str(), filled,
+                     "##############################", kWidth - filled, "", (long long)p.done,
+                     (long long)p.total, unit_.c_str(), rate, eta);
         drawn_ = true;
     } else {
-        std::fprintf(stderr, "%s: %lld/%lld tiles, %.2f MP/s, ETA %.0fs\n", label_.c_str(),
-                     (long long)p.done, (long long)p.total, mps, eta);
+        std::fprintf(stderr, "%s: %lld/%lld %s, %s, ETA %.0fs\n", label_.c_str(), (long long)p.done,
+                     (long long)p.total, unit_.c_str(), rate, eta);
     }
     std::fflush(stderr);
 }

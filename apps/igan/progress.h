@@ -8,7 +8,9 @@ namespace igan::cli {
 
 class ProgressBar {
 public:
-    ProgressBar(std::string label, bool quiet, int64_t total_pixels = 0);
+    // total_pixels > 0: show MP/s; otherwise `unit`s per second.
+    ProgressBar(std::string label, bool quiet, int64_t total_pixels = 0,
+                std::string unit = "tiles");
     void update(const Progress& p);
     void finish();
 
@@ -18,6 +20,7 @@ private:
     double last_print_ = -1;
     bool drawn_ = false;
     int64_t total_pixels_ = 0;
+    std::string unit_;
 };
 
 }  // namespace igan::cli

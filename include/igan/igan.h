@@ -110,6 +110,33 @@ struct ForwardRequest {
 };
 std::vector<std::string> run_forward(const ForwardRequest& request);  // names written
 
+struct TrainRequest {
+    std::string data;              // folder of .png/.jpg photos
+    std::string config = "tiny";   // preset or JSON file (ignored on --resume: the checkpoint's)
+    std::string out;               // run folder: checkpoints/, samples/, log.jsonl, losses.svg
+    std::string device = "cpu";
+    int64_t batch = 16;            // per process
+    int64_t iters = 1000;          // total steps to reach (also when resuming)
+    bool resume = false;
+    uint64_t seed = 0;
+    int64_t checkpoint_every = 500, sample_every = 500, log_every = 10;
+    int keep = 3;                  // checkpoints kept
+    std::string diversity = "paper";  // "paper" (L1 mode seeking) or "angular" (original code)
+    double max_scale = 1.5;        // random scale of the short side before cropping
+    int rank = 0, world_size = 1;  // data parallelism (torchrun-style RANK/WORLD_SIZE)
+    std::string master_addr = "127.0.0.1";
+    int master_port = 29500;
+};
+struct TrainResult {
+    int64_t step = 0;
+    std::string checkpoint;
+    double seconds = 0;
+    bool interrupted = false;
+};
+// Trains until request.iters or until *stop becomes true; always ends with a checkpoint.
+TrainResult run_train(const TrainRequest& request, const ProgressFn& progress,
+                      const volatile bool* stop);
+
 struct BenchRequest {
     std::string config = "tiny";
     int threads = 0;
@@ -123,5 +150,57 @@ std::string run_bench(const BenchRequest& request);  // one JSON object
 // discarding rows, and prints peak RSS in MB.
 double measure_render_rss(const std::string& config, int64_t width, int64_t height, int64_t tile,
                           int threads);
+
+
+// Quality metrics (SPEC §6, docs/evaluation.md). Two modes:
+// - folders: `fake` and `real` image folders compared as they are;
+// - model: `n` images (seeds 0..n-1) generated per ScaleInv factor at scale x the model's
+//   training size (x = 0, vertically centred), resized bilinearly to the training size, against
+//   the real images centre-cropped and resized to it.
+struct EvalRequest {
+    std::string model;   // model mode: weights (.safetensors)
+    std::string fake;    // folder mode: generated images
+    std::string real;    // real images (.png/.jpg/.jpeg directly in the folder); required
+    std::vector<std::string> metrics = {"swd"};  // swd, fid, kid, seam (seam: model mode)
+    std::vector<int64_t> scales = {1};           // ScaleInv factors (model mode)
+    int64_t n = 0;        // images per scale in model mode; 0 = as many as real images
+    int64_t size = 0;     // folder mode: 0 = every image must have one size; > 0 = centre-crop
+                          // each image to a square and resize it to size x size
+    std::string inception;  // pytorch-fid InceptionV3 weights as safetensors (fid, kid)
+    std::string device = "cpu";
+    std::string config_override;  // as Engine's, for weight files without igan metadata
+    int64_t tile = 0;             // render tile (0 = 256)
+    int64_t seam_tile = 0;        // seam score tile (0 = 4 x the model's upscale factor)
+    int64_t kid_subsets = 100, kid_subset_size = 1000;
+};
+std::vector<std::string> eval_metric_names();
+// Checks a request without touching files; throws UsageError.
+void validate_eval_request(const EvalRequest& request);
+// Runs the evaluation and returns one JSON object (the top-level "swd" is the first scale's).
+// Progress counts images read or generated. Bad folders (missing, empty, unreadable, mixed
+// sizes) throw UsageError; corrupt images throw Error naming the file.
+std::string run_eval(const EvalRequest& request, const ProgressFn& progress = {});
+
+// `igan convert` (docs/convert.md): a checkpoint of the original implementation (torch.save:
+// train.py's {iter, g, d, g_ema, ...} dict or a bare state dict; ZIP or legacy format) to igan
+// safetensors. Widths come from the tensor shapes; everything else from `config`: a preset name,
+// an original YAML (configs/model/*.yaml) or a JSON config (igan's, or golden-style with
+// `train_params`). Strict: every missing, unexpected, mis-shaped or non-float tensor is listed
+// in one Error. The output carries the resolved config and the checkpoint's `iter` as its step.
+struct ConvertRequest {
+    std::string in, out;
+    std::string part = "g_ema";    // g_ema, g or d
+    std::string config = "paper";  // preset, .yaml or .json
+};
+struct ConvertResult {
+    std::string arch;         // "infinitygan.generator" or "infinitygan.discriminator"
+    std::string config_json;  // the resolved config, as written into the metadata
+    int64_t tensors = 0, values = 0;
+    int64_t step = 0;                // the checkpoint's `iter` (0 when absent)
+    std::vector<std::string> notes;  // what was inferred, and where it overrode the config
+};
+// Bad requests (unknown part, missing config file) throw UsageError; unreadable, corrupt or
+// mismatching checkpoints throw Error. `out` is written atomically.
+ConvertResult convert_checkpoint(const ConvertRequest& request);
 
 }  // namespace igan

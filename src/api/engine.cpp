@@ -3,7 +3,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "api/model_file.h"
+#include "weights/model_file.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/hash.h"
@@ -12,6 +12,7 @@
 #include "model/coords.h"
 #include "model/state.h"
 #include "render/renderer.h"
+#include "api/styled_generator.h"
 
 namespace igan {
 
@@ -32,26 +33,6 @@ torch::Device parse_device(const std::string& name) {
     }
     throw UsageError("unknown device '" + name + "': use cpu or cuda");
 }
-
-// The generator with one request's style: what the renderer sees.
-class StyledGenerator : public PatchModel {
-public:
-    StyledGenerator(Generator g, torch::Device device, torch::Tensor z_structure,
-                    torch::Tensor styles)
-        : g_(std::move(g)), device_(device), z_structure_(std::move(z_structure)),
-          styles_(std::move(styles)) {}
-    const GeneratorConfig& config() const override { return g_->config; }
-    torch::Device device() const override { return device_; }
-    torch::Tensor synthesize(const PatchBatch& batch) override {
-        auto z_s = g_->structure_synthesizer(z_structure_, batch.local_latent, batch.coords);
-        return g_->texture_synthesizer(z_s, styles_, batch.noises);
-    }
-
-private:
-    Generator g_;
-    torch::Device device_;
-    torch::Tensor z_structure_, styles_;
-};
 
 }  // namespace
 

@@ -3,7 +3,7 @@
 // infinite canvas), d (discriminator), e (training-mode forward and losses).
 #include <set>
 
-#include "api/model_file.h"
+#include "weights/model_file.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/coords.h"

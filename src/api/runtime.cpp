@@ -3,7 +3,7 @@
 
 #include <thread>
 
-#include "api/model_file.h"
+#include "weights/model_file.h"
 #include "core/error.h"
 #include "model/state.h"
 

@@ -42,6 +42,23 @@ inline void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
 
 }  // namespace
 
+namespace {
+
+std::array<uint32_t, 2> stream_key(uint64_t seed, uint64_t stream, uint64_t block) {
+    const uint64_t k = splitmix64(seed ^ splitmix64((stream << 24) + block));
+    return {uint32_t(k), uint32_t(k >> 32)};
+}
+
+}  // namespace
+
+std::array<double, 4> uniforms(uint64_t seed, uint64_t stream, int64_t a, int64_t b, uint64_t k) {
+    const auto ua = uint64_t(a), ub = uint64_t(b);
+    const auto bits = philox4x32({uint32_t(ub), uint32_t(ub >> 32), uint32_t(ua), uint32_t(ua >> 32)},
+                                 stream_key(seed, stream, k));
+    constexpr double kInv32 = 1.0 / 4294967296.0;
+    return {bits[0] * kInv32, bits[1] * kInv32, bits[2] * kInv32, bits[3] * kInv32};
+}
+
 void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t channels, int64_t iy0,
                        int64_t ix0, int64_t rows, int64_t cols, int64_t period_x) {
     const int64_t groups = (channels + 3) / 4;
@@ -49,8 +66,7 @@ void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t chann
     at::parallel_for(0, rows * groups, 1, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t r = task / groups, g = task % groups;
-            const uint64_t k = splitmix64(seed ^ splitmix64((stream << 24) + uint64_t(g)));
-            const std::array<uint32_t, 2> key = {uint32_t(k), uint32_t(k >> 32)};
+            const auto key = stream_key(seed, stream, uint64_t(g));
             const uint64_t iy = uint64_t(iy0 + r);
             for (int64_t c = 0; c < cols; ++c) {
                 int64_t ix = ix0 + c;

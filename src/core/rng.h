@@ -10,6 +10,8 @@ namespace igan {
 enum : uint64_t {
     kGlobalLatentStream = 1,
     kLocalLatentStream = 2,
+    kDataStream = 3,
+    kTrainStream = 4,
     kNoiseStreamBase = 64,
 };
 
@@ -23,6 +25,10 @@ uint64_t splitmix64(uint64_t x);
 // period_x > 0 wraps ix modulo period_x (cyclic canvases); 0 means unbounded.
 void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t channels, int64_t iy0,
                        int64_t ix0, int64_t rows, int64_t cols, int64_t period_x = 0);
+
+// Four uniforms in [0, 1) for counter (a, b) and block k of a stream: the scalar draws of
+// training (crop positions, flips) keyed by step and sample.
+std::array<double, 4> uniforms(uint64_t seed, uint64_t stream, int64_t a, int64_t b, uint64_t k);
 
 // Floor division and modulo that behave for negative coordinates.
 inline int64_t floor_div(int64_t a, int64_t b) {

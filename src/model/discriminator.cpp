@@ -90,14 +90,15 @@ DiscriminatorOutput DiscriminatorImpl::forward(const torch::Tensor& image) {
     DiscriminatorOutput out;
     auto x = convs->forward(image);
     out.trunk = x;
-    // Minibatch stddev: sample i is grouped with i + k * (B / group).
+    // Minibatch stddev over contiguous groups of samples. The original groups sample i with
+    // i + k * (B / group); contiguous groups are equally valid and keep every group inside one
+    // data-parallel shard. Both agree when the whole batch is one group (as in golden/).
     const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     const int64_t group = std::min<int64_t>(b, config.stddev_group);
     TORCH_CHECK(b % group == 0, "batch ", b, " is not divisible by the stddev group ", group);
-    auto y = x.view({group, b / group, 1, c, h, w});
-    y = torch::sqrt(y.var(0, false) + 1e-8);
-    y = y.mean({2, 3, 4}, true).squeeze(2);  // (B/group, 1, 1, 1)
-    y = y.repeat({group, 1, h, w});
+    auto y = x.view({b / group, group, c, h, w});
+    y = torch::sqrt(y.var(1, false) + 1e-8).mean({1, 2, 3});  // (B / group)
+    y = y.repeat_interleave(group).view({b, 1, 1, 1}).expand({b, 1, h, w});
     x = final_conv->forward(torch::cat({x, y}, 1));
     out.final_conv = x;
     x = x.flatten(1);

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "api/model_file.h"
+#include "weights/model_file.h"
 #include "common/test_util.h"
 #include "io/safetensors.h"
 #include "igan/igan.h"

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "api/model_file.h"
+#include "weights/model_file.h"
 #include "common/test_util.h"
 #include "core/error.h"
 #include "io/safetensors.h"

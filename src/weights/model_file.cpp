@@ -1,4 +1,4 @@
-#include "api/model_file.h"
+#include "weights/model_file.h"
 
 #include "core/error.h"
 #include "io/safetensors.h"

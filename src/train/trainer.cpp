@@ -1,0 +1,373 @@
+#include "train/trainer.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cmath>
+#include <mutex>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/coords.h"
+#include "model/state.h"
+#include "io/safetensors.h"
+#include "weights/model_file.h"
+
+#include <unistd.h>
+
+namespace igan {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Purposes keep the random draws of one step independent of each other.
+enum : uint64_t { kDiscriminatorDraw = 1, kGeneratorDraw = 2, kPathDraw = 3 };
+
+void set_requires_grad(torch::nn::Module& m, bool on) {
+    for (auto& p : m.parameters()) p.set_requires_grad(on);
+}
+
+torch::Tensor slice(const torch::Tensor& t, int64_t begin, int64_t end) {
+    return t.narrow(0, begin, end - begin);
+}
+
+}  // namespace
+
+struct Trainer::Comm {
+    c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // a Backend, not a ProcessGroup, in LibTorch 2.x
+};
+
+struct Trainer::Latents {
+    torch::Tensor global;  // (B, 2, G)
+    torch::Tensor local;   // (B, L, S, S)
+    TrainingCoords coords;
+    std::vector<torch::Tensor> noises;
+    int64_t inject_index = -1;
+};
+
+Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
+    if (o.device != "cpu") {
+        if (!torch::cuda::is_available()) throw UsageError("--device " + o.device + ": CUDA is not available");
+        device_ = torch::Device(o.device);
+    }
+    if (o.batch < 2 || o.batch % 2 != 0)
+        throw UsageError("--batch must be even and >= 2 (samples are paired for the diversity loss)");
+    if (o.batch / o.path_batch_shrink < 1) throw UsageError("--batch too small for path_batch_shrink");
+    if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
+        throw UsageError("rank " + std::to_string(o.rank) + " is outside world size " +
+                         std::to_string(o.world_size));
+    {
+        // Initial weights come from the global torch generator: serialise so that trainers built
+        // on several threads (ranks in one process) start the same way.
+        static std::mutex init_mutex;
+        std::lock_guard<std::mutex> lock(init_mutex);
+        torch::manual_seed(o.seed);
+        g_ = Generator(o.model.generator);
+        g_ema_ = Generator(o.model.generator);
+        d_ = Discriminator(o.model.discriminator);
+    }
+    {
+        torch::NoGradGuard no_grad;
+        auto src = state_dict(*g_);
+        for (auto& [k, t] : state_dict(*g_ema_)) t.copy_(src.at(k));
+    }
+    g_->to(device_);
+    g_ema_->to(device_);
+    d_->to(device_);
+    g_ema_->eval();
+    set_requires_grad(*g_ema_, false);
+
+    const double g_ratio = double(o.g_reg_every) / (o.g_reg_every + 1);
+    const double d_ratio = double(o.d_reg_every) / (o.d_reg_every + 1);
+    g_opt_ = std::make_unique<torch::optim::Adam>(
+        g_->parameters(), torch::optim::AdamOptions(o.lr * g_ratio)
+                              .betas({0.0, std::pow(0.99, g_ratio)}));
+    d_opt_ = std::make_unique<torch::optim::Adam>(
+        d_->parameters(), torch::optim::AdamOptions(o.lr * d_ratio)
+                              .betas({0.0, std::pow(0.99, d_ratio)}));
+    ema_decay_ = std::pow(0.5, 32.0 / o.ema_half_life_images);
+
+    if (o.world_size > 1) {
+        c10d::TCPStoreOptions so;
+        so.port = uint16_t(o.master_port);
+        so.isServer = o.rank == 0;
+        so.numWorkers = size_t(o.world_size);
+        auto store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+        auto go = c10d::ProcessGroupGloo::Options::create();
+        go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.master_addr));
+        comm_ = std::make_unique<Comm>();
+        comm_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, go);
+        // Identical start on every rank: rank 0's weights.
+        for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(g_.get()),
+                                     static_cast<torch::nn::Module*>(g_ema_.get()),
+                                     static_cast<torch::nn::Module*>(d_.get())}) {
+            std::vector<at::Tensor> ts;
+            for (auto& p : m->parameters()) ts.push_back(p.data());
+            for (auto& b : m->buffers()) ts.push_back(b);
+            for (auto& t : ts) {
+                std::vector<at::Tensor> one{t};
+                comm_->group->broadcast(one)->wait();
+            }
+        }
+    }
+    data_ = std::make_unique<ImageDataset>(o.data, [&](const std::string& w) {
+        if (o.rank == 0) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    });
+}
+
+Trainer::~Trainer() = default;
+
+Trainer::Latents Trainer::sample_latents(int64_t step, uint64_t purpose, int64_t global_batch,
+                                         int64_t begin, int64_t end) const {
+    const auto& c = options_.model.generator;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(
+        splitmix64(options_.seed ^ splitmix64(uint64_t(step) * 8 + purpose + (kTrainStream << 40))));
+    Latents z;
+    const int64_t b = global_batch, g = c.global_latent_dim, s = c.ss_input_size();
+    auto global = torch::randn({b, 2, g}, gen);
+    const bool mix = torch::rand({1}, gen).item<double>() < options_.mixing;
+    if (mix) {
+        z.inject_index = torch::randint(1, c.n_latent(), {1}, gen).item<int64_t>();
+    } else {
+        global.select(1, 1).copy_(global.select(1, 0));
+    }
+    auto local = torch::randn({b, c.local_latent_dim, s, s}, gen);
+    auto coords = sample_training_coords(c, b, gen);
+    // Pairs (2k, 2k+1) share style and position and differ only in local latents.
+    auto paired = coords.coords.clone();
+    for (int64_t i = 0; i + 1 < b; i += 2) {
+        paired[i + 1].copy_(paired[i]);
+        global[i + 1].copy_(global[i]);
+    }
+    for (int64_t size : ts_output_sizes(c, c.ts_input_size))
+        z.noises.push_back(slice(torch::randn({b, 1, size, size}, gen), begin, end).to(device_));
+    z.global = slice(global, begin, end).to(device_);
+    z.local = slice(local, begin, end).to(device_);
+    z.coords.coords = slice(paired, begin, end).to(device_);
+    z.coords.ac_label = slice(coords.ac_label, begin, end).to(device_);
+    return z;
+}
+
+Trainer::Fake Trainer::generate(const Latents& z) {
+    Fake f;
+    f.styles = g_->texture_synthesizer->styles_from_latent(z.global, z.inject_index);
+    f.structure = g_->structure_synthesizer(z.global.select(1, 0), z.local, z.coords.coords);
+    f.image = g_->texture_synthesizer(f.structure, f.styles, z.noises);
+    return f;
+}
+
+void Trainer::all_reduce_grads(torch::nn::Module& m) {
+    if (!comm_) return;
+    std::vector<torch::Tensor> grads;
+    for (auto& p : m.parameters())
+        if (p.grad().defined()) grads.push_back(p.grad());
+    std::vector<at::Tensor> flat{torch::cat([&] {
+        std::vector<torch::Tensor> v;
+        for (auto& g : grads) v.push_back(g.flatten());
+        return v;
+    }())};
+    comm_->group->allreduce(flat)->wait();
+    flat[0].div_(options_.world_size);
+    int64_t offset = 0;
+    for (auto& g : grads) {
+        g.copy_(flat[0].narrow(0, offset, g.numel()).view_as(g));
+        offset += g.numel();
+    }
+}
+
+double Trainer::all_reduce_mean(double v) {
+    if (!comm_) return v;
+    std::vector<at::Tensor> t{torch::tensor({v}, torch::kFloat64)};
+    comm_->group->allreduce(t)->wait();
+    return t[0].item<double>() / options_.world_size;
+}
+
+void Trainer::d_step(const Batch& real) {
+    set_requires_grad(*g_, false);
+    set_requires_grad(*d_, true);
+    const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
+    const auto z = sample_latents(step_, kDiscriminatorDraw, gb, begin, begin + b);
+    torch::Tensor fake;
+    {
+        torch::NoGradGuard no_grad;
+        fake = generate(z).image;
+    }
+    const auto images = real.images.to(device_);
+    const auto labels = real.labels.to(device_).unsqueeze(1);
+    const auto dr = d_->forward(images);
+    const auto df = d_->forward(fake);
+    const auto adv = d_logistic_loss(dr.d_patch, df.d_patch);
+    const auto ac_real = coord_ac_loss(dr.ac_coords_pred, labels);
+    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, z.coords.ac_label);
+    const auto loss = adv + options_.coord_ac_w * (ac_real + ac_fake);
+    d_opt_->zero_grad();
+    loss.backward();
+    all_reduce_grads(*d_);
+    d_opt_->step();
+    stats_.d_loss = adv.item<double>();
+    stats_.d_real = dr.d_patch.mean().item<double>();
+    stats_.d_fake = df.d_patch.mean().item<double>();
+    stats_.ac_real = ac_real.item<double>();
+}
+
+void Trainer::r1_step(const Batch& real) {
+    auto images = real.images.to(device_).detach().requires_grad_(true);
+    const auto out = d_->forward(images).d_patch;
+    const auto grad = torch::autograd::grad({out.sum()}, {images}, {}, true, true)[0];
+    const auto penalty = grad.pow(2).flatten(1).sum(1).mean();
+    const auto loss = options_.r1 / 2 * penalty * options_.d_reg_every + 0 * out[0][0];
+    d_opt_->zero_grad();
+    loss.backward();
+    all_reduce_grads(*d_);
+    d_opt_->step();
+    stats_.r1 = penalty.item<double>();
+}
+
+void Trainer::g_step() {
+    set_requires_grad(*g_, true);
+    set_requires_grad(*d_, false);
+    const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
+    const auto z = sample_latents(step_, kGeneratorDraw, gb, begin, begin + b);
+    const auto fake = generate(z);
+    const auto df = d_->forward(fake.image);
+    const auto adv = g_nonsaturating_loss(df.d_patch);
+    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, z.coords.ac_label);
+    auto loss = adv + options_.coord_ac_w * ac_fake;
+    if (options_.diversity_z_w > 0) {
+        const auto div = diversity_loss(z.local, fake.structure, options_.diversity);
+        loss = loss + options_.diversity_z_w * div;
+        stats_.diversity = div.item<double>();
+    }
+    g_opt_->zero_grad();
+    loss.backward();
+    all_reduce_grads(*g_);
+    g_opt_->step();
+    stats_.g_loss = adv.item<double>();
+    stats_.ac_fake = ac_fake.item<double>();
+}
+
+// Path length: gradient of <image, noise> with respect to the W+ styles, mean over slots and
+// dimensions (the original's choice), pulled toward its running mean.
+void Trainer::path_step() {
+    set_requires_grad(*g_, true);
+    const int64_t b = options_.batch / options_.path_batch_shrink;
+    const int64_t gb = b * options_.world_size, begin = options_.rank * b;
+    const auto z = sample_latents(step_, kPathDraw, gb, begin, begin + b);
+    const auto fake = generate(z);
+    const int64_t h = fake.image.size(2), w = fake.image.size(3);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(
+        splitmix64(options_.seed ^ splitmix64(uint64_t(step_) * 8 + 7 + (kTrainStream << 40))));
+    const auto noise = slice(torch::randn({gb, 3, h, w}, gen), begin, begin + b).to(device_) /
+                       std::sqrt(double(h * w));
+    const auto grad = torch::autograd::grad({(fake.image * noise).sum()}, {fake.styles}, {}, true,
+                                            true)[0];
+    const auto lengths = grad.pow(2).mean({1, 2}).sqrt();
+    const double batch_mean = all_reduce_mean(lengths.mean().item<double>());
+    mean_path_length_ += 0.01 * (batch_mean - mean_path_length_);
+    const auto penalty = (lengths - mean_path_length_).pow(2).mean();
+    const auto loss = options_.path_regularize * options_.g_reg_every * penalty + 0 * fake.image[0][0][0][0];
+    g_opt_->zero_grad();
+    loss.backward();
+    all_reduce_grads(*g_);
+    g_opt_->step();
+    stats_.path = penalty.item<double>();
+    stats_.path_length_mean = mean_path_length_;
+}
+
+void Trainer::ema_update() {
+    torch::NoGradGuard no_grad;
+    auto src = g_->named_parameters();
+    for (auto& p : g_ema_->named_parameters()) p.value().lerp_(src[p.key()], 1 - ema_decay_);
+}
+
+void Trainer::step() {
+    if (!prefetch_) {
+        const int64_t begin = options_.rank * options_.batch;
+        prefetch_ = std::make_unique<Prefetcher>(*data_, step_, begin, begin + options_.batch);
+    }
+    stats_ = StepStats{};
+    stats_.step = step_;
+    const Batch real = prefetch_->next();
+    d_step(real);
+    if (step_ % options_.d_reg_every == 0) {
+        r1_step(real);
+        stats_.did_r1 = true;
+    }
+    g_step();
+    if (options_.path_regularize > 0 && step_ % options_.g_reg_every == 0) {
+        path_step();
+        stats_.did_path = true;
+    }
+    ema_update();
+    ++step_;
+}
+
+void Trainer::save_checkpoint(const std::string& dir) const {
+    const fs::path final_dir(dir);
+    const fs::path tmp = final_dir.string() + ".tmp-" + std::to_string(::getpid());
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    save_module((tmp / "G.safetensors").string(), *g_, options_.model, "infinitygan.generator", step_);
+    save_module((tmp / "G_ema.safetensors").string(), *g_ema_, options_.model,
+                "infinitygan.generator", step_);
+    save_module((tmp / "D.safetensors").string(), *d_, options_.model,
+                "infinitygan.discriminator", step_);
+    torch::save(*g_opt_, (tmp / "optim_g.pt").string());
+    torch::save(*d_opt_, (tmp / "optim_d.pt").string());
+    nlohmann::json state = {{"step", step_},
+                            {"mean_path_length", mean_path_length_},
+                            {"seed", options_.seed},
+                            {"batch", options_.batch},
+                            {"world_size", options_.world_size},
+                            {"config", nlohmann::json::parse(model_config_to_string(options_.model))}};
+    {
+        std::ofstream f(tmp / "trainer_state.json");
+        f << state.dump(2) << "\n";
+        if (!f) throw Error("cannot write " + (tmp / "trainer_state.json").string());
+    }
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+}
+
+void Trainer::load_checkpoint(const std::string& dir) {
+    const fs::path d(dir);
+    std::ifstream f(d / "trainer_state.json");
+    if (!f) throw Error(dir + ": no trainer_state.json (not a checkpoint folder)");
+    nlohmann::json state;
+    try {
+        state = nlohmann::json::parse(f);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(dir + "/trainer_state.json: " + e.what());
+    }
+    auto load_into = [&](const std::string& name, torch::nn::Module& m) {
+        const auto file = read_safetensors((d / name).string());
+        load_state_dict(m, file.tensors, (d / name).string());
+    };
+    load_into("G.safetensors", *g_);
+    load_into("G_ema.safetensors", *g_ema_);
+    load_into("D.safetensors", *d_);
+    torch::load(*g_opt_, (d / "optim_g.pt").string());
+    torch::load(*d_opt_, (d / "optim_d.pt").string());
+    step_ = state.at("step").get<int64_t>();
+    mean_path_length_ = state.at("mean_path_length").get<double>();
+    prefetch_.reset();
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+    const fs::path root = fs::path(run_dir) / "checkpoints";
+    if (!fs::is_directory(root)) return "";
+    std::string best;
+    for (const auto& e : fs::directory_iterator(root)) {
+        const auto name = e.path().filename().string();
+        if (name.rfind("step-", 0) != 0 || name.find(".tmp") != std::string::npos) continue;
+        if (!fs::exists(e.path() / "trainer_state.json")) continue;
+        if (name > fs::path(best).filename().string()) best = e.path().string();
+    }
+    return best;
+}
+
+}  // namespace igan

@@ -1,0 +1,107 @@
+#pragma once
+// The InfinityGAN trainer (train.py of hubert0527/infinityGAN @ a9b45dd, SPEC-model.md §5):
+// non-saturating logistic loss, lazy R1, path-length regularisation, diversity loss on G_S,
+// vertical-position regression, style mixing, Adam with the lazy-regularisation correction, EMA.
+// All randomness of step t is a pure function of (seed, t): a run resumed from a checkpoint, or
+// split over data-parallel ranks, follows the same trajectory.
+#include <torch/torch.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "model/config.h"
+#include "model/discriminator.h"
+#include "model/generator.h"
+#include "model/losses.h"
+#include "train/data.h"
+
+namespace igan {
+
+struct TrainOptions {
+    ModelConfig model;
+    DataOptions data;
+    int64_t batch = 16;  // per process
+    int64_t iters = 1000;
+    double lr = 0.002;
+    double r1 = 10;
+    int d_reg_every = 16;
+    double path_regularize = 2;
+    int path_batch_shrink = 2;
+    int g_reg_every = 4;
+    double mixing = 0.9;
+    double diversity_z_w = 1;
+    DiversityForm diversity = DiversityForm::kPaper;
+    double coord_ac_w = 1;
+    double ema_half_life_images = 10000;  // the original: 0.5^(32/10k) per step
+    uint64_t seed = 0;
+    std::string device = "cpu";
+    int rank = 0, world_size = 1;
+    std::string master_addr = "127.0.0.1";
+    int master_port = 29500;
+};
+
+// One record per step.
+struct StepStats {
+    int64_t step = 0;
+    double d_loss = 0, g_loss = 0, d_real = 0, d_fake = 0, ac_real = 0, ac_fake = 0,
+           diversity = 0, r1 = 0, path = 0, path_length_mean = 0;
+    bool did_r1 = false, did_path = false;
+};
+
+class Trainer {
+public:
+    explicit Trainer(const TrainOptions& options);
+    ~Trainer();
+
+    void step();  // one iteration; advances step()
+    int64_t current_step() const { return step_; }
+    const StepStats& last_stats() const { return stats_; }
+    bool is_main_rank() const { return options_.rank == 0; }
+
+    Generator& generator() { return g_; }
+    Generator& generator_ema() { return g_ema_; }
+    Discriminator& discriminator() { return d_; }
+    const TrainOptions& options() const { return options_; }
+    const ImageDataset& dataset() const { return *data_; }
+
+    // Checkpoint folder: G/D/G_ema safetensors, optimiser states, trainer_state.json.
+    void save_checkpoint(const std::string& dir) const;
+    void load_checkpoint(const std::string& dir);
+
+private:
+    struct Latents;
+    Latents sample_latents(int64_t step, uint64_t purpose, int64_t global_batch, int64_t begin,
+                           int64_t end) const;
+    struct Fake {
+        torch::Tensor image, structure, styles;
+    };
+    Fake generate(const Latents& z);
+    void d_step(const Batch& real);
+    void r1_step(const Batch& real);
+    void g_step();
+    void path_step();
+    void ema_update();
+    void all_reduce_grads(torch::nn::Module& m);
+    double all_reduce_mean(double v);
+
+    TrainOptions options_;
+    torch::Device device_;
+    Generator g_{nullptr}, g_ema_{nullptr};
+    Discriminator d_{nullptr};
+    std::unique_ptr<torch::optim::Adam> g_opt_, d_opt_;
+    std::unique_ptr<ImageDataset> data_;
+    std::unique_ptr<Prefetcher> prefetch_;
+    struct Comm;  // data-parallel process group (c10d Gloo), absent for one process
+    std::unique_ptr<Comm> comm_;
+    int64_t step_ = 0;
+    double mean_path_length_ = 0;
+    double ema_decay_ = 0;
+    StepStats stats_;
+};
+
+// Latest complete checkpoint folder under `run_dir`/checkpoints, or "" if none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+}  // namespace igan
