@@ -177,8 +177,9 @@ std::vector<std::string> eval_metric_names();
 // Checks a request without touching files; throws UsageError.
 void validate_eval_request(const EvalRequest& request);
 // Runs the evaluation and returns one JSON object (the top-level "swd" is the first scale's).
-// Progress counts images read or generated. Bad folders (missing, empty, unreadable, mixed
-// sizes) throw UsageError; corrupt images throw Error naming the file.
+// Progress counts training-size images read or generated (a sample at scale s counts s^2).
+// Bad folders (missing, empty, unreadable, mixed sizes) throw UsageError; corrupt images throw
+// Error naming the file.
 std::string run_eval(const EvalRequest& request, const ProgressFn& progress = {});
 
 // `igan convert` (docs/convert.md): a checkpoint of the original implementation (torch.save:
