@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "model/generator.h"
+#include "api/styled_generator.h"
 #include "render/renderer.h"
 
 namespace igan {
@@ -42,25 +43,12 @@ double conv_peak_gflops(int reps) {
     return flop / t.front() * 1e-9;
 }
 
-class RandomGenerator : public PatchModel {
-public:
-    explicit RandomGenerator(const GeneratorConfig& c) : g_(c) {
-        g_->eval();
-        z_ = torch::randn({1, c.global_latent_dim});
-        styles_ = g_->texture_synthesizer->mapping(z_).unsqueeze(1).expand(
-            {1, c.n_latent(), c.global_latent_dim}).contiguous();
-    }
-    const GeneratorConfig& config() const override { return g_->config; }
-    torch::Device device() const override { return torch::kCPU; }
-    torch::Tensor synthesize(const PatchBatch& b) override {
-        return g_->texture_synthesizer(
-            g_->structure_synthesizer(z_, b.local_latent, b.coords), styles_, b.noises);
-    }
-
-private:
-    Generator g_;
-    torch::Tensor z_, styles_;
-};
+// A random-initialised generator styled by seed 0: the bench measures cost, not quality.
+std::unique_ptr<StyledGenerator> random_generator(const GeneratorConfig& c) {
+    Generator g(c);
+    g->eval();
+    return StyledGenerator::for_seed(g, torch::kCPU, 0);
+}
 
 double peak_rss_mb() {
     rusage u{};
@@ -88,12 +76,12 @@ double measure_render_rss(const std::string& config, int64_t width, int64_t heig
                           int threads) {
     set_threads(threads);
     torch::NoGradGuard no_grad;
-    RandomGenerator model(load_model_config(config).generator);
+    auto model = random_generator(load_model_config(config).generator);
     RenderOptions o;
     o.tile = tile;
     std::vector<uint8_t> strip(size_t(3 * width * tile));
     render_tiles(
-        model, {0, 0, width, height}, o,
+        *model, {0, 0, width, height}, o,
         [&](const Rect& t, const torch::Tensor& rgb) {
             quantize_into(rgb, strip.data(), 3 * width, t.x);
         },
@@ -107,14 +95,14 @@ std::string run_bench(const BenchRequest& r) {
     const ModelConfig config = load_model_config(r.config);
     const int64_t tile = r.tile > 0 ? r.tile : 256;
     const int reps = std::max(1, r.repetitions);
-    RandomGenerator model(config.generator);
+    auto model = random_generator(config.generator);
     const CanvasGeometry geo(config.generator);
     const int64_t batch = std::max<int64_t>(1, r.batch);
     const Rect rect{0, 0, tile * batch, tile};
     RenderOptions o;
     o.tile = tile;
     o.batch = batch;
-    const auto t = time_runs(reps, [&] { render_region(model, rect, o); });
+    const auto t = time_runs(reps, [&] { render_region(*model, rect, o); });
     const int64_t n = geo.window_for(tile);
     const double flop_per_tile = 2.0 * generator_macs(config.generator, n);
     const double tiles_per_s = batch / median(t);

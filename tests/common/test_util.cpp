@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "api/styled_generator.h"
+
 namespace igan::test {
 
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected,
@@ -26,5 +28,26 @@ namespace igan::test {
 }
 
 std::string data_path(const std::string& name) { return std::string(IGAN_TEST_DATA) + "/" + name; }
+
+GeneratorConfig micro_generator_config(int full_size) {
+    GeneratorConfig c;
+    c.global_latent_dim = 16;
+    c.local_latent_dim = 8;
+    c.n_mlp = 2;
+    c.ss_n_layers = 2;
+    c.ss_unfold_radius = 1;
+    c.ts_conv_out_channels = {16, 16, 8, 8};
+    c.full_size = full_size;
+    return c;
+}
+
+std::unique_ptr<PatchModel> random_patch_model(const GeneratorConfig& config,
+                                               double noise_strength) {
+    torch::manual_seed(3);
+    Generator g(config);
+    torch::NoGradGuard no_grad;
+    for (auto& conv : g->texture_synthesizer->convs) conv->noise->weight.fill_(noise_strength);
+    return StyledGenerator::for_seed(g, torch::kCPU, 1);
+}
 
 }  // namespace igan::test

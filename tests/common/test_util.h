@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
+
+#include "render/canvas.h"
 
 namespace igan::test {
 
@@ -11,5 +14,13 @@ namespace igan::test {
                                      double atol, double rtol = 0.0);
 
 std::string data_path(const std::string& name);
+
+// A narrow 2-upsampling generator with every mechanism of the real one (SS margin, up convs,
+// ToRGB skips, noise at every layer), cheap enough for unit tests.
+GeneratorConfig micro_generator_config(int full_size = 64);
+// That generator with random weights (torch seed 3), noise strengths set to `noise_strength` so
+// that noise alignment matters, styled by global-latent seed 1.
+std::unique_ptr<PatchModel> random_patch_model(const GeneratorConfig& config,
+                                               double noise_strength = 0.3);
 
 }  // namespace igan::test

@@ -281,36 +281,6 @@ TEST(ScaleInv, CentreCropResizesPhotos) {
                                 torch::tensor({128 / 127.5f - 1, 1.f}), 1e-6));
 }
 
-// A narrow 2-upsampling random generator (as in test_render.cpp).
-class TinyModel : public PatchModel {
-public:
-    TinyModel() : g_(nullptr) {
-        GeneratorConfig c;
-        c.global_latent_dim = 16;
-        c.local_latent_dim = 8;
-        c.n_mlp = 2;
-        c.ss_n_layers = 2;
-        c.ss_unfold_radius = 1;
-        c.ts_conv_out_channels = {16, 16, 8, 8};
-        c.full_size = 32;
-        torch::manual_seed(3);
-        g_ = Generator(c);
-        torch::NoGradGuard no_grad;
-        z_ = torch::randn({1, 16});
-        styles_ = g_->texture_synthesizer->mapping(z_).unsqueeze(1).expand({1, 5, 16}).contiguous();
-    }
-    const GeneratorConfig& config() const override { return g_->config; }
-    torch::Device device() const override { return torch::kCPU; }
-    torch::Tensor synthesize(const PatchBatch& b) override {
-        return g_->texture_synthesizer(g_->structure_synthesizer(z_, b.local_latent, b.coords),
-                                       styles_, b.noises);
-    }
-
-private:
-    Generator g_;
-    torch::Tensor z_, styles_;
-};
-
 TEST(Seam, GradientRatioOfSyntheticImages) {
     const int64_t n = 48, tile = 16;
     const auto xs = torch::arange(n).to(torch::kFloat).view({1, 1, n});
@@ -324,7 +294,8 @@ TEST(Seam, GradientRatioOfSyntheticImages) {
 }
 
 TEST(Seam, TiledRenderIsSeamlessIndependentTilesAreNot) {
-    TinyModel m;
+    auto model = test::random_patch_model(test::micro_generator_config(32), 0.0);
+    PatchModel& m = *model;
     RenderOptions o;
     o.fields.seed = 5;
     const int64_t up = CanvasGeometry(m.config()).upscale();

@@ -14,42 +14,7 @@
 namespace igan {
 namespace {
 
-// A narrow 2-upsampling model: cheap, with every mechanism of the real one (SS margin, up convs,
-// ToRGB skips, noise at every layer).
-GeneratorConfig test_config() {
-    GeneratorConfig c;
-    c.global_latent_dim = 16;
-    c.local_latent_dim = 8;
-    c.n_mlp = 2;
-    c.ss_n_layers = 2;
-    c.ss_unfold_radius = 1;
-    c.ts_conv_out_channels = {16, 16, 8, 8};
-    c.full_size = 64;
-    return c;
-}
-
-class RandomModel : public PatchModel {
-public:
-    RandomModel() : g_(test_config()) {
-        torch::manual_seed(3);
-        g_ = Generator(test_config());
-        torch::NoGradGuard no_grad;
-        // Non-zero noise strengths so that noise alignment is tested too.
-        for (auto& conv : g_->texture_synthesizer->convs) conv->noise->weight.fill_(0.3);
-        z_ = torch::randn({1, 16});
-        styles_ = g_->texture_synthesizer->mapping(z_).unsqueeze(1).expand({1, 5, 16}).contiguous();
-    }
-    const GeneratorConfig& config() const override { return g_->config; }
-    torch::Device device() const override { return torch::kCPU; }
-    torch::Tensor synthesize(const PatchBatch& b) override {
-        return g_->texture_synthesizer(g_->structure_synthesizer(z_, b.local_latent, b.coords),
-                                       styles_, b.noises);
-    }
-
-private:
-    Generator g_;
-    torch::Tensor z_, styles_;
-};
+GeneratorConfig test_config() { return test::micro_generator_config(); }
 
 RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9) {
     RenderOptions o;
@@ -62,7 +27,8 @@ RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9) {
 constexpr double kTol = 1e-4;  // SPEC §4, on the [-1, 1] scale (outputs here are similar)
 
 TEST(Render, PatchEqualsRegionOfLargerForward) {
-    RandomModel m;
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
     const GeneratorConfig& c = m.config();
     const CanvasGeometry geo(c);
     const CanvasFields fields{4, 0};
@@ -75,7 +41,8 @@ TEST(Render, PatchEqualsRegionOfLargerForward) {
 }
 
 TEST(Render, TiledEqualsDirectOverTilesBatchesThreads) {
-    RandomModel m;
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
     std::mt19937 rng(1);
     for (int trial = 0; trial < 3; ++trial) {
         const Rect r{int64_t(rng() % 200) - 100, int64_t(rng() % 200) - 100,
@@ -95,7 +62,8 @@ TEST(Render, TiledEqualsDirectOverTilesBatchesThreads) {
 }
 
 TEST(Render, RectEqualsCropOfLargerRectAtFarOffsets) {
-    RandomModel m;
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
     const int64_t far = int64_t(1) << 40;
     for (int64_t ox : {int64_t(0), int64_t(-77), far, -far}) {
         for (int64_t oy : {int64_t(0), -far, far}) {
@@ -110,7 +78,8 @@ TEST(Render, RectEqualsCropOfLargerRectAtFarOffsets) {
 }
 
 TEST(Render, DifferentSeedsDiffer) {
-    RandomModel m;
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
     const Rect r{0, 0, 32, 32};
     const auto a = render_region(m, r, opts(32, 1, 1));
     const auto b = render_region(m, r, opts(32, 1, 2));
@@ -118,7 +87,8 @@ TEST(Render, DifferentSeedsDiffer) {
 }
 
 TEST(Render, CyclicCanvasWrapsExactly) {
-    RandomModel m;
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
     auto o = opts(24);
     o.fields.cyclic_period_px = 48;
     const auto a = render_region(m, {-10, 0, 120, 20}, o);
