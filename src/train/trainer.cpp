@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Purposes keep the random draws of one step independent of each other.
-enum : uint64_t { kDiscriminatorDraw = 1, kGeneratorDraw = 2, kPathDraw = 3 };
+enum : uint64_t { kDiscriminatorDraw = 1, kGeneratorDraw = 2, kPathDraw = 3, kPathNoiseDraw = 7 };
 
 void set_requires_grad(torch::nn::Module& m, bool on) {
     for (auto& p : m.parameters()) p.set_requires_grad(on);
@@ -121,11 +121,15 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
 
 Trainer::~Trainer() = default;
 
+at::Generator Trainer::draw_generator(int64_t step, uint64_t purpose) const {
+    return at::make_generator<at::CPUGeneratorImpl>(
+        splitmix64(options_.seed ^ splitmix64(uint64_t(step) * 8 + purpose + (kTrainStream << 40))));
+}
+
 Trainer::Latents Trainer::sample_latents(int64_t step, uint64_t purpose, int64_t global_batch,
                                          int64_t begin, int64_t end) const {
     const auto& c = options_.model.generator;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(
-        splitmix64(options_.seed ^ splitmix64(uint64_t(step) * 8 + purpose + (kTrainStream << 40))));
+    auto gen = draw_generator(step, purpose);
     Latents z;
     const int64_t b = global_batch, g = c.global_latent_dim, s = c.ss_input_size();
     auto global = torch::randn({b, 2, g}, gen);
@@ -259,8 +263,7 @@ void Trainer::path_step() {
     const auto z = sample_latents(step_, kPathDraw, gb, begin, begin + b);
     const auto fake = generate(z);
     const int64_t h = fake.image.size(2), w = fake.image.size(3);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(
-        splitmix64(options_.seed ^ splitmix64(uint64_t(step_) * 8 + 7 + (kTrainStream << 40))));
+    auto gen = draw_generator(step_, kPathNoiseDraw);
     const auto noise = slice(torch::randn({gb, 3, h, w}, gen), begin, begin + b).to(device_) /
                        std::sqrt(double(h * w));
     const auto grad = torch::autograd::grad({(fake.image * noise).sum()}, {fake.styles}, {}, true,

@@ -72,6 +72,8 @@ public:
 
 private:
     struct Latents;
+    // The torch generator of one purpose of one step: a pure function of (seed, step, purpose).
+    at::Generator draw_generator(int64_t step, uint64_t purpose) const;
     Latents sample_latents(int64_t step, uint64_t purpose, int64_t global_batch, int64_t begin,
                            int64_t end) const;
     struct Fake {

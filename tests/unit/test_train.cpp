@@ -19,15 +19,8 @@ namespace fs = std::filesystem;
 ModelConfig micro_config() {
     ModelConfig c;
     c.name = "micro";
-    auto& g = c.generator;
-    g.global_latent_dim = 16;
-    g.local_latent_dim = 8;
-    g.n_mlp = 2;
-    g.ss_n_layers = 2;
-    g.ss_unfold_radius = 1;
-    g.ts_conv_out_channels = {16, 16, 8, 8};
-    g.full_size = 48;
-    c.discriminator.patch_size = g.patch_size();
+    c.generator = test::micro_generator_config(48);
+    c.discriminator.patch_size = c.generator.patch_size();
     c.discriminator.d_extra_multiplier = 1.0 / 32;
     c.discriminator.stddev_group = 4;
     return c;
