@@ -11,6 +11,11 @@ packages=(
   nlohmann-json3-dev      # configs, safetensors headers, JSON output
   libgloo-dev             # headers of the c10d Gloo backend (data-parallel training)
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
+  libcpp-httplib-dev      # igan serve: HTTP server (and the client in its tests)
+  libjs-leaflet           # igan serve: the web viewer's map, embedded at build time
+  libtiff-dev             # igan export --format bigtiff
+  chromium                # the viewer's headless browser test (CTest label browser)
+  curl wrk                # serve tests and bench/serve_load.sh
   python3                 # acceptance helpers (standard library only)
 )
 missing=()

@@ -96,6 +96,14 @@ public:
     GenerateResult generate(const GenerateRequest& request, const ProgressFn& progress = {}) const;
     // 8-bit RGB rows of a rectangle, in memory (for small regions, servers and tests).
     std::vector<uint8_t> render_rgb(const GenerateRequest& request) const;
+    // The rectangle as 8-bit RGB rows in constant memory (one strip of tiles at a time, whatever
+    // the height): on_rows(rows, y0, count) gets rows [y0, y0 + count) of the rectangle, 3 * width
+    // bytes each, valid during the call only. Calls come in order, one at a time, on a helper
+    // thread, so the consumer (PNG or TIFF compression) overlaps the rendering of the next strip;
+    // an exception from on_rows ends the render and is rethrown. `out` is ignored.
+    using RowsFn = std::function<void(const uint8_t* rows, int64_t y0, int64_t count)>;
+    void stream_rows(const GenerateRequest& request, const RowsFn& on_rows,
+                     const ProgressFn& progress = {}) const;
 
     struct Impl;
 

@@ -166,20 +166,36 @@ void Engine::validate(const GenerateRequest& r, bool force) const {
 GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& progress) const {
     validate(r, true);
     const auto start = std::chrono::steady_clock::now();
-    auto elapsed = [&] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
     GenerateResult result;
     result.path = r.out;
     result.record_json = impl_->record(r);
+    result.tiles = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
+                              impl_->options(r).tile)
+                       .count();
+    PngWriter png(r.out, r.width, r.height,
+                  {{"igan", result.record_json}, {"Software", "igan " + version_string()}});
+    // stream_rows hands each strip over on a helper thread: PNG compression of one strip
+    // overlaps the rendering of the next.
+    stream_rows(
+        r, [&png](const uint8_t* rows, int64_t, int64_t count) { png.write_rows(rows, count); },
+        progress);
+    png.finish();
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+}
+
+void Engine::stream_rows(const GenerateRequest& r, const RowsFn& on_rows,
+                         const ProgressFn& progress) const {
+    validate(r, true);
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     auto model = impl_->styled(r);
     const Rect rect{r.x, r.y, r.width, r.height};
     const auto opts = impl_->options(r);
-    result.tiles = plan_tiles(model->config(), rect, opts.tile).count();
-
-    PngWriter png(r.out, r.width, r.height,
-                  {{"igan", result.record_json}, {"Software", "igan " + version_string()}});
-    // Double buffering: PNG compression of one strip overlaps the rendering of the next.
+    // Double buffering: the consumer of one strip runs while the next strip renders.
     const int64_t stride = 3 * r.width;
     std::vector<uint8_t> buffers[2];
     int current = 0;
@@ -192,11 +208,11 @@ GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& prog
                 if (buf.size() < size_t(stride * rgb.size(1))) buf.resize(stride * rgb.size(1));
                 quantize_into(rgb, buf.data(), stride, t.x - rect.x);
             },
-            [&](int64_t, int64_t rows) {
+            [&](int64_t y0, int64_t rows) {
                 if (pending.valid()) pending.get();
                 const uint8_t* data = buffers[current].data();
                 pending = std::async(std::launch::async,
-                                     [&png, data, rows] { png.write_rows(data, rows); });
+                                     [&on_rows, data, y0, rows] { on_rows(data, y0, rows); });
                 current ^= 1;
             },
             [&](int64_t done, int64_t total) {
@@ -207,9 +223,6 @@ GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& prog
         if (pending.valid()) pending.wait();
         throw;
     }
-    png.finish();
-    result.seconds = elapsed();
-    return result;
 }
 
 std::vector<uint8_t> Engine::render_rgb(const GenerateRequest& r) const {

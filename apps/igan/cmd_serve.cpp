@@ -1,0 +1,108 @@
+// `igan serve`: the tile server and web viewer (igan/serve.h). SIGINT/SIGTERM stop it
+// gracefully: the listening socket closes, in-flight requests finish, the exit code is 0.
+#include <igan/serve.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <thread>
+
+#include "commands.h"
+
+namespace igan::cli {
+namespace {
+
+struct ServeArgs {
+    std::vector<std::string> models;
+    igan::ServeOptions opt;
+    bool quiet = false;
+};
+
+int g_signal_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_signals = 0;
+
+void on_signal(int) {
+    if (g_signals++ > 0) _exit(130);  // a second signal: stop waiting for in-flight requests
+    const char byte = 's';
+    const int saved = errno;
+    (void)!write(g_signal_pipe[1], &byte, 1);
+    errno = saved;
+}
+
+int run_serve(ServeArgs& a) {
+    for (const auto& spec : a.models) a.opt.models.push_back(igan::parse_serve_model(spec));
+    if (!a.quiet) a.opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    igan::validate_serve_options(a.opt);
+    igan::TileServer server(a.opt);
+    server.bind();
+
+    // Signals may arrive on any thread (LibTorch's included): the handler only writes to a pipe;
+    // this thread reads it and stops the server.
+    if (pipe(g_signal_pipe) != 0) throw igan::Error("pipe() failed");
+    struct sigaction sa = {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    std::thread watcher([&] {
+        char byte = 0;
+        while (read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        if (byte == 's') {
+            if (!a.quiet) std::fprintf(stderr, "shutting down: finishing in-flight requests\n");
+            server.stop();
+        }
+    });
+    server.run();
+    const char byte = 'q';
+    (void)!write(g_signal_pipe[1], &byte, 1);  // wakes the watcher when run() ended by itself
+    watcher.join();
+    if (!a.quiet) std::fprintf(stderr, "stopped\n");
+    return 0;
+}
+
+RegisterCommand reg(60, [](CLI::App& app, Globals&) {
+    auto a = std::make_shared<ServeArgs>();
+    auto& o = a->opt;
+    auto* cmd = app.add_subcommand(
+        "serve", "tile server and web viewer: /tiles/{model}/{seed}/{z}/{x}/{y}.png, /render, "
+                 "/healthz, /metrics, /api/info, / (the viewer)");
+    cmd->add_option("-m,--model", a->models,
+                    "model weights, PATH or NAME=PATH (NAME: the URL component; default: the "
+                    "file's stem); repeat for several")
+        ->required()
+        ->envname("IGAN_MODEL");
+    cmd->add_option("--host", o.host, "address to listen on")->capture_default_str()->envname("IGAN_HOST");
+    cmd->add_option("--port", o.port, "port (0: any free port)")->capture_default_str()->envname("IGAN_PORT");
+    cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str()->envname("IGAN_DEVICE");
+    cmd->add_option("--workers", o.workers,
+                    "tiles rendered at once (each uses all --threads)")
+        ->capture_default_str()
+        ->envname("IGAN_WORKERS");
+    cmd->add_option("--queue", o.queue, "renders that may wait for a worker; beyond: 503")
+        ->capture_default_str()
+        ->envname("IGAN_QUEUE");
+    cmd->add_option("--http-threads", o.http_threads,
+                    "connections served at once (a keep-alive connection holds one)")
+        ->capture_default_str();
+    cmd->add_option("--cache-mb", o.cache_mb, "tile cache bound in MB of PNG")
+        ->capture_default_str()
+        ->envname("IGAN_CACHE_MB");
+    cmd->add_option("--tile-size", o.tile_size, "tile side in pixels")->capture_default_str();
+    cmd->add_option("--min-zoom", o.min_zoom, "coarsest zoom level served, in [-4, 0]")
+        ->capture_default_str();
+    cmd->add_option("--max-render-side", o.max_render_side, "/render: largest side (else 413)")
+        ->capture_default_str();
+    cmd->add_option("--max-render-pixels", o.max_render_pixels, "/render: most pixels (else 413)")
+        ->capture_default_str();
+    cmd->add_option("--timeout-ms", o.timeout_ms,
+                    "read/write timeout per connection (slow clients)")
+        ->capture_default_str();
+    cmd->add_flag("-q,--quiet", a->quiet, "no log lines on stderr");
+    return std::make_pair(cmd, Runner([a] { return run_serve(*a); }));
+});
+
+}  // namespace
+}  // namespace igan::cli

@@ -1,0 +1,22 @@
+#pragma once
+// 8-bit RGB images in memory: PNG encoding and decoding of small images (tiles, /render
+// responses, tests). Large images stream through Engine::generate or igan export instead.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace igan {
+
+// Interleaved rows of width * 3 bytes, top to bottom.
+struct RgbImage {
+    int64_t width = 0, height = 0;
+    std::vector<uint8_t> pixels;
+};
+
+// An 8-bit RGB PNG of `rgb` (height rows of 3 * width bytes); throws igan::Error.
+std::string encode_png(const uint8_t* rgb, int64_t width, int64_t height);
+// Any PNG to 8-bit RGB (alpha dropped); throws igan::Error when the data is not a valid PNG or
+// holds more than max_pixels pixels.
+RgbImage decode_png(const std::string& data, int64_t max_pixels = int64_t{1} << 26);
+
+}  // namespace igan

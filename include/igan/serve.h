@@ -1,0 +1,68 @@
+#pragma once
+// igan serve: an HTTP tile server over one or more read-only models (docs in README, "Tile
+// server"). Every model is loaded once and shared by all requests; each request has its own
+// state. Tiles are PNGs in an XYZ scheme: /tiles/{model}/{seed}/{z}/{x}/{y}.png, where z = 0 is
+// the native resolution and z < 0 are coarser levels (Leaflet's CRS.Simple): tile (z, x, y)
+// covers canvas pixels [x, x + 1) * S * 2^-z by [y, y + 1) * S * 2^-z (S = tile_size), box-
+// filtered down to S x S. No httplib or torch types cross this header.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace igan {
+
+struct ServeModel {
+    std::string name;  // the URL component; the file's stem unless given
+    std::string path;
+};
+
+// "name=path" or "path" (name = the file's stem); throws UsageError on an empty or unsafe name.
+ServeModel parse_serve_model(const std::string& spec);
+
+struct ServeOptions {
+    std::vector<ServeModel> models;
+    std::string host = "127.0.0.1";
+    int port = 8080;                 // 0: an ephemeral port (see TileServer::port())
+    std::string device = "cpu";
+    int workers = 1;                 // tiles rendered at once (each uses all intra-op threads)
+    int queue = 64;                  // renders allowed to wait for a worker; beyond: 503
+    int http_threads = 64;           // connections served at once (keep-alive holds one)
+    int64_t cache_mb = 256;          // LRU tile cache, in bytes of PNG
+    int64_t tile_size = 256;
+    int min_zoom = -3;               // coarsest level, in [-4, 0]
+    int64_t max_render_side = 4096;  // /render caps; beyond: 413
+    int64_t max_render_pixels = int64_t{1} << 22;
+    int timeout_ms = 5000;           // read/write timeout per connection (slow clients)
+    std::function<void(const std::string&)> log;  // one line per event; may be empty
+};
+void validate_serve_options(const ServeOptions& options);  // throws UsageError
+
+class TileServer {
+public:
+    // Loads every model (throws igan::Error on a bad file, UsageError on bad options).
+    explicit TileServer(ServeOptions options);
+    ~TileServer();
+    TileServer(const TileServer&) = delete;
+    TileServer& operator=(const TileServer&) = delete;
+
+    // Binds the listening socket; returns the port (the chosen one when options.port = 0).
+    // Throws Error when the address cannot be bound.
+    int bind();
+    // Serves until stop(); bind() first. In-flight requests finish before it returns.
+    void run();
+    // Thread-safe; not async-signal-safe (call it from a thread that waited for the signal).
+    void stop();
+    int port() const;
+
+    std::string info_json() const;     // what /api/info answers
+    std::string metrics_text() const;  // what /metrics answers (Prometheus text format)
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace igan

@@ -1,0 +1,98 @@
+#include "serve/routes.h"
+
+#include <charconv>
+#include <vector>
+
+namespace igan {
+
+namespace {
+
+bool all_digits(const char* b, const char* e) {
+    if (b == e || e - b > 20) return false;
+    for (const char* p = b; p != e; ++p)
+        if (*p < '0' || *p > '9') return false;
+    return true;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        const size_t pos = s.find(sep, start);
+        parts.push_back(s.substr(start, pos - start));
+        if (pos == std::string::npos) break;
+        start = pos + 1;
+    }
+    return parts;
+}
+
+}  // namespace
+
+bool parse_int64(const std::string& s, int64_t* out) {
+    const char* b = s.data();
+    const char* e = b + s.size();
+    if (!all_digits(b + (s.size() > 0 && s[0] == '-' ? 1 : 0), e)) return false;
+    const auto r = std::from_chars(b, e, *out);
+    return r.ec == std::errc() && r.ptr == e;
+}
+
+bool parse_uint64(const std::string& s, uint64_t* out) {
+    const char* b = s.data();
+    const char* e = b + s.size();
+    if (!all_digits(b, e)) return false;
+    const auto r = std::from_chars(b, e, *out);
+    return r.ec == std::errc() && r.ptr == e;
+}
+
+bool valid_model_name(const std::string& name) {
+    if (name.empty() || name.size() > 64 || name[0] == '.') return false;
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+TileRegion tile_region(const TileAddress& t, int64_t tile_size) {
+    TileRegion r;
+    r.side = tile_size << (-t.z);
+    r.x0 = t.x * r.side;
+    r.y0 = t.y * r.side;
+    return r;
+}
+
+bool tile_in_canvas(const TileAddress& t, int64_t tile_size) {
+    if (t.z > 0 || t.z < kMinZoomLimit || tile_size <= 0 || tile_size > 65536) return false;
+    const __int128 side = __int128(tile_size) << (-t.z);
+    auto inside = [&](int64_t i) {
+        const __int128 lo = __int128(i) * side, hi = (__int128(i) + 1) * side;
+        return lo >= -__int128(kCanvasLimit) && hi <= __int128(kCanvasLimit);
+    };
+    return inside(t.x) && inside(t.y);
+}
+
+ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_size,
+                            TileAddress* out) {
+    auto bad = [](int status, std::string why) { return ParseStatus{status, std::move(why)}; };
+    const auto parts = split(rest, '/');
+    if (parts.size() != 5) return bad(404, "expected /tiles/{model}/{seed}/{z}/{x}/{y}.png");
+    const std::string& last = parts[4];
+    if (last.size() < 5 || last.compare(last.size() - 4, 4, ".png") != 0)
+        return bad(404, "tiles end in .png");
+    TileAddress t;
+    t.model = parts[0];
+    if (!valid_model_name(t.model)) return bad(404, "no such model");
+    if (!parse_uint64(parts[1], &t.seed)) return bad(400, "seed must be an unsigned 64-bit integer");
+    int64_t z = 0;
+    if (!parse_int64(parts[2], &z) || z > 0 || z < min_zoom)
+        return bad(400, "zoom must be an integer in [" + std::to_string(min_zoom) + ", 0]");
+    t.z = int(z);
+    if (!parse_int64(parts[3], &t.x) || !parse_int64(last.substr(0, last.size() - 4), &t.y))
+        return bad(400, "tile x and y must be 64-bit integers");
+    if (!tile_in_canvas(t, tile_size)) return bad(400, "tile outside the canvas (+-2^60 pixels)");
+    *out = t;
+    return {};
+}
+
+}  // namespace igan

@@ -1,0 +1,45 @@
+#pragma once
+// Strict parsing of the tile server's URLs: every number is plain decimal that fits its type,
+// every tile stays within the canvas limit (+-2^60), and anything else is a 4xx with a reason.
+#include <cstdint>
+#include <string>
+
+namespace igan {
+
+constexpr int64_t kCanvasLimit = int64_t{1} << 60;
+constexpr int kMinZoomLimit = -4;
+
+struct TileAddress {
+    std::string model;
+    uint64_t seed = 0;
+    int z = 0;
+    int64_t x = 0, y = 0;
+};
+
+// The outcome of parsing: status 200, or the HTTP status (400, 404) and a reason.
+struct ParseStatus {
+    int status = 200;
+    std::string error;
+    bool ok() const { return status == 200; }
+};
+
+// Plain decimal only: an optional '-' (signed) and 1..20 digits, no spaces, '+', hex or overflow.
+bool parse_int64(const std::string& s, int64_t* out);
+bool parse_uint64(const std::string& s, uint64_t* out);
+// Model names: 1..64 of [A-Za-z0-9._-], not starting with '.'.
+bool valid_model_name(const std::string& name);
+
+// `rest` is what follows "/tiles/": "{model}/{seed}/{z}/{x}/{y}.png". Checks the syntax, z in
+// [min_zoom, 0] and the canvas limit; not whether the model exists.
+ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_size,
+                            TileAddress* out);
+
+// Canvas pixels covered by a tile: [x0, x0 + side) x [y0, y0 + side), side = tile_size * 2^-z.
+struct TileRegion {
+    int64_t x0 = 0, y0 = 0, side = 0;
+};
+TileRegion tile_region(const TileAddress& t, int64_t tile_size);
+// Whether the tile lies within +-kCanvasLimit (no overflow on the way).
+bool tile_in_canvas(const TileAddress& t, int64_t tile_size);
+
+}  // namespace igan

@@ -1,0 +1,125 @@
+#include "serve/tile_cache.h"
+
+namespace igan {
+
+Blob LruCache::get(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second);
+    return it->second->second;
+}
+
+void LruCache::put(const std::string& key, Blob value) {
+    if (!value) return;
+    const int64_t c = cost(key, value);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+        bytes_ -= cost(key, it->second->second);
+        order_.erase(it->second);
+        index_.erase(it);
+    }
+    if (c > capacity_) return;
+    order_.emplace_front(key, std::move(value));
+    index_[key] = order_.begin();
+    bytes_ += c;
+    evict_locked();
+}
+
+void LruCache::evict_locked() {
+    while (bytes_ > capacity_ && !order_.empty()) {
+        auto& last = order_.back();
+        bytes_ -= cost(last.first, last.second);
+        index_.erase(last.first);
+        order_.pop_back();
+        ++evictions_;
+    }
+}
+
+int64_t LruCache::bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return bytes_;
+}
+
+int64_t LruCache::entries() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return int64_t(index_.size());
+}
+
+int64_t LruCache::evictions() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return evictions_;
+}
+
+Blob TileStore::get(const std::string& key, const std::function<std::string()>& produce,
+                    Source* source) {
+    std::promise<Blob> promise;
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (auto hit = cache_.get(key)) {
+            if (source) *source = Source::kCache;
+            return hit;
+        }
+        auto it = in_flight_.find(key);
+        if (it != in_flight_.end()) {
+            auto shared = it->second;
+            lock.unlock();
+            if (source) *source = Source::kShared;
+            return shared.get();  // rethrows the producer's exception
+        }
+        in_flight_.emplace(key, promise.get_future().share());
+    }
+    if (source) *source = Source::kProduced;
+    Blob value;
+    try {
+        value = std::make_shared<const std::string>(produce());
+    } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_flight_.erase(key);
+        promise.set_exception(std::current_exception());
+        throw;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    cache_.put(key, value);
+    in_flight_.erase(key);
+    promise.set_value(value);
+    return value;
+}
+
+int64_t TileStore::in_flight() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return int64_t(in_flight_.size());
+}
+
+bool WorkGate::acquire() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (active_ >= slots_) {
+        if (waiting_ >= queue_) return false;
+        ++waiting_;
+        cv_.wait(lock, [&] { return active_ < slots_; });
+        --waiting_;
+    }
+    ++active_;
+    return true;
+}
+
+void WorkGate::release() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        --active_;
+    }
+    cv_.notify_one();
+}
+
+int WorkGate::active() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return active_;
+}
+
+int WorkGate::waiting() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return waiting_;
+}
+
+}  // namespace igan

@@ -1,0 +1,96 @@
+#pragma once
+// The tile server's memory: an LRU cache bounded in bytes, and single-flight production (any
+// number of concurrent requests for one missing key run the producer once and share its result).
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace igan {
+
+using Blob = std::shared_ptr<const std::string>;
+
+// Thread-safe. An entry's cost is its size plus its key; an entry larger than the whole capacity
+// is not stored. Values are shared, so an evicted tile stays valid for requests still sending it.
+class LruCache {
+public:
+    explicit LruCache(int64_t capacity_bytes) : capacity_(capacity_bytes) {}
+
+    Blob get(const std::string& key);  // nullptr when absent; a hit moves the key to the front
+    void put(const std::string& key, Blob value);
+
+    int64_t bytes() const;
+    int64_t entries() const;
+    int64_t capacity() const { return capacity_; }
+    int64_t evictions() const;
+
+private:
+    static int64_t cost(const std::string& key, const Blob& v) {
+        return int64_t(key.size() + v->size());
+    }
+    void evict_locked();
+
+    const int64_t capacity_;
+    mutable std::mutex mutex_;
+    std::list<std::pair<std::string, Blob>> order_;  // front: most recent
+    std::unordered_map<std::string, std::list<std::pair<std::string, Blob>>::iterator> index_;
+    int64_t bytes_ = 0, evictions_ = 0;
+};
+
+// A cache in front of a producer, with single-flight: get() returns the cached value, or waits
+// for a producer already running for that key, or runs `produce` itself. A producer's exception
+// reaches every waiter and nothing is cached.
+class TileStore {
+public:
+    enum class Source { kCache, kShared, kProduced };
+    explicit TileStore(int64_t capacity_bytes) : cache_(capacity_bytes) {}
+
+    Blob get(const std::string& key, const std::function<std::string()>& produce,
+             Source* source = nullptr);
+
+    LruCache& cache() { return cache_; }
+    const LruCache& cache() const { return cache_; }
+    int64_t in_flight() const;
+
+private:
+    LruCache cache_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::shared_future<Blob>> in_flight_;
+};
+
+// Bounds concurrent work: at most `slots` holders, at most `queue` waiters; acquire() fails
+// immediately (the server answers 503) when both are full.
+class WorkGate {
+public:
+    WorkGate(int slots, int queue) : slots_(slots), queue_(queue) {}
+    bool acquire();
+    void release();
+    int active() const;
+    int waiting() const;
+
+    class Hold {
+    public:
+        explicit Hold(WorkGate& g) : gate_(g), held_(g.acquire()) {}
+        ~Hold() {
+            if (held_) gate_.release();
+        }
+        bool held() const { return held_; }
+
+    private:
+        WorkGate& gate_;
+        bool held_;
+    };
+
+private:
+    const int slots_, queue_;
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    int active_ = 0, waiting_ = 0;
+};
+
+}  // namespace igan

@@ -1,0 +1,110 @@
+// igan viewer: Leaflet on an endless plane (CRS.Simple). Zoom 0 is the native resolution: one
+// map unit = one canvas pixel, canvas y grows downwards (lat = -y). Negative zooms are the
+// server's box-filtered levels; positive zooms magnify native tiles.
+// State lives in the URL hash (#model/seed/zoom/x/y) so views can be shared.
+// Test hook: ?pan=DX,DY pans by that many screen pixels after the first tiles arrive;
+// #status carries data-state (loading, ready, panned, error), data-tiles and data-errors.
+(function () {
+  'use strict';
+  const status = document.getElementById('status');
+  const counts = { tiles: 0, errors: 0 };
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.dataset.tiles = counts.tiles;
+    status.dataset.errors = counts.errors;
+    status.textContent = text;
+    status.className = state === 'error' ? 'err' : '';
+  }
+  if (typeof L === 'undefined') {
+    setStatus('error', 'Leaflet is missing: build igan with libjs-leaflet installed');
+    return;
+  }
+  fetch('/api/info').then(r => r.json()).then(start).catch(e => setStatus('error', String(e)));
+
+  function start(info) {
+    const modelSel = document.getElementById('model');
+    const seedBox = document.getElementById('seed');
+    const download = document.getElementById('download');
+    for (const m of info.models) {
+      const o = document.createElement('option');
+      o.value = m.name;
+      o.textContent = m.name + ' (' + m.config_name + ')';
+      modelSel.appendChild(o);
+    }
+    const hash = location.hash.replace(/^#/, '').split('/');
+    const view = { model: info.models[0].name, seed: 1, z: 0, x: 0, y: 0 };
+    if (hash.length === 5 && info.models.some(m => m.name === hash[0])) {
+      view.model = hash[0];
+      view.seed = /^\d+$/.test(hash[1]) ? hash[1] : '1';
+      view.z = Number(hash[2]) || 0;
+      view.x = Number(hash[3]) || 0;
+      view.y = Number(hash[4]) || 0;
+    }
+    modelSel.value = view.model;
+    seedBox.value = view.seed;
+
+    const map = L.map('map', {
+      crs: L.CRS.Simple, minZoom: info.min_zoom, maxZoom: 2, zoomSnap: 1,
+      attributionControl: false, fadeAnimation: false,
+    });
+    const tileUrl = () => '/tiles/' + encodeURIComponent(modelSel.value) + '/' +
+        seedText() + '/{z}/{x}/{y}.png';
+    const layer = L.tileLayer(tileUrl(), {
+      tileSize: info.tile_size, minZoom: info.min_zoom, maxNativeZoom: 0, maxZoom: 2,
+      noWrap: true, keepBuffer: 1, updateWhenZooming: false,
+    });
+    layer.on('tileload', () => { counts.tiles++; setStatus(status.dataset.state, summary()); });
+    layer.on('tileerror', () => { counts.errors++; setStatus(status.dataset.state, summary()); });
+    layer.addTo(map);
+    map.setView(map.unproject([view.x, view.y], 0), view.z);
+
+    function seedText() {
+      const s = String(seedBox.value).trim();
+      return /^\d{1,19}$/.test(s) ? s : '0';
+    }
+    function summary() {
+      return counts.tiles + ' tiles' + (counts.errors ? ', ' + counts.errors + ' errors' : '');
+    }
+    function update() {
+      const c = map.project(map.getCenter(), 0);
+      const z = map.getZoom();
+      history.replaceState(null, '', '#' + [modelSel.value, seedText(), z,
+          Math.round(c.x), Math.round(c.y)].join('/'));
+      const b = map.getPixelBounds();
+      const scale = Math.pow(2, -z);
+      const x = Math.floor(b.min.x * scale), y = Math.floor(b.min.y * scale);
+      const w = Math.ceil(b.max.x * scale) - x, h = Math.ceil(b.max.y * scale) - y;
+      const fits = w <= info.max_render_side && h <= info.max_render_side &&
+          w * h <= info.max_render_pixels;
+      download.href = fits ? '/render?model=' + encodeURIComponent(modelSel.value) + '&seed=' +
+          seedText() + '&x=' + x + '&y=' + y + '&w=' + w + '&h=' + h : '#';
+      download.title = fits ? w + ' x ' + h + ' pixels at native resolution'
+                            : 'view too large for /render: zoom in';
+      download.style.opacity = fits ? 1 : 0.4;
+    }
+    function restyle() { layer.setUrl(tileUrl()); update(); }
+    modelSel.addEventListener('change', restyle);
+    seedBox.addEventListener('change', restyle);
+    document.getElementById('random').addEventListener('click', () => {
+      seedBox.value = Math.floor(Math.random() * 1e9);
+      restyle();
+    });
+    map.on('moveend zoomend', update);
+    update();
+
+    const pan = new URLSearchParams(location.search).get('pan');
+    let panned = false;
+    setStatus('loading', summary());
+    layer.on('load', () => {  // every visible tile has arrived
+      if (pan && !panned) {
+        panned = true;
+        const [dx, dy] = pan.split(',').map(Number);
+        setStatus('ready', summary());
+        map.panBy([dx || 0, dy || 0], { animate: false });
+        if (!layer.isLoading()) setStatus('panned', summary());
+        return;
+      }
+      setStatus(panned ? 'panned' : 'ready', summary());
+    });
+  }
+})();
