@@ -1,17 +1,13 @@
 // `igan generate`: render rectangles of the endless canvas to PNG.
 #include <cstdio>
 #include <iostream>
-#include <optional>
-#include <random>
 #include <sstream>
 
 #include "commands.h"
-#include "progress.h"
+#include "render_options.h"
 
 namespace igan::cli {
 namespace {
-
-
 
 // "0-31,42" -> {0..31, 42}
 std::vector<uint64_t> parse_seed_list(const std::string& spec) {
@@ -39,62 +35,6 @@ std::vector<uint64_t> parse_seed_list(const std::string& spec) {
     return seeds;
 }
 
-uint64_t resolve_seed(int64_t seed, bool quiet) {
-    if (seed >= 0) return uint64_t(seed);
-    if (seed != -1) throw UsageError("--seed must be >= 0, or -1 for a random seed");
-    std::random_device rd;
-    const uint64_t s = ((uint64_t(rd()) << 32) | rd()) >> 1;
-    if (!quiet) std::fprintf(stderr, "seed: %llu\n", (unsigned long long)s);
-    return s;
-}
-
-struct GenerateArgs {
-    std::string model, out, outdir, seeds, device = "cpu", config;
-    int64_t seed = 0, x = 0, width = 512, height = 256, tile = 0, batch = 1, cyclic_width = 0;
-    std::optional<int64_t> y;
-    double psi = 1.0;
-    bool quiet = false, json = false, force = false;
-};
-
-void add_common_render_options(CLI::App* cmd, GenerateArgs& a) {
-    cmd->add_option("-m,--model", a.model, "model weights (.safetensors)")->required();
-    cmd->add_option("-s,--seed", a.seed, "seed; -1 picks a random one and prints it")
-        ->capture_default_str();
-    cmd->add_option("--width", a.width, "output width in pixels")->capture_default_str();
-    cmd->add_option("--height", a.height, "output height in pixels")->capture_default_str();
-    cmd->add_option("--x", a.x, "left edge on the endless canvas (any int64)")
-        ->capture_default_str();
-    cmd->add_option("--y", a.y,
-                    "top edge on the canvas; default -height/2 centres the image on the horizon "
-                    "(y = 0 is the vertical centre of the training images)");
-    cmd->add_option("--tile", a.tile, "tile size in output pixels (0 = model default)")
-        ->capture_default_str();
-    cmd->add_option("--batch", a.batch, "tiles per forward pass")->capture_default_str();
-    cmd->add_option("--trunc", a.psi, "truncation psi of the global style (1 = none)")
-        ->capture_default_str();
-    cmd->add_option("--device", a.device, "cpu or cuda")->capture_default_str();
-    cmd->add_option("--config", a.config,
-                    "config for weight files without igan metadata (paper, tiny, golden, file)");
-    cmd->add_flag("--force", a.force, "allow sizes beyond the safety cap");
-    cmd->add_flag("-q,--quiet", a.quiet, "no progress output");
-    cmd->add_flag("--json", a.json, "print the generation record as JSON on stdout");
-}
-
-igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const std::string& out) {
-    igan::GenerateRequest r;
-    r.seed = seed;
-    r.x = a.x;
-    r.width = a.width;
-    r.height = a.height;
-    r.y = a.y ? *a.y : -(a.height / 2);
-    r.tile = a.tile;
-    r.batch = a.batch;
-    r.psi = a.psi;
-    r.cyclic_width = a.cyclic_width;
-    r.out = out;
-    return r;
-}
-
 int run_generate(const GenerateArgs& a) {
     std::vector<std::pair<uint64_t, std::string>> jobs;
     if (!a.seeds.empty()) {
@@ -116,23 +56,10 @@ int run_generate(const GenerateArgs& a) {
     for (const auto& [seed, out] : jobs) {
         const auto req = make_request(a, seed, out);
         engine.validate(req, a.force);
-        igan::cli::ProgressBar bar("seed " + std::to_string(seed), a.quiet,
-                                   req.width * req.height);
-        const auto res = engine.generate(req, [&](const igan::Progress& p) { bar.update(p); });
-        bar.finish();
-        if (a.json) {
-            std::cout << res.record_json << "\n";
-        } else {
-            std::cout << res.path << "\n";
-        }
-        if (!a.quiet)
-            std::fprintf(stderr, "wrote %s (%lldx%lld, %lld tiles, %.2fs)\n", res.path.c_str(),
-                         (long long)req.width, (long long)req.height, (long long)res.tiles,
-                         res.seconds);
+        render_with_progress(engine, req, a, "seed " + std::to_string(seed));
     }
     return 0;
 }
-
 
 RegisterCommand reg(20, [](CLI::App& app, Globals&) {
     auto args = std::make_shared<GenerateArgs>();

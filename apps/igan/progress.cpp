@@ -28,13 +28,15 @@ void ProgressBar::update(const Progress& p) {
     if (tty_) {
         constexpr int kWidth = 30;
         const int filled = int(frac * kWidth);
-        std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld %s  %s  ETA %.0fs ", label_.c_str(), filled,
-                     "##############################", kWidth - filled, "", (long long)p.done,
-                     (long long)p.total, unit_.c_str(), rate, eta);
+        std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld %s  %s  ETA %.0fs %s ", label_.c_str(),
+                     filled, "##############################", kWidth - filled, "",
+                     (long long)p.done, (long long)p.total, unit_.c_str(), rate, eta,
+                     p.detail.c_str());
         drawn_ = true;
     } else {
-        std::fprintf(stderr, "%s: %lld/%lld %s, %s, ETA %.0fs\n", label_.c_str(), (long long)p.done,
-                     (long long)p.total, unit_.c_str(), rate, eta);
+        std::fprintf(stderr, "%s: %lld/%lld %s, %s, ETA %.0fs%s%s\n", label_.c_str(),
+                     (long long)p.done, (long long)p.total, unit_.c_str(), rate, eta,
+                     p.detail.empty() ? "" : ", ", p.detail.c_str());
     }
     std::fflush(stderr);
 }

@@ -24,6 +24,7 @@ public:
 struct Progress {
     int64_t done = 0, total = 0;
     double elapsed_s = 0;
+    std::string detail;  // e.g. the current loss of an optimisation
 };
 using ProgressFn = std::function<void(const Progress&)>;
 
@@ -53,6 +54,12 @@ struct ModelSummary {
     int64_t step = 0;
 };
 
+// Spatial style fusion: the style of `seed` rules the canvas pixels nearest (x, y).
+struct StyleCentre {
+    uint64_t seed = 0;
+    double x = 0, y = 0;  // canvas pixels
+};
+
 struct GenerateRequest {
     uint64_t seed = 0;
     int64_t x = 0, y = 0, width = 0, height = 0;
@@ -60,6 +67,8 @@ struct GenerateRequest {
     int64_t batch = 1;
     double psi = 1.0;          // truncation of the global style toward its mean
     int64_t cyclic_width = 0;  // > 0: a horizontally periodic canvas
+    std::vector<StyleCentre> styles;  // non-empty: style fusion (`seed` then only seeds z_l/noise)
+    double style_band = 128;          // fusion transition width in pixels
     std::string out;           // PNG path
 };
 

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "model/generator.h"
-#include "api/styled_generator.h"
+#include "render/styled_generator.h"
 #include "render/renderer.h"
 
 namespace igan {

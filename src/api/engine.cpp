@@ -12,7 +12,7 @@
 #include "model/coords.h"
 #include "model/state.h"
 #include "render/renderer.h"
-#include "api/styled_generator.h"
+#include "render/styled_generator.h"
 
 namespace igan {
 
@@ -57,19 +57,43 @@ struct Engine::Impl {
         return style_mean;
     }
 
-    std::unique_ptr<StyledGenerator> styled(const GenerateRequest& r) const {
+    // (z_g, w) of a seed with truncation psi: z_g (1, G) raw for G_S, w (1, G).
+    std::pair<torch::Tensor, torch::Tensor> seed_style(uint64_t seed, double psi) const {
         torch::NoGradGuard no_grad;
         const auto& c = model.config.generator;
-        auto z = global_latent_for_seed(r.seed, c.global_latent_dim).to(device);
+        auto z = global_latent_for_seed(seed, c.global_latent_dim).to(device);
         Generator g = model.generator;
         auto w = g->texture_synthesizer->mapping(z);
-        if (r.psi != 1.0) {
+        if (psi != 1.0) {
             const auto mean = mean_style();
-            w = mean + r.psi * (w - mean);
-            z = z * r.psi;  // the structure synthesizer reads raw z_g, whose mean is 0
+            w = mean + psi * (w - mean);
+            z = z * psi;  // the structure synthesizer reads raw z_g, whose mean is 0
         }
-        auto styles = w.unsqueeze(1).expand({1, c.n_latent(), c.global_latent_dim}).contiguous();
-        return std::make_unique<StyledGenerator>(model.generator, device, z, styles);
+        return {z, w};
+    }
+
+    torch::Tensor every_slot(const torch::Tensor& w) const {
+        const auto& c = model.config.generator;
+        return w.unsqueeze(1).expand({w.size(0), c.n_latent(), c.global_latent_dim}).contiguous();
+    }
+
+    std::unique_ptr<StyledGenerator> styled(const GenerateRequest& r) const {
+        if (r.styles.empty()) {
+            auto [z, w] = seed_style(r.seed, r.psi);
+            return std::make_unique<StyledGenerator>(model.generator, device, z, every_slot(w));
+        }
+        std::vector<torch::Tensor> zs, ws;
+        std::vector<FusionCentre> centres;
+        for (const auto& s : r.styles) {
+            auto [z, w] = seed_style(s.seed, r.psi);
+            zs.push_back(z);
+            ws.push_back(w);
+            centres.push_back({s.x, s.y});
+        }
+        auto model_out = std::make_unique<StyledGenerator>(model.generator, device, zs[0],
+                                                           every_slot(ws[0]));
+        model_out->fuse(torch::cat(zs), every_slot(torch::cat(ws)), centres, r.style_band);
+        return model_out;
     }
 
     RenderOptions options(const GenerateRequest& r) const {
@@ -92,6 +116,11 @@ struct Engine::Impl {
                             {"height", r.height},
                             {"psi", r.psi}};
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
+        if (!r.styles.empty()) {
+            j["style_band"] = r.style_band;
+            for (const auto& st : r.styles)
+                j["styles"].push_back({{"seed", st.seed}, {"x", st.x}, {"y", st.y}});
+        }
         return j.dump();
     }
 };
@@ -140,6 +169,22 @@ void validate_request(const GenerateRequest& r, bool force) {
     const int64_t limit = int64_t(1) << 60;
     if (r.x < -limit || r.x > limit || r.y < -limit || r.y > limit)
         throw UsageError("--x/--y must be within +-2^60");
+    if (!r.styles.empty()) {
+        if (r.styles.size() > 64) throw UsageError("at most 64 fusion styles");
+        if (!(r.style_band >= 1 && r.style_band <= 1e6))
+            throw UsageError("--band must be in [1, 10^6] pixels");
+        if (r.cyclic_width != 0)
+            throw UsageError("style fusion and --cyclic-width cannot be combined");
+        for (size_t i = 0; i < r.styles.size(); ++i) {
+            const auto& a = r.styles[i];
+            if (!(std::abs(a.x) <= double(limit) && std::abs(a.y) <= double(limit)))
+                throw UsageError("style centres must lie within +-2^60");
+            for (size_t j = 0; j < i; ++j)
+                if (a.x == r.styles[j].x && a.y == r.styles[j].y)
+                    throw UsageError("two styles share the centre " + std::to_string(a.x) + "," +
+                                     std::to_string(a.y) + ": give each its own point");
+        }
+    }
 }
 
 void check_output_path(const std::string& path) {

@@ -6,7 +6,7 @@
 #include <optional>
 #include <set>
 
-#include "api/styled_generator.h"
+#include "render/styled_generator.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "eval/fid.h"

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "api/styled_generator.h"
+#include "render/styled_generator.h"
 #include "core/error.h"
 #include "io/png.h"
 #include "render/renderer.h"

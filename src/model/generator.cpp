@@ -34,7 +34,8 @@ StructureSynthesizerImpl::StructureSynthesizerImpl(const GeneratorConfig& c) : c
 
 torch::Tensor StructureSynthesizerImpl::forward(const torch::Tensor& z_global,
                                                 const torch::Tensor& local_latent,
-                                                const torch::Tensor& coords, FeatureMap* features) {
+                                                const torch::Tensor& coords, FeatureMap* features,
+                                                const SpatialStyles* spatial) {
     TORCH_CHECK(local_latent.dim() == 4 && local_latent.size(1) == config.local_latent_dim,
                 "local latent must be (B, ", config.local_latent_dim, ", h, w), got ",
                 local_latent.sizes());
@@ -46,10 +47,18 @@ torch::Tensor StructureSynthesizerImpl::forward(const torch::Tensor& z_global,
     for (size_t i = 0; i < blocks.size(); ++i) {
         auto c = center_crop(coords, x.size(-2), x.size(-1));
         if (c.size(0) != x.size(0)) c = c.expand({x.size(0), -1, -1, -1});
-        x = blocks[i]->conv(torch::cat({x, c}, 1), z_global);
+        auto input = torch::cat({x, c}, 1);
+        x = spatial ? blocks[i]->conv->forward_mixed(input, StyleMix{spatial->palette, spatial->conv[i]})
+                    : blocks[i]->conv(input, z_global);
         if (features) (*features)["ss_block" + std::to_string(i)] = x;
     }
     return x;
+}
+
+std::vector<int64_t> StructureSynthesizerImpl::block_input_sizes(int64_t side) const {
+    std::vector<int64_t> sizes;
+    for (size_t i = 0; i < blocks.size(); ++i) sizes.push_back(side - 2 * config.ss_unfold_radius * int64_t(i));
+    return sizes;
 }
 
 std::vector<int64_t> ts_output_sizes(const GeneratorConfig& c, int64_t n) {
@@ -114,9 +123,10 @@ torch::Tensor TextureSynthesizerImpl::styles_from_latent(const torch::Tensor& gl
 torch::Tensor TextureSynthesizerImpl::forward(const torch::Tensor& structure,
                                               const torch::Tensor& styles,
                                               const std::vector<torch::Tensor>& noises,
-                                              FeatureMap* features) {
-    TORCH_CHECK(styles.dim() == 3 && styles.size(1) == config.n_latent(),
-                "styles must be (B, ", config.n_latent(), ", G), got ", styles.sizes());
+                                              FeatureMap* features, const SpatialStyles* spatial) {
+    const auto& st = spatial ? spatial->palette : styles;
+    TORCH_CHECK(st.dim() == 3 && st.size(1) == config.n_latent(),
+                "styles must be (B, ", config.n_latent(), ", G), got ", st.sizes());
     TORCH_CHECK(int(noises.size()) == config.num_ts_convs(), "need ", config.num_ts_convs(),
                 " noise maps, got ", noises.size());
     const auto src = config.to_rgb_src_conv();
@@ -125,10 +135,13 @@ torch::Tensor TextureSynthesizerImpl::forward(const torch::Tensor& structure,
     torch::Tensor rgb;
     size_t k = 0;
     for (int i = 0; i < config.num_ts_convs(); ++i) {
-        x = convs[i](x, styles.select(1, i), noises[i]);
+        x = spatial ? convs[i]->forward_mixed(x, StyleMix{st.select(1, i), spatial->conv[i]}, noises[i])
+                    : convs[i](x, st.select(1, i), noises[i]);
         if (features) (*features)["ts_conv" + std::to_string(i)] = x;
         if (k < src.size() && src[k] == i) {
-            rgb = to_rgbs[k](x, styles.select(1, tgt[k]), rgb);
+            rgb = spatial ? to_rgbs[k]->forward_mixed(
+                                x, StyleMix{st.select(1, tgt[k]), spatial->to_rgb[k]}, rgb)
+                          : to_rgbs[k](x, st.select(1, tgt[k]), rgb);
             if (features) (*features)["ts_to_rgb" + std::to_string(k)] = rgb;
             ++k;
         }

@@ -14,6 +14,14 @@ namespace igan {
 
 using FeatureMap = std::map<std::string, torch::Tensor>;
 
+// Per-pixel styles for spatial style fusion: a palette of N styles and, for every modulated
+// layer, mixing weights (B, N, h, w) at that layer's input size.
+struct SpatialStyles {
+    torch::Tensor palette;                 // G_S: (N, G) raw z_g; G_T: (N, n_latent, G)
+    std::vector<torch::Tensor> conv;       // one per SS block / TS conv
+    std::vector<torch::Tensor> to_rgb;     // G_T only: one per ToRGB
+};
+
 // PixelNorm then n_mlp EqualLinear(lr_mul 0.01, leaky ReLU); keys "1".."n_mlp".
 class MappingNetworkImpl : public torch::nn::Module {
 public:
@@ -35,9 +43,12 @@ class StructureSynthesizerImpl : public torch::nn::Module {
 public:
     explicit StructureSynthesizerImpl(const GeneratorConfig& config);
     // z_global (B or 1, G) raw global latent; local_latent (B, L, h, w); coords (B or 1, 3, h, w)
-    // -> z_S (B, L, h - 2*margin, w - 2*margin).
+    // -> z_S (B, L, h - 2*margin, w - 2*margin). With `spatial`, z_global is ignored.
     torch::Tensor forward(const torch::Tensor& z_global, const torch::Tensor& local_latent,
-                          const torch::Tensor& coords, FeatureMap* features = nullptr);
+                          const torch::Tensor& coords, FeatureMap* features = nullptr,
+                          const SpatialStyles* spatial = nullptr);
+    // Input size of every block for a local latent of side `side`.
+    std::vector<int64_t> block_input_sizes(int64_t side) const;
     GeneratorConfig config;
     std::vector<ConditionalBlock> blocks;
 };
@@ -49,8 +60,10 @@ public:
     // Styles for every slot from a (B, 2, G) global latent with optional style mixing.
     torch::Tensor styles_from_latent(const torch::Tensor& global_latent, int64_t inject_index);
     // z_S (B, L, n, n); styles (B or 1, n_latent, G); noises: one (B, 1, H_k, W_k) map per conv.
+    // With `spatial`, styles is ignored.
     torch::Tensor forward(const torch::Tensor& structure, const torch::Tensor& styles,
-                          const std::vector<torch::Tensor>& noises, FeatureMap* features = nullptr);
+                          const std::vector<torch::Tensor>& noises, FeatureMap* features = nullptr,
+                          const SpatialStyles* spatial = nullptr);
     GeneratorConfig config;
     MappingNetwork mapping{nullptr};
     std::vector<StyledConv> convs;

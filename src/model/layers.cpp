@@ -57,10 +57,9 @@ ModulatedConv2dImpl::ModulatedConv2dImpl(int64_t in, int64_t out, int64_t kernel
     if (upsample) blur = register_module("blur", KernelBuffer(generator_blur_kernel()));
 }
 
-torch::Tensor ModulatedConv2dImpl::finish_upsample(torch::Tensor y) const {
-    // Transposed conv gives 2H+1; crop one pixel per side, then the valid blur: 2H-3.
-    y = y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
-    return blur3_valid(y, 4.0);
+torch::Tensor ModulatedConv2dImpl::crop_upsampled(const torch::Tensor& y) const {
+    // Transposed conv gives 2H+1; one pixel per side is cropped (the valid blur then gives 2H-3).
+    return y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
 }
 
 torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::Tensor& style) {
@@ -71,8 +70,9 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
         if (demodulate)
             wm = wm * torch::rsqrt(wm.pow(2).sum({1, 2, 3}, true) + 1e-8);
         if (!upsample) return F::conv2d(x, wm);
-        return finish_upsample(F::conv_transpose2d(x, wm.transpose(0, 1),
-                                                   F::ConvTranspose2dFuncOptions().stride(2)));
+        return blur3_valid(crop_upsampled(F::conv_transpose2d(
+                               x, wm.transpose(0, 1), F::ConvTranspose2dFuncOptions().stride(2))),
+                           4.0);
     }
     TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
     const auto xs = x * s.view({-1, in_channels, 1, 1});
@@ -84,7 +84,37 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
         const auto d = torch::rsqrt(torch::matmul(s.pow(2), w.pow(2).sum({2, 3}).t()) + 1e-8);
         y = y * d.view({-1, out_channels, 1, 1});
     }
-    return upsample ? finish_upsample(y) : y;
+    return upsample ? blur3_valid(crop_upsampled(y), 4.0) : y;
+}
+
+torch::Tensor ModulatedConv2dImpl::forward_mixed(const torch::Tensor& x, const StyleMix& style) {
+    const auto& mix = style.weights;
+    TORCH_CHECK(mix.dim() == 4 && mix.size(0) == x.size(0) && mix.size(1) == style.palette.size(0) &&
+                    mix.size(2) == x.size(2) && mix.size(3) == x.size(3),
+                "style weights ", mix.sizes(), " do not match input ", x.sizes(), " and palette ",
+                style.palette.sizes());
+    const auto s = torch::einsum("bnhw,ni->bihw", {mix, modulation(style.palette)});
+    const auto w = weight[0] * scale;
+    const auto xs = x * s;
+    auto y = upsample ? crop_upsampled(F::conv_transpose2d(xs, w.transpose(0, 1),
+                                                           F::ConvTranspose2dFuncOptions().stride(2)))
+                      : F::conv2d(xs, w);
+    if (demodulate) {
+        // d[b, o, p] = rsqrt(sum_i s[b,i,p]^2 * sum_kk w[o,i,kk]^2 + eps) at input pixel p.
+        auto d = torch::rsqrt(torch::einsum("bihw,oi->bohw", {s.pow(2), w.pow(2).sum({2, 3})}) +
+                              1e-8);
+        if (upsample) {
+            // Input pixel i sits at output 2i: align_corners bilinear is the matching upsampling.
+            d = F::interpolate(d, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{y.size(-2), y.size(-1)})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(true));
+        } else {
+            d = center_crop(d, y.size(-2), y.size(-1));
+        }
+        y = y * d;
+    }
+    return upsample ? blur3_valid(y, 4.0) : y;
 }
 
 NoiseInjectionImpl::NoiseInjectionImpl() { weight = register_parameter("weight", torch::zeros({1})); }
@@ -102,7 +132,16 @@ StyledConvImpl::StyledConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t 
 
 torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tensor& style,
                                       const torch::Tensor& noise_map) {
-    auto y = conv(x, style);
+    return add_noise_and_activate(conv(x, style), noise_map);
+}
+
+torch::Tensor StyledConvImpl::forward_mixed(const torch::Tensor& x, const StyleMix& style,
+                                      const torch::Tensor& noise_map) {
+    return add_noise_and_activate(conv->forward_mixed(x, style), noise_map);
+}
+
+torch::Tensor StyledConvImpl::add_noise_and_activate(torch::Tensor y,
+                                                     const torch::Tensor& noise_map) {
     if (noise) {
         TORCH_CHECK(noise_map.defined(), "StyledConv needs a noise map");
         TORCH_CHECK(noise_map.size(-1) == y.size(-1) && noise_map.size(-2) == y.size(-2),
@@ -120,7 +159,15 @@ ToRGBImpl::ToRGBImpl(int64_t in, int64_t style_dim) {
 
 torch::Tensor ToRGBImpl::forward(const torch::Tensor& x, const torch::Tensor& style,
                                  const torch::Tensor& skip) {
-    auto rgb = conv(x, style) + bias;
+    return add_skip(conv(x, style) + bias, skip);
+}
+
+torch::Tensor ToRGBImpl::forward_mixed(const torch::Tensor& x, const StyleMix& style,
+                                 const torch::Tensor& skip) {
+    return add_skip(conv->forward_mixed(x, style) + bias, skip);
+}
+
+torch::Tensor ToRGBImpl::add_skip(torch::Tensor rgb, const torch::Tensor& skip) {
     if (!skip.defined()) return rgb;
     // Per-channel transposed conv, stride 2: H -> 2H+1, crop to 2H-1, then centre-crop.
     auto k = upsample->kernel.view({1, 1, 3, 3}).expand({3, 1, 3, 3});

@@ -42,6 +42,14 @@ public:
 };
 TORCH_MODULE(EqualLinear);
 
+// A per-pixel style (spatial style fusion): N palette styles mixed by weights that sum to 1 at
+// every pixel of the layer's input. Modulation is affine, so mixing the modulations equals
+// modulating with the mixed style.
+struct StyleMix {
+    torch::Tensor palette;  // (N, style_dim)
+    torch::Tensor weights;  // (B, N, H, W) at the layer input's size
+};
+
 // Modulated convolution. A style with batch 1 is folded into the weights (one ordinary
 // convolution for the whole batch); otherwise the input is modulated and the output
 // demodulated per sample, which equals the original's grouped convolution.
@@ -52,6 +60,9 @@ public:
     // x: (B, in, H, W); style: (B or 1, style_dim) -> (B, out, H', W') with
     // H' = H - k + 1 (plain) or 2H - 3 (upsampling, k = 3).
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style);
+    // Per-pixel style: modulate the input, convolve, demodulate per output pixel (SPEC-model
+    // 6.4, with the demodulation map upsampled as the features are).
+    torch::Tensor forward_mixed(const torch::Tensor& x, const StyleMix& style);
     torch::Tensor weight;
     EqualLinear modulation{nullptr};
     KernelBuffer blur{nullptr};
@@ -60,7 +71,7 @@ public:
     double scale;
 
 private:
-    torch::Tensor finish_upsample(torch::Tensor y) const;
+    torch::Tensor crop_upsampled(const torch::Tensor& y) const;
 };
 TORCH_MODULE(ModulatedConv2d);
 
@@ -78,9 +89,14 @@ public:
                    bool use_noise);
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style,
                           const torch::Tensor& noise = {});
+    torch::Tensor forward_mixed(const torch::Tensor& x, const StyleMix& style,
+                          const torch::Tensor& noise = {});
     ModulatedConv2d conv{nullptr};
     NoiseInjection noise{nullptr};
     BiasAct activate{nullptr};
+
+private:
+    torch::Tensor add_noise_and_activate(torch::Tensor y, const torch::Tensor& noise_map);
 };
 TORCH_MODULE(StyledConv);
 
@@ -89,9 +105,14 @@ public:
     ToRGBImpl(int64_t in, int64_t style_dim);
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style,
                           const torch::Tensor& skip = {});
+    torch::Tensor forward_mixed(const torch::Tensor& x, const StyleMix& style,
+                          const torch::Tensor& skip = {});
     ModulatedConv2d conv{nullptr};
     torch::Tensor bias;
     KernelBuffer upsample{nullptr};
+
+private:
+    torch::Tensor add_skip(torch::Tensor rgb, const torch::Tensor& skip);
 };
 TORCH_MODULE(ToRGB);
 

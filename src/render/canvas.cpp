@@ -28,6 +28,8 @@ PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields
     const int64_t r = geo.ss_margin(), side = n + 2 * r;
     const int64_t period_cells = fields.cyclic_period_px / geo.upscale();
     PatchBatch out;
+    out.origins = origins;
+    out.window = n;
     out.local_latent = torch::empty({b, c.local_latent_dim, side, side});
     std::vector<torch::Tensor> coords;
     for (int64_t i = 0; i < b; ++i) {

@@ -17,6 +17,8 @@ struct Rect {
 
 // What the renderer asks of a generator: RGB for a batch of patches, nothing else.
 struct PatchBatch {
+    std::vector<std::pair<int64_t, int64_t>> origins;  // z_S window origin (row, col) per patch
+    int64_t window = 0;                  // n
     torch::Tensor local_latent;          // (B, L, n + 2R, n + 2R)
     torch::Tensor coords;                // (B, 3, n + 2R, n + 2R)
     std::vector<torch::Tensor> noises;   // per texture conv: (B, 1, H_k, W_k)

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "api/styled_generator.h"
+#include "render/styled_generator.h"
 
 namespace igan::test {
 
@@ -41,13 +41,13 @@ GeneratorConfig micro_generator_config(int full_size) {
     return c;
 }
 
-std::unique_ptr<PatchModel> random_patch_model(const GeneratorConfig& config,
-                                               double noise_strength) {
+std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,
+                                                    double noise_strength, uint64_t style_seed) {
     torch::manual_seed(3);
     Generator g(config);
     torch::NoGradGuard no_grad;
     for (auto& conv : g->texture_synthesizer->convs) conv->noise->weight.fill_(noise_strength);
-    return StyledGenerator::for_seed(g, torch::kCPU, 1);
+    return StyledGenerator::for_seed(g, torch::kCPU, style_seed);
 }
 
 }  // namespace igan::test

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "render/canvas.h"
+#include "render/styled_generator.h"
 
 namespace igan::test {
 
@@ -20,7 +20,8 @@ std::string data_path(const std::string& name);
 GeneratorConfig micro_generator_config(int full_size = 64);
 // That generator with random weights (torch seed 3), noise strengths set to `noise_strength` so
 // that noise alignment matters, styled by global-latent seed 1.
-std::unique_ptr<PatchModel> random_patch_model(const GeneratorConfig& config,
-                                               double noise_strength = 0.3);
+std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,
+                                                    double noise_strength = 0.3,
+                                                    uint64_t style_seed = 1);
 
 }  // namespace igan::test

@@ -1,0 +1,180 @@
+#include "render/styled_generator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace igan {
+
+torch::Tensor fusion_weights(const std::vector<FusionCentre>& centres, double band_px, double y0,
+                             double x0, double step, int64_t h, int64_t w) {
+    const size_t n = centres.size();
+    auto out = torch::empty({int64_t(n), h, w});
+    float* o = out.data_ptr<float>();
+    std::vector<double> d2(n), f(n);
+    for (int64_t r = 0; r < h; ++r) {
+        const double py = y0 + double(r) * step;
+        for (int64_t c = 0; c < w; ++c) {
+            const double px = x0 + double(c) * step;
+            for (size_t i = 0; i < n; ++i)
+                d2[i] = (px - centres[i].x) * (px - centres[i].x) +
+                        (py - centres[i].y) * (py - centres[i].y);
+            double total = 0;
+            for (size_t i = 0; i < n; ++i) {
+                double v = 1;
+                for (size_t j = 0; j < n && v > 0; ++j) {
+                    if (j == i) continue;
+                    // Signed distance from the bisector of centres i and j, positive on i's side.
+                    const double sep = std::hypot(centres[i].x - centres[j].x,
+                                                  centres[i].y - centres[j].y);
+                    const double dist = (d2[j] - d2[i]) / (2 * sep);
+                    v *= std::clamp(0.5 + dist / band_px, 0.0, 1.0);
+                }
+                f[i] = v;
+                total += v;
+            }
+            for (size_t i = 0; i < n; ++i) o[(i * h + r) * w + c] = float(f[i] / total);
+        }
+    }
+    return out;
+}
+
+StyledGenerator::StyledGenerator(Generator g, torch::Device device, torch::Tensor z_structure,
+                                 torch::Tensor styles)
+    : g_(std::move(g)), device_(device), z_structure_(std::move(z_structure)),
+      styles_(std::move(styles)) {}
+
+std::unique_ptr<StyledGenerator> StyledGenerator::for_seed(Generator g, torch::Device device,
+                                                           uint64_t seed) {
+    torch::NoGradGuard no_grad;
+    const auto& c = g->config;
+    auto z = global_latent_for_seed(seed, c.global_latent_dim).to(device);
+    auto styles = g->texture_synthesizer->mapping(z).unsqueeze(1).expand(
+        {1, c.n_latent(), c.global_latent_dim}).contiguous();
+    return std::make_unique<StyledGenerator>(g, device, z, styles);
+}
+
+void StyledGenerator::fuse(torch::Tensor z_palette, torch::Tensor style_palette,
+                           std::vector<FusionCentre> centres, double band_px) {
+    if (centres.empty() || int64_t(centres.size()) != z_palette.size(0) ||
+        int64_t(centres.size()) != style_palette.size(0))
+        throw Error("style fusion needs one style per centre");
+    if (!(band_px > 0)) throw Error("the style transition band must be positive");
+    for (size_t i = 0; i < centres.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (centres[i].x == centres[j].x && centres[i].y == centres[j].y)
+                throw Error("two styles share the centre (" + std::to_string(centres[i].x) + ", " +
+                            std::to_string(centres[i].y) + "); give each style its own point");
+    z_palette_ = z_palette.to(device_);
+    style_palette_ = style_palette.to(device_);
+    centres_ = std::move(centres);
+    band_px_ = band_px;
+}
+
+void StyledGenerator::pin(PinnedLatents pins) {
+    auto move = [&](torch::Tensor& t) { t = t.to(device_); };
+    move(pins.local);
+    move(pins.local_mask);
+    for (auto& t : pins.noise) move(t);
+    for (auto& t : pins.noise_mask) move(t);
+    pins_.push_back(std::move(pins));
+}
+
+namespace {
+
+// Replaces dst (C, H, W) at global origin (dy, dx) with src where mask (1, h, w) at (sy, sx) is 1.
+void paste_masked(torch::Tensor dst, int64_t dy, int64_t dx, const torch::Tensor& src,
+                  const torch::Tensor& mask, int64_t sy, int64_t sx) {
+    const int64_t y0 = std::max(dy, sy), y1 = std::min(dy + dst.size(1), sy + src.size(1));
+    const int64_t x0 = std::max(dx, sx), x1 = std::min(dx + dst.size(2), sx + src.size(2));
+    if (y0 >= y1 || x0 >= x1) return;
+    auto d = dst.narrow(1, y0 - dy, y1 - y0).narrow(2, x0 - dx, x1 - x0);
+    auto s = src.narrow(1, y0 - sy, y1 - y0).narrow(2, x0 - sx, x1 - x0);
+    auto m = mask.narrow(1, y0 - sy, y1 - y0).narrow(2, x0 - sx, x1 - x0);
+    d.copy_(torch::where(m > 0.5, s, d));
+}
+
+}  // namespace
+
+void StyledGenerator::apply_pins(PatchBatch& batch) const {
+    if (pins_.empty()) return;
+    const CanvasGeometry geo(config());
+    const int64_t r = geo.ss_margin();
+    for (size_t i = 0; i < batch.origins.size(); ++i) {
+        const auto [ay, ax] = batch.origins[i];
+        for (const auto& p : pins_) {
+            paste_masked(batch.local_latent[i], ay - r, ax - r, p.local, p.local_mask, p.cell_y,
+                         p.cell_x);
+            for (size_t k = 0; k < batch.noises.size(); ++k) {
+                const int64_t s = geo.strides()[k];
+                paste_masked(batch.noises[k][i], s * ay, s * ax, p.noise[k], p.noise_mask[k],
+                             p.noise_origin[k].first, p.noise_origin[k].second);
+            }
+        }
+    }
+}
+
+int64_t StyledGenerator::single_style(const SpatialStyles& ss, const SpatialStyles& ts) const {
+    int64_t found = -1;
+    auto check = [&](const torch::Tensor& w) {
+        const auto lowest = w.amin({2, 3}).to(torch::kCPU);  // (B, N)
+        const auto best = lowest.argmax(1);
+        for (int64_t b = 0; b < lowest.size(0); ++b) {
+            const int64_t i = best[b].item<int64_t>();
+            if (lowest[b][i].item<float>() != 1.0f || (found >= 0 && found != i)) return false;
+            found = i;
+        }
+        return true;
+    };
+    for (const auto* group : {&ss.conv, &ts.conv, &ts.to_rgb})
+        for (const auto& w : *group)
+            if (!check(w)) return -1;
+    return found;
+}
+
+torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
+    PatchBatch batch = in;
+    if (!pins_.empty()) {
+        batch.local_latent = batch.local_latent.clone();
+        for (auto& noise : batch.noises) noise = noise.clone();
+        apply_pins(batch);
+    }
+    auto& ss_net = g_->structure_synthesizer;
+    auto& ts_net = g_->texture_synthesizer;
+    if (centres_.empty()) {
+        auto z_s = ss_net(z_structure_, batch.local_latent, batch.coords);
+        return ts_net(z_s, styles_, batch.noises);
+    }
+    // Fusion: mixing weights for every modulated layer's input grid.
+    const auto& c = config();
+    const CanvasGeometry geo(c);
+    const int64_t n = batch.window, up = geo.upscale();
+    const auto sizes = geo.layer_sizes(n);
+    const auto& strides = geo.strides();
+    auto grid_weights = [&](int64_t size, int64_t stride) {
+        std::vector<torch::Tensor> per_patch;
+        const double step = double(up) / double(stride);
+        const double offset = (0.5 + double(stride * n - size) / 2) * step - geo.margin() / 2.0 - 0.5;
+        for (const auto& [ay, ax] : batch.origins)
+            per_patch.push_back(fusion_weights(centres_, band_px_, double(up * ay) + offset,
+                                               double(up * ax) + offset, step, size, size));
+        return torch::stack(per_patch).to(device_);
+    };
+    SpatialStyles ss{z_palette_, {}, {}}, ts{style_palette_, {}, {}};
+    for (int64_t size : ss_net->block_input_sizes(n + 2 * geo.ss_margin()))
+        ss.conv.push_back(grid_weights(size, 1));
+    for (int i = 0; i < c.num_ts_convs(); ++i)
+        ts.conv.push_back(i == 0 ? grid_weights(n, 1) : grid_weights(sizes[i - 1], strides[i - 1]));
+    for (int src : c.to_rgb_src_conv()) ts.to_rgb.push_back(grid_weights(sizes[src], strides[src]));
+
+    const int64_t only = single_style(ss, ts);
+    if (only >= 0) {  // far from every boundary: the ordinary (faster) path
+        auto z_s = ss_net(z_palette_.narrow(0, only, 1), batch.local_latent, batch.coords);
+        return ts_net(z_s, style_palette_.narrow(0, only, 1), batch.noises);
+    }
+    auto z_s = ss_net(torch::Tensor(), batch.local_latent, batch.coords, nullptr, &ss);
+    return ts_net(z_s, torch::Tensor(), batch.noises, nullptr, &ts);
+}
+
+}  // namespace igan
