@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# igan serve and igan export from the command line: startup, tiles, hostile requests, graceful
+# SIGTERM with a request in flight; export formats and usage errors. Usage: test_serve_cli.sh igan
+set -u
+IGAN=$1
+W=$(mktemp -d)
+PID=""
+trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
+pass=0 failed=0
+ok() { pass=$((pass + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+M=$W/tiny.safetensors
+"$IGAN" init --config tiny --seed 1 --out "$M" >/dev/null 2>&1 || { echo "FAIL: init"; exit 1; }
+
+"$IGAN" serve --model "land=$M" --port 0 --tile-size 64 >"$W/serve.log" 2>&1 &
+PID=$!
+PORT=""
+for _ in $(seq 1 300); do
+  PORT=$(sed -n 's#^serving on http://127.0.0.1:\([0-9]*\)/$#\1#p' "$W/serve.log")
+  [ -n "$PORT" ] && break; sleep 0.1
+done
+[ -n "$PORT" ] && ok || { bad "serve did not start: $(cat "$W/serve.log")"; exit 1; }
+B=http://127.0.0.1:$PORT
+code() { curl -s -o "${2:-/dev/null}" -w '%{http_code}' --max-time 60 "$@" 2>/dev/null | tail -c 3; }
+c() { curl -s -o "${2:-/dev/null}" -w '%{http_code}' --max-time 60 ${3:-} "$B$1"; }
+[ "$(c /healthz)" = 200 ] && ok || bad "/healthz"
+curl -s "$B/api/info" | grep -q '"name":"land"' && ok || bad "/api/info lacks the model name"
+[ "$(c /tiles/land/1/0/0/0.png "$W/t.png")" = 200 ] && ok || bad "tile"
+head -c 8 "$W/t.png" | od -c | grep -q 'P   N   G' && ok || bad "tile is not a PNG"
+[ "$(c /tiles/land/1/-2/0/0.png)" = 200 ] && ok || bad "zoom -2 tile"
+for p in "/tiles/land/1/0/../../etc/passwd" "/tiles/land/x/0/0/0.png" \
+         "/tiles/land/1/0/99999999999999999999999/0.png" "/tiles/nosuch/1/0/0/0.png" \
+         "/render?x=0&y=0&w=999999999&h=999999999" "/tiles/land/1/-9/0/0.png"; do
+  r=$(c "$p"); case "$r" in 4??) ok ;; *) bad "$p -> $r" ;; esac
+  r=$(c "$p" /dev/null --path-as-is); case "$r" in 4??) ok ;; *) bad "$p (as is) -> $r" ;; esac
+done
+curl -s "$B/metrics" | grep -q '^igan_tiles_served_total 2' && ok || bad "/metrics tiles served"
+# SIGTERM with a render in flight: the render completes, then the server exits 0.
+curl -s -o "$W/r.png" -w '%{http_code}' --max-time 60 "$B/render?x=0&y=0&w=512&h=256" >"$W/r.code" &
+CURL=$!
+for _ in $(seq 1 200); do curl -s "$B/metrics" | grep -q '^igan_renders_active 1' && break; sleep 0.02; done
+kill -TERM $PID
+wait $CURL
+[ "$(cat "$W/r.code")" = 200 ] && ok || bad "in-flight render cut off by SIGTERM: $(cat "$W/r.code")"
+wait $PID; rc=$?; PID=""
+[ $rc = 0 ] && ok || bad "serve exit code $rc after SIGTERM"
+grep -q "shutting down" "$W/serve.log" && ok || bad "no shutdown message"
+
+expect() {
+  local want=$1 what=$2; shift 3
+  "$@" >"$W/out" 2>"$W/err"; local rc=$?
+  [ "$rc" = "$want" ] && ok || bad "$what: exit $rc, want $want ($(tail -1 "$W/err"))"
+}
+expect 2 "serve without model" -- "$IGAN" serve --port 0
+expect 2 "serve duplicate names" -- "$IGAN" serve --model "a=$M" --model "a=$M" --port 0
+expect 2 "serve bad zoom" -- "$IGAN" serve --model "$M" --min-zoom -7 --port 0
+expect 1 "serve missing model" -- "$IGAN" serve --model "$W/missing.safetensors" --port 0
+E="$IGAN export --model $M --quiet --seed 3 --width 100 --height 60"
+expect 0 "export dzi" -- $E --format dzi --tile-size 64 -o "$W/v.dzi"
+[ -f "$W/v.dzi" ] && [ -f "$W/v_files/7/1_0.png" ] && [ -f "$W/v_files/0/0_0.png" ] && ok || bad "dzi files"
+expect 0 "export dzi again (replaces)" -- $E --format dzi --tile-size 64 -o "$W/v.dzi"
+expect 0 "export bigtiff" -- $E --format bigtiff -o "$W/v.tif"
+head -c 4 "$W/v.tif" | od -An -tx1 | grep -q '49 49 2b 00' && ok || bad "not a BigTIFF"
+expect 2 "export bad format" -- $E --format jpeg -o "$W/x.dzi"
+expect 2 "export dzi name" -- $E --format dzi -o "$W/x.png"
+expect 2 "export missing dir" -- $E --format bigtiff -o "$W/nodir/x.tif"
+expect 2 "export absurd size" -- "$IGAN" export --model "$M" --width 1000000 --height 1000000 -o "$W/x.tif" --format bigtiff
+[ -z "$(ls "$W" | grep -E '^x\.|tmp')" ] && ok || bad "partial files left: $(ls "$W")"
+echo "$pass passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,542 @@
+// Tile server: byte-bounded LRU cache, single-flight production, the work gate, URL parsing,
+// concurrent rendering through one shared Engine, and the HTTP server in-process on an
+// ephemeral port with hostile input (httplib::Client and raw sockets).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "igan/igan.h"
+#include "igan/image.h"
+#include "igan/serve.h"
+#include "serve/routes.h"
+#include "serve/tile_cache.h"
+
+namespace igan {
+namespace {
+
+Blob blob(size_t n, char c = 'x') { return std::make_shared<const std::string>(n, c); }
+
+TEST(TileCache, BoundedInBytesAndLeastRecentlyUsedFirst) {
+    LruCache cache(300);  // cost = value + key bytes
+    cache.put("a", blob(99));
+    cache.put("b", blob(99));
+    cache.put("c", blob(99));
+    EXPECT_EQ(cache.bytes(), 300);
+    ASSERT_TRUE(cache.get("a"));  // a is now the most recent; b the least
+    cache.put("d", blob(99));
+    EXPECT_FALSE(cache.get("b"));
+    EXPECT_TRUE(cache.get("a") && cache.get("c") && cache.get("d"));
+    EXPECT_LE(cache.bytes(), 300);
+    EXPECT_EQ(cache.evictions(), 1);
+    cache.put("huge", blob(1000));  // larger than the whole cache: not stored, nothing evicted
+    EXPECT_FALSE(cache.get("huge"));
+    EXPECT_EQ(cache.entries(), 3);
+    cache.put("a", blob(9));  // replacing an entry updates the byte count
+    EXPECT_EQ(cache.bytes(), 10 + 100 + 100);
+    LruCache none(0);
+    none.put("a", blob(1));
+    EXPECT_EQ(none.entries(), 0);
+}
+
+TEST(TileCache, EvictedValuesStayValidForTheirHolders) {
+    LruCache cache(20);
+    cache.put("a", blob(10, 'a'));
+    Blob held = cache.get("a");
+    cache.put("b", blob(10, 'b'));  // evicts a
+    EXPECT_FALSE(cache.get("a"));
+    EXPECT_EQ(*held, std::string(10, 'a'));
+}
+
+TEST(TileStore, ConcurrentRequestsForOneTileProduceItOnce) {
+    TileStore store(1 << 20);
+    std::atomic<int> calls{0};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    std::vector<Blob> got(8);
+    std::vector<TileStore::Source> sources(8);
+    for (int i = 0; i < 8; ++i)
+        threads.emplace_back([&, i] {
+            ++ready;
+            while (ready < 8) std::this_thread::yield();
+            got[i] = store.get(
+                "k",
+                [&] {
+                    ++calls;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                    return std::string("tile");
+                },
+                &sources[i]);
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(calls, 1);
+    int produced = 0;
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(got[i].get(), got[0].get());  // one shared object
+        produced += sources[i] == TileStore::Source::kProduced;
+    }
+    EXPECT_EQ(produced, 1);
+    TileStore::Source s;
+    store.get("k", [&] { return std::string("again"); }, &s);
+    EXPECT_EQ(s, TileStore::Source::kCache);
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(store.in_flight(), 0);
+}
+
+TEST(TileStore, AFailureReachesEveryWaiterAndIsNotCached) {
+    TileStore store(1 << 20);
+    std::atomic<int> calls{0}, failures{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i)
+        threads.emplace_back([&] {
+            try {
+                store.get("k", [&]() -> std::string {
+                    ++calls;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                    throw std::runtime_error("render failed");
+                });
+            } catch (const std::runtime_error&) {
+                ++failures;
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures, 4);
+    EXPECT_GE(calls, 1);
+    EXPECT_EQ(*store.get("k", [] { return std::string("ok"); }), "ok");  // retried, not cached
+}
+
+TEST(WorkGate, RefusesWhenSlotsAndQueueAreFull) {
+    WorkGate gate(1, 1);
+    ASSERT_TRUE(gate.acquire());
+    std::atomic<bool> second{false};
+    std::thread waiter([&] {
+        second = gate.acquire();  // waits in the queue
+        gate.release();
+    });
+    while (gate.waiting() < 1) std::this_thread::yield();
+    EXPECT_FALSE(gate.acquire());  // one holder, one waiter: full
+    gate.release();
+    waiter.join();
+    EXPECT_TRUE(second);
+    EXPECT_EQ(gate.active(), 0);
+}
+
+TEST(ServeRoutes, StrictIntegers) {
+    int64_t v = 0;
+    uint64_t u = 0;
+    EXPECT_TRUE(parse_int64("-9223372036854775808", &v));
+    EXPECT_EQ(v, INT64_MIN);
+    EXPECT_TRUE(parse_int64("0", &v));
+    for (const char* s : {"", "-", "+1", " 1", "1 ", "0x10", "1e3", "9223372036854775808",
+                          "99999999999999999999999", "1.5", "--1", "1/"})
+        EXPECT_FALSE(parse_int64(s, &v)) << s;
+    EXPECT_TRUE(parse_uint64("18446744073709551615", &u));
+    EXPECT_FALSE(parse_uint64("18446744073709551616", &u));
+    EXPECT_FALSE(parse_uint64("-1", &u));
+}
+
+TEST(ServeRoutes, TilePaths) {
+    TileAddress t;
+    auto status = [&](const std::string& p) { return parse_tile_path(p, -3, 256, &t).status; };
+    EXPECT_EQ(status("m/7/0/-3/12.png"), 200);
+    EXPECT_EQ(t.model, "m");
+    EXPECT_EQ(t.seed, 7u);
+    EXPECT_EQ(t.x, -3);
+    EXPECT_EQ(t.y, 12);
+    EXPECT_EQ(status("m/7/-3/1/1.png"), 200);
+    EXPECT_EQ(t.z, -3);
+    EXPECT_EQ(status("m/1/0/../../etc/passwd"), 404);
+    EXPECT_EQ(status("../1/0/0/0.png"), 404);
+    EXPECT_EQ(status("m/1/0/0/0.jpg"), 404);
+    EXPECT_EQ(status("m/1/0/0/0.png/x"), 404);
+    EXPECT_EQ(status("m%2F/1/0/0/0.png"), 404);
+    EXPECT_EQ(status("m/x/0/0/0.png"), 400);
+    EXPECT_EQ(status("m/-1/0/0/0.png"), 400);
+    EXPECT_EQ(status("m/1/1/0/0.png"), 400);   // finer than native
+    EXPECT_EQ(status("m/1/-4/0/0.png"), 400);  // coarser than min_zoom
+    EXPECT_EQ(status("m/1/-99999999999999999999/0/0.png"), 400);
+    EXPECT_EQ(status("m/1/0/99999999999999999999999/0.png"), 400);
+    EXPECT_EQ(status("m/1/0/0/.png"), 404);
+    EXPECT_EQ(status("m/1/0/0/1e3.png"), 400);
+    // The canvas limit: x * 256 * 2^-z within +-2^60.
+    const int64_t last = (kCanvasLimit / 256) - 1;
+    EXPECT_EQ(status("m/1/0/" + std::to_string(last) + "/0.png"), 200);
+    EXPECT_EQ(status("m/1/0/" + std::to_string(last + 1) + "/0.png"), 400);
+    EXPECT_EQ(status("m/1/0/" + std::to_string(-last - 1) + "/0.png"), 200);
+    EXPECT_EQ(status("m/1/0/" + std::to_string(-last - 2) + "/0.png"), 400);
+    EXPECT_EQ(status("m/1/-3/" + std::to_string(last / 8) + "/0.png"), 200);
+    EXPECT_EQ(status("m/1/-3/" + std::to_string(last / 8 + 1) + "/0.png"), 400);
+    EXPECT_EQ(status("m/1/0/0/9223372036854775807.png"), 400);
+    EXPECT_EQ(status("m/1/0/-9223372036854775808/0.png"), 400);
+    const auto r = tile_region({"m", 1, -2, -1, 3}, 256);
+    EXPECT_EQ(r.side, 1024);
+    EXPECT_EQ(r.x0, -1024);
+    EXPECT_EQ(r.y0, 3072);
+}
+
+TEST(ServeRoutes, ModelNames) {
+    EXPECT_TRUE(valid_model_name("landscape-tiny_2.v1"));
+    for (const char* s : {"", ".", "..", ".hidden", "a/b", "a b", "a%2e", "ü"})
+        EXPECT_FALSE(valid_model_name(s)) << s;
+    EXPECT_EQ(parse_serve_model("/x/y/landscape-tiny.safetensors").name, "landscape-tiny");
+    EXPECT_EQ(parse_serve_model("land=/x/a=b.safetensors").path, "/x/a=b.safetensors");
+    EXPECT_EQ(parse_serve_model("/x/a=b.safetensors").name, "a_b");
+    EXPECT_EQ(parse_serve_model("/x/bad name.safetensors").name, "bad_name");
+    EXPECT_THROW(parse_serve_model("x="), UsageError);
+    EXPECT_THROW(parse_serve_model(""), UsageError);
+}
+
+// ---- A tiny model shared by the tests below ----------------------------------------------------
+
+const std::string& tiny_model() {
+    static const std::string path = [] {
+        char dir[] = "/tmp/igan-serve-test-XXXXXX";
+        if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp");
+        InitRequest r;
+        r.config = "tiny";
+        r.seed = 5;
+        r.out = std::string(dir) + "/tiny.safetensors";
+        init_model(r);
+        return r.out;
+    }();
+    return path;
+}
+
+const Engine& tiny_engine() {
+    static const Engine engine(tiny_model());
+    return engine;
+}
+
+std::vector<uint8_t> render(uint64_t seed, int64_t x, int64_t y, int64_t w, int64_t h) {
+    GenerateRequest r;
+    r.seed = seed;
+    r.x = x;
+    r.y = y;
+    r.width = w;
+    r.height = h;
+    return tiny_engine().render_rgb(r);
+}
+
+TEST(ServeEngine, ConcurrentRendersEqualASingleThreadedRender) {
+    const auto expected = render(3, -40, 17, 40, 36);
+    std::vector<std::vector<uint8_t>> got(4);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { got[i] = render(3, -40, 17, 40, 36); });
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], expected) << "thread " << i;
+}
+
+TEST(ServeEngine, StreamRowsEqualsRenderRgb) {
+    GenerateRequest r;
+    r.seed = 3;
+    r.x = 5;
+    r.y = -30;
+    r.width = 37;
+    r.height = 50;
+    r.tile = 16;  // several strips
+    std::vector<uint8_t> rows(size_t(3 * r.width * r.height));
+    int64_t next = 0, calls = 0;
+    tiny_engine().stream_rows(r, [&](const uint8_t* data, int64_t y0, int64_t count) {
+        EXPECT_EQ(y0, next);
+        std::copy(data, data + 3 * r.width * count, rows.begin() + 3 * r.width * y0);
+        next = y0 + count;
+        ++calls;
+    });
+    EXPECT_EQ(next, r.height);
+    EXPECT_EQ(calls, 4);
+    EXPECT_EQ(rows, tiny_engine().render_rgb(r));  // same tiles, same bytes
+    EXPECT_THROW(tiny_engine().stream_rows(
+                     r, [](const uint8_t*, int64_t, int64_t) { throw Error("consumer failed"); }),
+                 Error);
+}
+
+// ---- The HTTP server in-process --------------------------------------------------------------
+
+class ServerTest : public ::testing::Test {
+protected:
+    static constexpr int64_t kTile = 32;
+
+    static void SetUpTestSuite() {
+        signal(SIGPIPE, SIG_IGN);
+        ServeOptions o;
+        o.models = {parse_serve_model("tiny=" + tiny_model())};
+        o.port = 0;
+        o.tile_size = kTile;
+        o.min_zoom = -2;
+        o.cache_mb = 1;
+        o.max_render_side = 128;
+        o.max_render_pixels = 128 * 64;
+        o.timeout_ms = 300;
+        o.http_threads = 8;
+        server_ = new TileServer(o);
+        port_ = server_->bind();
+        thread_ = new std::thread([] { server_->run(); });
+    }
+    static void TearDownTestSuite() {
+        const auto t0 = std::chrono::steady_clock::now();
+        server_->stop();
+        thread_->join();
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+        delete thread_;
+        delete server_;
+    }
+
+    static httplib::Client client() {
+        httplib::Client c("127.0.0.1", port_);
+        c.set_read_timeout(30, 0);
+        return c;
+    }
+    static int status(const std::string& path) {
+        auto res = client().Get(path.c_str());
+        return res ? res->status : -1;
+    }
+
+    static TileServer* server_;
+    static std::thread* thread_;
+    static int port_;
+};
+TileServer* ServerTest::server_ = nullptr;
+std::thread* ServerTest::thread_ = nullptr;
+int ServerTest::port_ = 0;
+
+TEST_F(ServerTest, HealthInfoAndMetrics) {
+    auto c = client();
+    auto h = c.Get("/healthz");
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->status, 200);
+    auto info = c.Get("/api/info");
+    ASSERT_TRUE(info);
+    const auto j = nlohmann::json::parse(info->body);
+    EXPECT_EQ(j["models"][0]["name"], "tiny");
+    EXPECT_EQ(j["models"][0]["config_name"], "tiny");
+    EXPECT_TRUE(j["models"][0]["config"].is_object());
+    EXPECT_EQ(j["tile_size"], kTile);
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_NE(m->body.find("igan_http_requests_total{route=\"healthz\",code=\"200\"}"),
+              std::string::npos);
+    EXPECT_NE(m->body.find("igan_http_request_duration_seconds_bucket{le=\"+Inf\"}"),
+              std::string::npos);
+    EXPECT_NE(m->body.find("igan_tile_cache_capacity_bytes 1048576"), std::string::npos);
+    auto page = c.Get("/");
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->status, 200);
+    EXPECT_NE(page->body.find("viewer.js"), std::string::npos);
+    EXPECT_EQ(status("/viewer.js"), 200);
+}
+
+TEST_F(ServerTest, NativeTileEqualsTheEngineAndIsCachedWithAnETag) {
+    auto c = client();
+    auto res = c.Get("/tiles/tiny/9/0/-2/1.png");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "image/png");
+    EXPECT_NE(res->get_header_value("Cache-Control").find("immutable"), std::string::npos);
+    const auto img = decode_png(res->body);
+    ASSERT_EQ(img.width, kTile);
+    ASSERT_EQ(img.height, kTile);
+    EXPECT_EQ(img.pixels, render(9, -2 * kTile, kTile, kTile, kTile));
+    const std::string etag = res->get_header_value("ETag");
+    ASSERT_FALSE(etag.empty());
+    auto again = c.Get("/tiles/tiny/9/0/-2/1.png");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->get_header_value("X-Cache"), "hit");
+    EXPECT_EQ(again->body, res->body);
+    auto cond = c.Get("/tiles/tiny/9/0/-2/1.png", {{"If-None-Match", etag}});
+    ASSERT_TRUE(cond);
+    EXPECT_EQ(cond->status, 304);
+    EXPECT_TRUE(cond->body.empty());
+}
+
+TEST_F(ServerTest, CoarserTilesAreBoxFilteredNativeTiles) {
+    auto res = client().Get("/tiles/tiny/4/-1/-1/0.png");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+    const auto img = decode_png(res->body);
+    ASSERT_EQ(img.width, kTile);
+    const auto full = render(4, -2 * kTile, 0, 2 * kTile, 2 * kTile);
+    const int64_t w = 2 * kTile;
+    for (int64_t j = 0; j < kTile; ++j)
+        for (int64_t i = 0; i < kTile; ++i)
+            for (int c = 0; c < 3; ++c) {
+                auto px = [&](int64_t y, int64_t x) { return int(full[size_t(3 * (y * w + x) + c)]); };
+                const int sum = px(2 * j, 2 * i) + px(2 * j, 2 * i + 1) + px(2 * j + 1, 2 * i) +
+                                px(2 * j + 1, 2 * i + 1);
+                ASSERT_EQ(int(img.pixels[size_t(3 * (j * kTile + i) + c)]), (sum + 2) / 4)
+                    << "at " << i << "," << j;
+            }
+    EXPECT_EQ(status("/tiles/tiny/4/-2/0/0.png"), 200);
+}
+
+TEST_F(ServerTest, HostileRequestsGet4xxAndTheServerSurvives) {
+    const std::pair<std::string, int> cases[] = {
+        {"/tiles/tiny/1/0/../../etc/passwd", 404},
+        {"/tiles/tiny/1/0/%2e%2e/%2e%2e/etc/passwd", 404},
+        {"/tiles/../../../etc/passwd", 404},
+        {"/../../etc/passwd", 404},
+        {"/tiles/tiny/x/0/0/0.png", 400},
+        {"/tiles/tiny/1/0/99999999999999999999999/0.png", 400},
+        {"/tiles/tiny/1/0/0/-99999999999999999999999.png", 400},
+        {"/tiles/tiny/1/0/0/0x1.png", 400},
+        {"/tiles/tiny/1/0/36028797018963968/0.png", 400},  // 2^55 * 32 = 2^60: outside
+        {"/tiles/tiny/1/-3/0/0.png", 400},
+        {"/tiles/tiny/1/5/0/0.png", 400},
+        {"/tiles/tiny/1/-2147483649/0/0.png", 400},
+        {"/tiles/nosuchmodel/1/0/0/0.png", 404},
+        {"/tiles/tiny/1/0/0/0", 404},
+        {"/tiles/tiny", 404},
+        {"/render?x=0&y=0&w=999999999&h=999999999", 413},
+        {"/render?x=0&y=0&w=129&h=1", 413},
+        {"/render?x=0&y=0&w=128&h=128", 413},  // over the pixel cap
+        {"/render?x=0&y=0&w=0&h=10", 400},
+        {"/render?x=0&y=0&w=-5&h=10", 400},
+        {"/render?x=a&y=0&w=8&h=8", 400},
+        {"/render?y=0&w=8&h=8", 400},
+        {"/render?x=1152921504606846970&y=0&w=8&h=8", 400},
+        {"/render?x=0&y=0&w=8&h=8&seed=-1", 400},
+        {"/render?x=0&y=0&w=8&h=8&model=nosuch", 404},
+        {"/nothing", 404},
+        {"/" + std::string(10000, 'a'), 414},
+    };
+    for (const auto& [path, want] : cases) EXPECT_EQ(status(path), want) << path;
+    auto c = client();
+    auto post = c.Post("/tiles/tiny/1/0/0/0.png", std::string(100, 'x'), "text/plain");
+    ASSERT_TRUE(post);
+    EXPECT_GE(post->status, 400);
+    EXPECT_LT(post->status, 500);
+    EXPECT_EQ(status("/healthz"), 200);
+}
+
+std::string raw_exchange(int port, const std::string& request);
+
+TEST_F(ServerTest, HugeBodiesAndMalformedRequestsAreRefused) {
+    // A declared 10 MB body is refused from its Content-Length, before it is read.
+    const auto big = raw_exchange(
+        port_, "POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    EXPECT_EQ(big.rfind("HTTP/1.1 413", 0), 0u) << big.substr(0, 40);
+    const auto junk = raw_exchange(port_, "NONSENSE\r\n\r\n");
+    EXPECT_EQ(junk.rfind("HTTP/1.1 4", 0), 0u) << junk.substr(0, 40);
+    const auto header = raw_exchange(
+        port_, "GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + std::string(20000, 'a') + "\r\n\r\n");
+    EXPECT_TRUE(header.empty() || header.rfind("HTTP/1.1 4", 0) == 0) << header.substr(0, 40);
+    EXPECT_EQ(status("/healthz"), 200);
+}
+
+TEST_F(ServerTest, RenderGivesTheRequestedRegion) {
+    auto res = client().Get("/render?x=-7&y=3&w=40&h=20&seed=2");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+    const auto img = decode_png(res->body);
+    EXPECT_EQ(img.width, 40);
+    EXPECT_EQ(img.height, 20);
+    EXPECT_EQ(img.pixels, render(2, -7, 3, 40, 20));
+    EXPECT_NE(res->get_header_value("Content-Disposition").find("attachment"), std::string::npos);
+}
+
+int connect_raw(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(uint16_t(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(fd);
+        return -1;
+    }
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+std::string raw_exchange(int port, const std::string& request) {
+    const int fd = connect_raw(port);
+    if (fd < 0) return "connect failed";
+    (void)!send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+        out.append(buf, size_t(n));
+        if (out.find("\r\n\r\n") != std::string::npos) break;
+    }
+    close(fd);
+    return out;
+}
+
+TEST_F(ServerTest, SlowClientsAreCutOffAndDoNotBlockOthers) {
+    std::vector<int> slow;
+    for (int i = 0; i < 4; ++i) {
+        const int fd = connect_raw(port_);
+        ASSERT_GE(fd, 0);
+        const char partial[] = "GET /healthz HTTP/1.1\r\nHost: x";
+        ASSERT_GT(send(fd, partial, sizeof partial - 1, 0), 0);
+        slow.push_back(fd);
+    }
+    EXPECT_EQ(status("/healthz"), 200);  // others are still served
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int fd : slow) {
+        char buf[256];
+        ssize_t n;
+        while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+        }
+        EXPECT_EQ(n, 0) << "the server should close a stalled connection";
+        close(fd);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST(ServeQueue, FullQueueAnswers503) {
+    ServeOptions o;
+    o.models = {parse_serve_model("tiny=" + tiny_model())};
+    o.port = 0;
+    o.tile_size = 32;
+    o.workers = 1;
+    o.queue = 0;
+    o.max_render_side = 4096;
+    TileServer server(o);
+    const int port = server.bind();
+    std::thread t([&] { server.run(); });
+    std::thread slow([&] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(60, 0);
+        auto res = c.Get("/render?x=0&y=0&w=256&h=128");
+        EXPECT_TRUE(res && res->status == 200);
+    });
+    while (server.metrics_text().find("igan_renders_active 1") == std::string::npos)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    httplib::Client c("127.0.0.1", port);
+    auto res = c.Get("/tiles/tiny/1/0/0/0.png");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 503);
+    EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+    slow.join();
+    EXPECT_EQ(c.Get("/tiles/tiny/1/0/0/0.png")->status, 200);  // a 503 is not cached
+    server.stop();
+    t.join();
+}
+
+TEST(ServeOptions, Validation) {
+    ServeOptions o;
+    EXPECT_THROW(validate_serve_options(o), UsageError);  // no model
+    o.models = {{"a", "x"}, {"a", "y"}};
+    EXPECT_THROW(validate_serve_options(o), UsageError);  // duplicate names
+    o.models = {{"a", "x"}};
+    validate_serve_options(o);
+    o.min_zoom = -5;
+    EXPECT_THROW(validate_serve_options(o), UsageError);
+    o.min_zoom = 0;
+    o.tile_size = 33;
+    EXPECT_THROW(validate_serve_options(o), UsageError);
+}
+
+}  // namespace
+}  // namespace igan
