@@ -28,6 +28,7 @@ side=8
 for i in $(seq 0 $((WARM - 1))); do
   curl -sf -o /dev/null "$B/tiles/m/7/0/$((i % side))/$((i / side)).png"
 done
+rss_warm=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)  # model + render workspace + warm tiles
 cat >"$W/cached.lua" <<LUA
 math.randomseed(os.time())
 request = function()
@@ -65,6 +66,5 @@ phase uncached "$W/uncached.lua"
 hwm=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
 cache_bytes=$(curl -s "$B/metrics" | awk '/^igan_tile_cache_bytes / {print $2}')
 rendered=$(curl -s "$B/metrics" | awk '/^igan_tiles_rendered_total / {print $2}')
-echo "{\"rss_after_load_mb\":$((rss_base / 1024)),\"peak_rss_mb\":$((hwm / 1024)),\"cache_mb\":$CACHE_MB,\"cache_bytes\":${cache_bytes:-0},\"tiles_rendered\":${rendered:-0}}" \
-  | sed "s/\"rss_after_load_mb\"/\"rss_model_loaded_mb\"/"
+echo "{\"rss_model_loaded_mb\":$((rss_base / 1024)),\"peak_rss_after_warmup_mb\":$((rss_warm / 1024)),\"peak_rss_mb\":$((hwm / 1024)),\"cache_mb\":$CACHE_MB,\"cache_bytes\":${cache_bytes:-0},\"tiles_rendered\":${rendered:-0}}"
 kill -TERM $PID; wait $PID || true; PID=""

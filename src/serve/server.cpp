@@ -1,7 +1,7 @@
 // igan serve: XYZ tiles, /render, /healthz, /metrics, /api/info and the embedded viewer over
 // cpp-httplib. Models are loaded once and shared read-only; each request renders with its own
-// state (Engine::render_rgb is const). Native tiles render through a bounded gate (workers plus a
-// waiting queue; 503 beyond), coarser levels are box-filtered from four finer tiles, and every
+// state (Engine::render_rgb is const). Native tiles render on a pool of worker threads with a bounded
+// queue (503 beyond it), coarser levels are box-filtered from four finer tiles, and every
 // tile goes through the byte-bounded LRU cache with single-flight production.
 #include <httplib.h>
 
@@ -153,12 +153,12 @@ struct TileServer::Impl {
     explicit Impl(ServeOptions o)
         : opt(std::move(o)),
           store(opt.cache_mb * (int64_t{1} << 20)),
-          gate(opt.workers, opt.queue) {}
+          pool(opt.workers, opt.queue) {}
 
     ServeOptions opt;
     std::vector<Model> models;
     TileStore store;
-    WorkGate gate;
+    RenderPool pool;
     Metrics metrics;
     httplib::Server http;
     int port = -1;
@@ -178,20 +178,22 @@ struct TileServer::Impl {
 
     std::vector<uint8_t> render(const Model& m, uint64_t seed, int64_t x, int64_t y, int64_t w,
                                 int64_t h) {
-        WorkGate::Hold hold(gate);
-        if (!hold.held()) {
-            metrics.rejected();
-            throw Busy();
-        }
         GenerateRequest r;
         r.seed = seed;
         r.x = x;
         r.y = y;
         r.width = w;
         r.height = h;
-        const auto t0 = Clock::now();
-        auto rgb = m.engine->render_rgb(r);
-        metrics.rendered(seconds_since(t0));
+        std::vector<uint8_t> rgb;
+        const bool ran = pool.run([&] {
+            const auto t0 = Clock::now();
+            rgb = m.engine->render_rgb(r);
+            metrics.rendered(seconds_since(t0));
+        });
+        if (!ran) {
+            metrics.rejected();
+            throw Busy();
+        }
         return rgb;
     }
 
@@ -404,8 +406,8 @@ struct TileServer::Impl {
         gauge("igan_tile_cache_capacity_bytes", "The cache bound.", double(c.capacity()));
         gauge("igan_tile_cache_entries", "Tiles in the cache.", double(c.entries()));
         gauge("igan_tile_cache_evictions", "Tiles evicted so far.", double(c.evictions()));
-        gauge("igan_renders_active", "Renders running.", gate.active());
-        gauge("igan_renders_waiting", "Renders waiting for a worker.", gate.waiting());
+        gauge("igan_renders_active", "Renders running.", pool.active());
+        gauge("igan_renders_waiting", "Renders waiting for a worker.", pool.waiting());
         gauge("igan_tiles_in_flight", "Distinct tiles being produced.", double(store.in_flight()));
         return metrics.text(extra);
     }

@@ -92,34 +92,57 @@ int64_t TileStore::in_flight() const {
     return int64_t(in_flight_.size());
 }
 
-bool WorkGate::acquire() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (active_ >= slots_) {
-        if (waiting_ >= queue_) return false;
-        ++waiting_;
-        cv_.wait(lock, [&] { return active_ < slots_; });
-        --waiting_;
+RenderPool::RenderPool(int workers, int queue) : workers_(workers), queue_(queue) {
+    for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { work(); });
+}
+
+RenderPool::~RenderPool() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
     }
-    ++active_;
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+}
+
+bool RenderPool::run(const std::function<void()>& fn) {
+    std::future<void> done;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_ || active_ + int64_t(jobs_.size()) >= int64_t(workers_) + queue_) return false;
+        jobs_.emplace_back(fn);
+        done = jobs_.back().get_future();
+    }
+    cv_.notify_one();
+    done.get();
     return true;
 }
 
-void WorkGate::release() {
-    {
+void RenderPool::work() {
+    while (true) {
+        std::packaged_task<void()> job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+            if (jobs_.empty()) return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+            ++active_;
+        }
+        job();
         std::lock_guard<std::mutex> lock(mutex_);
         --active_;
     }
-    cv_.notify_one();
 }
 
-int WorkGate::active() const {
+int RenderPool::active() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return active_;
 }
 
-int WorkGate::waiting() const {
+int RenderPool::waiting() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return waiting_;
+    return int(jobs_.size());
 }
 
 }  // namespace igan

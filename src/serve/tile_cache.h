@@ -9,7 +9,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace igan {
 
@@ -63,34 +65,32 @@ private:
     std::unordered_map<std::string, std::shared_future<Blob>> in_flight_;
 };
 
-// Bounds concurrent work: at most `slots` holders, at most `queue` waiters; acquire() fails
-// immediately (the server answers 503) when both are full.
-class WorkGate {
+// Renders on a fixed set of worker threads (so LibTorch's allocations stay in a few threads'
+// malloc arenas, whatever the number of connections), with a bounded queue: run() executes a job
+// on a worker and waits for it, or refuses at once (the server answers 503) when every worker is
+// busy and `queue` jobs already wait.
+class RenderPool {
 public:
-    WorkGate(int slots, int queue) : slots_(slots), queue_(queue) {}
-    bool acquire();
-    void release();
+    RenderPool(int workers, int queue);
+    ~RenderPool();  // runs what is queued, then joins
+    RenderPool(const RenderPool&) = delete;
+    RenderPool& operator=(const RenderPool&) = delete;
+
+    // False when refused; otherwise fn ran on a worker (its exception is rethrown here).
+    bool run(const std::function<void()>& fn);
     int active() const;
     int waiting() const;
 
-    class Hold {
-    public:
-        explicit Hold(WorkGate& g) : gate_(g), held_(g.acquire()) {}
-        ~Hold() {
-            if (held_) gate_.release();
-        }
-        bool held() const { return held_; }
-
-    private:
-        WorkGate& gate_;
-        bool held_;
-    };
-
 private:
-    const int slots_, queue_;
+    void work();
+
+    const int workers_, queue_;
     mutable std::mutex mutex_;
     std::condition_variable cv_;
-    int active_ = 0, waiting_ = 0;
+    std::list<std::packaged_task<void()>> jobs_;
+    int active_ = 0;
+    bool stop_ = false;
+    std::vector<std::thread> threads_;
 };
 
 }  // namespace igan

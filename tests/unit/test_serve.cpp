@@ -1,4 +1,4 @@
-// Tile server: byte-bounded LRU cache, single-flight production, the work gate, URL parsing,
+// Tile server: byte-bounded LRU cache, single-flight production, the render pool, URL parsing,
 // concurrent rendering through one shared Engine, and the HTTP server in-process on an
 // ephemeral port with hostile input (httplib::Client and raw sockets).
 #include <arpa/inet.h>
@@ -114,20 +114,27 @@ TEST(TileStore, AFailureReachesEveryWaiterAndIsNotCached) {
     EXPECT_EQ(*store.get("k", [] { return std::string("ok"); }), "ok");  // retried, not cached
 }
 
-TEST(WorkGate, RefusesWhenSlotsAndQueueAreFull) {
-    WorkGate gate(1, 1);
-    ASSERT_TRUE(gate.acquire());
-    std::atomic<bool> second{false};
-    std::thread waiter([&] {
-        second = gate.acquire();  // waits in the queue
-        gate.release();
+TEST(RenderPool, RunsOnWorkersAndRefusesWhenTheQueueIsFull) {
+    RenderPool pool(1, 1);
+    std::atomic<bool> release{false}, first_ran{false}, second_ran{false};
+    const auto caller = std::this_thread::get_id();
+    std::thread a([&] {
+        EXPECT_TRUE(pool.run([&] {
+            EXPECT_NE(std::this_thread::get_id(), caller);
+            first_ran = true;
+            while (!release) std::this_thread::yield();
+        }));
     });
-    while (gate.waiting() < 1) std::this_thread::yield();
-    EXPECT_FALSE(gate.acquire());  // one holder, one waiter: full
-    gate.release();
-    waiter.join();
-    EXPECT_TRUE(second);
-    EXPECT_EQ(gate.active(), 0);
+    while (pool.active() < 1) std::this_thread::yield();
+    std::thread b([&] { EXPECT_TRUE(pool.run([&] { second_ran = true; })); });
+    while (pool.waiting() < 1) std::this_thread::yield();
+    EXPECT_FALSE(pool.run([] { ADD_FAILURE() << "ran although the queue was full"; }));
+    release = true;
+    a.join();
+    b.join();
+    EXPECT_TRUE(first_ran && second_ran);
+    EXPECT_THROW(pool.run([] { throw std::runtime_error("x"); }), std::runtime_error);
+    EXPECT_EQ(pool.active(), 0);
 }
 
 TEST(ServeRoutes, StrictIntegers) {
