@@ -1,6 +1,8 @@
 // igan viewer: Leaflet on an endless plane (CRS.Simple). Zoom 0 is the native resolution: one
 // map unit = one canvas pixel, canvas y grows downwards (lat = -y). Negative zooms are the
 // server's box-filtered levels; positive zooms magnify native tiles.
+// Style fusion: with "fuse styles" on, each click on the map places a centre whose style is the
+// seed in the seed box (up to info.fusion.max_centres); tiles then carry ?fuse=S:X:Y,...&band=B.
 // State lives in the URL hash (#model/seed/zoom/x/y) so views can be shared.
 // Test hook: ?pan=DX,DY pans by that many screen pixels after the first tiles arrive;
 // #status carries data-state (loading, ready, panned, error), data-tiles and data-errors.
@@ -47,8 +49,17 @@
       crs: L.CRS.Simple, minZoom: info.min_zoom, maxZoom: 2, zoomSnap: 1,
       attributionControl: false, fadeAnimation: false,
     });
+    const fuseBox = document.getElementById('fuse');
+    const bandBox = document.getElementById('band');
+    const centres = [];  // {seed, x, y, marker}
+    const markers = L.layerGroup();
+    function fuseQuery() {
+      if (!centres.length) return '';
+      const band = Math.min(1000000, Math.max(1, Math.round(Number(bandBox.value) || 128)));
+      return 'fuse=' + centres.map(c => c.seed + ':' + c.x + ':' + c.y).join(',') + '&band=' + band;
+    }
     const tileUrl = () => '/tiles/' + encodeURIComponent(modelSel.value) + '/' +
-        seedText() + '/{z}/{x}/{y}.png';
+        seedText() + '/{z}/{x}/{y}.png' + (centres.length ? '?' + fuseQuery() : '');
     const layer = L.tileLayer(tileUrl(), {
       tileSize: info.tile_size, minZoom: info.min_zoom, maxNativeZoom: 0, maxZoom: 2,
       noWrap: true, keepBuffer: 1, updateWhenZooming: false,
@@ -56,6 +67,7 @@
     layer.on('tileload', () => { counts.tiles++; setStatus(status.dataset.state, summary()); });
     layer.on('tileerror', () => { counts.errors++; setStatus(status.dataset.state, summary()); });
     layer.addTo(map);
+    markers.addTo(map);
     map.setView(map.unproject([view.x, view.y], 0), view.z);
 
     function seedText() {
@@ -77,7 +89,8 @@
       const fits = w <= info.max_render_side && h <= info.max_render_side &&
           w * h <= info.max_render_pixels;
       download.href = fits ? '/render?model=' + encodeURIComponent(modelSel.value) + '&seed=' +
-          seedText() + '&x=' + x + '&y=' + y + '&w=' + w + '&h=' + h : '#';
+          seedText() + '&x=' + x + '&y=' + y + '&w=' + w + '&h=' + h +
+          (centres.length ? '&' + fuseQuery() : '') : '#';
       download.title = fits ? w + ' x ' + h + ' pixels at native resolution'
                             : 'view too large for /render: zoom in';
       download.style.opacity = fits ? 1 : 0.4;
@@ -90,6 +103,23 @@
       restyle();
     });
     map.on('moveend zoomend', update);
+    map.on('click', e => {
+      if (!fuseBox.checked) return;
+      const p = map.project(e.latlng, 0);
+      const c = { seed: seedText(), x: Math.round(p.x), y: Math.round(p.y) };
+      const limit = (info.fusion && info.fusion.max_centres) || 16;
+      if (centres.length >= limit || centres.some(o => o.x === c.x && o.y === c.y)) return;
+      c.marker = L.circleMarker(e.latlng, { radius: 6, color: '#fff', weight: 2 })
+          .bindTooltip('seed ' + c.seed).addTo(markers);
+      centres.push(c);
+      restyle();
+    });
+    document.getElementById('clear').addEventListener('click', () => {
+      centres.length = 0;
+      markers.clearLayers();
+      restyle();
+    });
+    bandBox.addEventListener('change', () => { if (centres.length) restyle(); });
     update();
 
     const pan = new URLSearchParams(location.search).get('pan');

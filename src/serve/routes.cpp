@@ -95,4 +95,44 @@ ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_
     return {};
 }
 
+ParseStatus parse_fusion(const std::string& fuse, const std::string& band, Fusion* out) {
+    auto bad = [](std::string why) { return ParseStatus{400, std::move(why)}; };
+    Fusion f;
+    if (!band.empty()) {
+        int64_t b = 0;
+        if (!parse_int64(band, &b) || b < 1 || b > 1000000)
+            return bad("band must be an integer in [1, 1000000]");
+        f.band = double(b);
+    }
+    if (fuse.empty()) {
+        *out = f;
+        return {};
+    }
+    const auto centres = split(fuse, ',');
+    if (centres.size() > kMaxFuseCentres)
+        return bad("at most " + std::to_string(kMaxFuseCentres) + " fusion centres");
+    std::vector<std::pair<int64_t, int64_t>> seen;
+    for (const auto& c : centres) {
+        const auto parts = split(c, ':');
+        StyleCentre s;
+        int64_t x = 0, y = 0;
+        if (parts.size() != 3 || !parse_uint64(parts[0], &s.seed) || !parse_int64(parts[1], &x) ||
+            !parse_int64(parts[2], &y))
+            return bad("fuse must be SEED:X:Y,SEED:X:Y,... with integers");
+        if (x < -kCanvasLimit || x > kCanvasLimit || y < -kCanvasLimit || y > kCanvasLimit)
+            return bad("fusion centres must lie within +-2^60");
+        for (const auto& p : seen)
+            if (p.first == x && p.second == y) return bad("two fusion centres share a point");
+        seen.emplace_back(x, y);
+        s.x = double(x);
+        s.y = double(y);
+        f.styles.push_back(s);
+        f.key += (f.key.empty() ? "" : ",") + parts[0] + ":" + std::to_string(x) + ":" +
+                 std::to_string(y);
+    }
+    f.key = "fuse=" + f.key + "&band=" + std::to_string(int64_t(f.band));
+    *out = f;
+    return {};
+}
+
 }  // namespace igan

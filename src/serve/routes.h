@@ -3,6 +3,9 @@
 // every tile stays within the canvas limit (+-2^60), and anything else is a 4xx with a reason.
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "igan/igan.h"
 
 namespace igan {
 
@@ -41,5 +44,16 @@ struct TileRegion {
 TileRegion tile_region(const TileAddress& t, int64_t tile_size);
 // Whether the tile lies within +-kCanvasLimit (no overflow on the way).
 bool tile_in_canvas(const TileAddress& t, int64_t tile_size);
+
+// Style fusion for /tiles and /render: fuse=SEED:X:Y,SEED:X:Y,... (at most kMaxFuseCentres
+// distinct integer centres within +-2^60) and band=B (integer pixels in [1, 10^6], default 128).
+// `key` is a canonical form for cache keys and ETags; empty without fusion.
+constexpr size_t kMaxFuseCentres = 16;
+struct Fusion {
+    std::vector<StyleCentre> styles;
+    double band = 128;
+    std::string key;
+};
+ParseStatus parse_fusion(const std::string& fuse, const std::string& band, Fusion* out);
 
 }  // namespace igan

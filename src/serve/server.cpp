@@ -177,8 +177,10 @@ struct TileServer::Impl {
     }
 
     std::vector<uint8_t> render(const Model& m, uint64_t seed, int64_t x, int64_t y, int64_t w,
-                                int64_t h) {
+                                int64_t h, const Fusion& fusion) {
         GenerateRequest r;
+        r.styles = fusion.styles;
+        r.style_band = fusion.band;
         r.seed = seed;
         r.x = x;
         r.y = y;
@@ -197,23 +199,34 @@ struct TileServer::Impl {
         return rgb;
     }
 
-    static std::string key_of(const TileAddress& t) {
+    static std::string key_of(const TileAddress& t, const Fusion& fusion) {
         return t.model + "/" + std::to_string(t.seed) + "/" + std::to_string(t.z) + "/" +
-               std::to_string(t.x) + "/" + std::to_string(t.y);
+               std::to_string(t.x) + "/" + std::to_string(t.y) +
+               (fusion.key.empty() ? "" : "?" + fusion.key);
+    }
+
+    // The fusion query of a request (400 on a malformed one).
+    static ParseStatus fusion_of(const httplib::Request& req, Fusion* out) {
+        auto param = [&](const char* name) {
+            return req.has_param(name) ? req.get_param_value(name) : std::string();
+        };
+        if (req.has_param("fuse") && param("fuse").empty()) return {400, "fuse is empty"};
+        if (req.has_param("band") && param("band").empty()) return {400, "band is empty"};
+        return parse_fusion(param("fuse"), param("band"), out);
     }
 
     std::string etag(const Model& m, const std::string& what) const {
         return "\"" + m.engine->summary().sha256.substr(0, 16) + "-" + what + "\"";
     }
 
-    Blob tile_png(const Model& m, const TileAddress& t, bool* cache_hit) {
+    Blob tile_png(const Model& m, const TileAddress& t, const Fusion& fusion, bool* cache_hit) {
         TileStore::Source source = TileStore::Source::kProduced;
         auto blob = store.get(
-            key_of(t),
+            key_of(t, fusion),
             [&]() -> std::string {
                 const int64_t s = opt.tile_size;
                 if (t.z == 0) {
-                    const auto rgb = render(m, t.seed, t.x * s, t.y * s, s, s);
+                    const auto rgb = render(m, t.seed, t.x * s, t.y * s, s, s, fusion);
                     return encode_png(rgb.data(), s, s);
                 }
                 std::vector<uint8_t> out(size_t(s * s * 3));
@@ -222,7 +235,7 @@ struct TileServer::Impl {
                     c.z = t.z + 1;
                     c.x = 2 * t.x + (q & 1);
                     c.y = 2 * t.y + (q >> 1);
-                    const auto child = decode_png(*tile_png(m, c, nullptr));
+                    const auto child = decode_png(*tile_png(m, c, fusion, nullptr));
                     if (child.width != s || child.height != s)
                         throw Error("cached tile has the wrong size");
                     downsample_into(child, s, q & 1, q >> 1, out.data());
@@ -240,7 +253,10 @@ struct TileServer::Impl {
         if (!st.ok()) return send_error(res, st.status, st.error);
         const Model* m = find(t.model);
         if (!m) return send_error(res, 404, "no such model: " + t.model);
-        const std::string tag = etag(*m, key_of(t));
+        Fusion fusion;
+        const auto fs = fusion_of(req, &fusion);
+        if (!fs.ok()) return send_error(res, fs.status, fs.error);
+        const std::string tag = etag(*m, key_of(t, fusion));
         res.set_header("ETag", tag);
         res.set_header("Cache-Control", "public, max-age=31536000, immutable");
         if (req.get_header_value("If-None-Match") == tag) {
@@ -249,13 +265,15 @@ struct TileServer::Impl {
         }
         try {
             bool hit = false;
-            const auto png = tile_png(*m, t, &hit);
+            const auto png = tile_png(*m, t, fusion, &hit);
             metrics.tile(hit);
             res.set_header("X-Cache", hit ? "hit" : "miss");
             res.set_content(png->data(), png->size(), "image/png");
         } catch (const Busy& e) {
             res.set_header("Retry-After", "1");
             send_error(res, 503, e.what());
+        } catch (const UsageError& e) {  // what the engine refuses to render
+            send_error(res, 400, e.what());
         }
     }
 
@@ -282,10 +300,13 @@ struct TileServer::Impl {
         if (x < -kCanvasLimit || x > kCanvasLimit - w || y < -kCanvasLimit ||
             y > kCanvasLimit - h)
             return send_error(res, 400, "region outside the canvas (+-2^60 pixels)");
+        Fusion fusion;
+        const auto fs = fusion_of(req, &fusion);
+        if (!fs.ok()) return send_error(res, fs.status, fs.error);
         const std::string what = "r" + std::to_string(seed) + "_" + std::to_string(x) + "_" +
                                  std::to_string(y) + "_" + std::to_string(w) + "x" +
-                                 std::to_string(h);
-        const std::string tag = etag(*m, what);
+                                 std::to_string(h) + (fusion.key.empty() ? "" : "_fused");
+        const std::string tag = etag(*m, what + (fusion.key.empty() ? "" : "?" + fusion.key));
         res.set_header("ETag", tag);
         res.set_header("Cache-Control", "public, max-age=31536000, immutable");
         if (req.get_header_value("If-None-Match") == tag) {
@@ -293,13 +314,15 @@ struct TileServer::Impl {
             return;
         }
         try {
-            const auto rgb = render(*m, seed, x, y, w, h);
+            const auto rgb = render(*m, seed, x, y, w, h, fusion);
             res.set_header("Content-Disposition", "attachment; filename=\"igan-" + m->spec.name +
                                                       "-" + what + ".png\"");
             res.set_content(encode_png(rgb.data(), w, h), "image/png");
         } catch (const Busy& e) {
             res.set_header("Retry-After", "1");
             send_error(res, 503, e.what());
+        } catch (const UsageError& e) {  // what the engine refuses to render
+            send_error(res, 400, e.what());
         }
     }
 
@@ -389,6 +412,8 @@ struct TileServer::Impl {
                               {"max_render_side", opt.max_render_side},
                               {"max_render_pixels", opt.max_render_pixels},
                               {"tiles", "/tiles/{model}/{seed}/{z}/{x}/{y}.png"},
+                              {"fusion", {{"max_centres", kMaxFuseCentres}, {"band", 128},
+                                          {"query", "fuse=SEED:X:Y,...&band=B"}}},
                               {"models", models_json}}
                    .dump();
     }

@@ -190,6 +190,27 @@ TEST(ServeRoutes, TilePaths) {
     EXPECT_EQ(r.y0, 3072);
 }
 
+TEST(ServeRoutes, FusionQueries) {
+    Fusion f;
+    ASSERT_TRUE(parse_fusion("", "", &f).ok());
+    EXPECT_TRUE(f.styles.empty());
+    EXPECT_TRUE(f.key.empty());
+    ASSERT_TRUE(parse_fusion("3:0:0,9:-512:40", "64", &f).ok());
+    ASSERT_EQ(f.styles.size(), 2u);
+    EXPECT_EQ(f.styles[1].seed, 9u);
+    EXPECT_EQ(f.styles[1].x, -512);
+    EXPECT_EQ(f.band, 64);
+    EXPECT_EQ(f.key, "fuse=3:0:0,9:-512:40&band=64");
+    for (const char* bad : {"3:0", "3:0:0:1", "x:0:0", "3:0.5:0", "3:0:0,4:0:0", "-3:0:0",
+                            "3:1152921504606846977:0", "3:0:0,", ",", "3:0:0;4:1:1"})
+        EXPECT_EQ(parse_fusion(bad, "", &f).status, 400) << bad;
+    std::string many;
+    for (int i = 0; i < 17; ++i) many += (i ? "," : "") + std::to_string(i) + ":" + std::to_string(i) + ":0";
+    EXPECT_EQ(parse_fusion(many, "", &f).status, 400);
+    for (const char* band : {"0", "-1", "1000001", "1.5", "x"})
+        EXPECT_EQ(parse_fusion("1:0:0", band, &f).status, 400) << band;
+}
+
 TEST(ServeRoutes, ModelNames) {
     EXPECT_TRUE(valid_model_name("landscape-tiny_2.v1"));
     for (const char* s : {"", ".", "..", ".hidden", "a/b", "a b", "a%2e", "ü"})
@@ -436,6 +457,26 @@ TEST_F(ServerTest, HugeBodiesAndMalformedRequestsAreRefused) {
         port_, "GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + std::string(20000, 'a') + "\r\n\r\n");
     EXPECT_TRUE(header.empty() || header.rfind("HTTP/1.1 4", 0) == 0) << header.substr(0, 40);
     EXPECT_EQ(status("/healthz"), 200);
+}
+
+TEST_F(ServerTest, FusedTilesEqualTheEngineAndAreCachedApart) {
+    auto c = client();
+    auto plain = c.Get("/tiles/tiny/2/0/0/0.png");
+    auto fused = c.Get("/tiles/tiny/2/0/0/0.png?fuse=5:0:16,6:31:16&band=8");
+    ASSERT_TRUE(plain && fused);
+    ASSERT_EQ(fused->status, 200);
+    EXPECT_NE(fused->body, plain->body);
+    EXPECT_NE(fused->get_header_value("ETag"), plain->get_header_value("ETag"));
+    GenerateRequest r;
+    r.seed = 2;
+    r.width = r.height = kTile;
+    r.styles = {{5, 0, 16}, {6, 31, 16}};
+    r.style_band = 8;
+    EXPECT_EQ(decode_png(fused->body).pixels, tiny_engine().render_rgb(r));
+    EXPECT_EQ(status("/tiles/tiny/2/0/0/0.png?fuse=5:0:16,6:0:16"), 400);
+    EXPECT_EQ(status("/tiles/tiny/2/0/0/0.png?fuse="), 400);
+    EXPECT_EQ(status("/render?x=0&y=0&w=8&h=8&fuse=5:0:0&band=0"), 400);
+    EXPECT_EQ(status("/render?x=0&y=0&w=8&h=8&fuse=5:0:0,6:4:4"), 200);
 }
 
 TEST_F(ServerTest, RenderGivesTheRequestedRegion) {
