@@ -89,6 +89,48 @@ void validate_request(const GenerateRequest& request, bool force);
 // Fails early (UsageError) when `path` cannot be written: missing or read-only directory.
 void check_output_path(const std::string& path);
 
+// GAN inversion settings shared by outpaint and inbetween (docs/applications.md).
+struct InversionOptions {
+    int64_t steps = 300;
+    double lr = 0.1;
+    // Perceptual features: a discriminator (igan safetensors). Empty: the model's sidecar
+    // `<model stem>.discriminator.safetensors` when it exists, else the pixel loss alone.
+    std::string perceptual;
+    int64_t save_every = 0;  // > 0: write the reconstruction every N steps beside the output
+};
+
+// Outpainting: the input image sits at (input_x, input_y) of a canvas_width x canvas_height
+// output; K samples continue it differently outside the known region.
+struct OutpaintRequest {
+    std::string input, mask, out;  // mask: optional, same size, white = known
+    int64_t canvas_width = 0, canvas_height = 0, input_x = 0, input_y = 0;
+    int64_t samples = 1;           // > 1: out becomes <stem>-<k>.png
+    uint64_t seed = 0;             // sample k draws its new latents from seed + k
+    int64_t tile = 0, batch = 1;
+    bool blend = true;             // paste the known pixels back over the render
+    InversionOptions inversion;
+};
+
+// Inbetweening: left and right images `gap` pixels apart, the gap filled by fusing their
+// inverted styles (transition band `band`, 0 = the gap).
+struct InbetweenRequest {
+    std::string left, right, out;
+    int64_t gap = 0;
+    double band = 0;
+    int64_t samples = 1;
+    uint64_t seed = 0;
+    int64_t tile = 0, batch = 1;
+    bool blend = true;
+    InversionOptions inversion;
+};
+
+struct ApplicationResult {
+    std::vector<std::string> paths;
+    std::vector<double> initial_rmse, final_rmse;  // per inverted image, [-1, 1] scale
+    std::string perceptual;  // the perceptual weights used ("" = pixel loss only)
+    double seconds = 0;
+};
+
 // A loaded generator: immutable weights shared by any number of concurrent requests.
 class Engine {
 public:
@@ -105,6 +147,12 @@ public:
     GenerateResult generate(const GenerateRequest& request, const ProgressFn& progress = {}) const;
     // 8-bit RGB rows of a rectangle, in memory (for small regions, servers and tests).
     std::vector<uint8_t> render_rgb(const GenerateRequest& request) const;
+    // Outpainting by inversion and inbetweening; progress counts inversion steps, then tiles.
+    // Bad requests (unreadable image, mask of another size, canvas not containing the input)
+    // throw UsageError before any work.
+    ApplicationResult outpaint(const OutpaintRequest& request, const ProgressFn& progress = {}) const;
+    ApplicationResult inbetween(const InbetweenRequest& request,
+                                const ProgressFn& progress = {}) const;
     // The rectangle as 8-bit RGB rows in constant memory (one strip of tiles at a time, whatever
     // the height): on_rows(rows, y0, count) gets rows [y0, y0 + count) of the rectangle, 3 * width
     // bytes each, valid during the call only. Calls come in order, one at a time, on a helper

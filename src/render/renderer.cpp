@@ -1,5 +1,7 @@
 #include "render/renderer.h"
 
+#include <future>
+
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -62,6 +64,35 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
             if (on_progress) on_progress(done, plan.count());
         }
         on_strip_done(first.y - rect.y, first.h);
+    }
+}
+
+void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,
+                 const RowsFn& on_rows, const TileProgressFn& on_progress) {
+    const int64_t stride = 3 * rect.w;
+    std::vector<uint8_t> buffers[2];
+    int current = 0;
+    std::future<void> pending;
+    try {
+        render_tiles(
+            model, rect, options,
+            [&](const Rect& t, const torch::Tensor& rgb) {
+                auto& buf = buffers[current];
+                if (buf.size() < size_t(stride * rgb.size(1))) buf.resize(stride * rgb.size(1));
+                quantize_into(rgb, buf.data(), stride, t.x - rect.x);
+            },
+            [&](int64_t y0, int64_t rows) {
+                if (pending.valid()) pending.get();
+                const uint8_t* data = buffers[current].data();
+                pending = std::async(std::launch::async,
+                                     [&on_rows, data, y0, rows] { on_rows(data, y0, rows); });
+                current ^= 1;
+            },
+            on_progress);
+        if (pending.valid()) pending.get();
+    } catch (...) {
+        if (pending.valid()) pending.wait();
+        throw;
     }
 }
 

@@ -38,6 +38,13 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
                   const TileFn& on_tile, const StripDoneFn& on_strip_done,
                   const TileProgressFn& on_progress = {});
 
+// 8-bit RGB rows of the rectangle, one finished strip at a time. Double buffered: on_rows runs
+// on a helper thread while the next strip renders, so compression overlaps rendering; an
+// exception from it ends the render and is rethrown.
+using RowsFn = std::function<void(const uint8_t* rows, int64_t y0, int64_t count)>;
+void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,
+                 const RowsFn& on_rows, const TileProgressFn& on_progress = {});
+
 // The whole rectangle at once (3, h, w); for tests and small requests.
 torch::Tensor render_region(PatchModel& model, const Rect& rect, const RenderOptions& options);
 

@@ -69,5 +69,23 @@ if [ "$(id -u)" != 0 ]; then
 fi
 [ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
 
+# Applications: fuse, outpaint, inbetween run; bad inputs are usage errors.
+expect 0 "fuse" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0,0;2@48,0" --width 64 --height 24 --out "$W/f.png"
+[ -s "$W/f.png" ] && ok || bad "fuse wrote nothing"
+expect 2 "fuse bad styles" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0" --width 64 --height 24 --out "$W/n.png"
+expect 2 "fuse shared centre" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0,0;2@0,0" --width 64 --height 24 --out "$W/n.png"
+O="$IGAN outpaint --model $M --quiet --steps 3"
+expect 0 "outpaint" -- $O --input "$W/a.png" --canvas 72x32+8+4 --samples 2 --out "$W/op.png"
+[ -s "$W/op-0.png" ] && [ -s "$W/op-1.png" ] && ok || bad "outpaint samples missing"
+printf 'not an image' > "$W/broken.png"
+expect 2 "outpaint broken image" -- $O --input "$W/broken.png" --canvas 72x32+8+4 --out "$W/n.png"
+expect 2 "outpaint mask size" -- $O --input "$W/a.png" --mask "$W/f.png" --canvas 72x32+8+4 --out "$W/n.png"
+expect 2 "outpaint canvas too small" -- $O --input "$W/a.png" --canvas 48x24+10+0 --out "$W/n.png"
+expect 2 "outpaint bad canvas" -- $O --input "$W/a.png" --canvas 72x32 --out "$W/n.png"
+expect 0 "inbetween" -- "$IGAN" inbetween --model "$M" --quiet --steps 3 --left "$W/a.png" --right "$W/b.png" --gap 16 --out "$W/ib.png"
+[ -s "$W/ib.png" ] && ok || bad "inbetween wrote nothing"
+expect 2 "inbetween missing image" -- "$IGAN" inbetween --model "$M" --quiet --left "$W/nosuch.png" --right "$W/b.png" --gap 16 --out "$W/n.png"
+[ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
+
 echo "$pass passed, $failed failed"
 [ "$failed" = 0 ]

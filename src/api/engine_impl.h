@@ -1,0 +1,109 @@
+#pragma once
+// Engine internals shared by the files that implement Engine's methods (engine.cpp for plain
+// generation, applications.cpp for inversion-based ones).
+#include <igan/igan.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "core/rng.h"
+#include "render/renderer.h"
+#include "render/styled_generator.h"
+#include "weights/model_file.h"
+
+namespace igan {
+
+constexpr int64_t kDefaultTile = 256;
+constexpr int64_t kStyleMeanSamples = 4096;
+constexpr uint64_t kStyleMeanSeed = 0x5EED5EED5EEDull;
+
+struct Engine::Impl {
+    LoadedGenerator model;
+    torch::Device device{torch::kCPU};
+    ModelSummary summary;
+    mutable std::once_flag style_mean_once;
+    mutable torch::Tensor style_mean;
+
+    torch::Tensor mean_style() const {
+        std::call_once(style_mean_once, [&] {
+            torch::NoGradGuard no_grad;
+            const int64_t dim = model.config.generator.global_latent_dim;
+            auto z = torch::empty({kStyleMeanSamples, dim});
+            fill_normal_field(z.data_ptr<float>(), kStyleMeanSeed, kGlobalLatentStream, dim, 0, 0,
+                              kStyleMeanSamples, 1);
+            z = z.view({dim, kStyleMeanSamples}).t().to(device);
+            Generator g = model.generator;  // shared weights; forward is not const in LibTorch
+            style_mean = g->texture_synthesizer->mapping(z).mean(0, true);
+        });
+        return style_mean;
+    }
+
+    // (z_g, w) of a seed with truncation psi: z_g (1, G) raw for G_S, w (1, G).
+    std::pair<torch::Tensor, torch::Tensor> seed_style(uint64_t seed, double psi) const {
+        torch::NoGradGuard no_grad;
+        const auto& c = model.config.generator;
+        auto z = global_latent_for_seed(seed, c.global_latent_dim).to(device);
+        Generator g = model.generator;
+        auto w = g->texture_synthesizer->mapping(z);
+        if (psi != 1.0) {
+            const auto mean = mean_style();
+            w = mean + psi * (w - mean);
+            z = z * psi;  // the structure synthesizer reads raw z_g, whose mean is 0
+        }
+        return {z, w};
+    }
+
+    torch::Tensor every_slot(const torch::Tensor& w) const {
+        const auto& c = model.config.generator;
+        return w.unsqueeze(1).expand({w.size(0), c.n_latent(), c.global_latent_dim}).contiguous();
+    }
+
+    std::unique_ptr<StyledGenerator> styled(const GenerateRequest& r) const {
+        if (r.styles.empty()) {
+            auto [z, w] = seed_style(r.seed, r.psi);
+            return std::make_unique<StyledGenerator>(model.generator, device, z, every_slot(w));
+        }
+        std::vector<torch::Tensor> zs, ws;
+        std::vector<FusionCentre> centres;
+        for (const auto& s : r.styles) {
+            auto [z, w] = seed_style(s.seed, r.psi);
+            zs.push_back(z);
+            ws.push_back(w);
+            centres.push_back({s.x, s.y});
+        }
+        auto model_out = std::make_unique<StyledGenerator>(model.generator, device, zs[0],
+                                                           every_slot(ws[0]));
+        model_out->fuse(torch::cat(zs), every_slot(torch::cat(ws)), centres, r.style_band);
+        return model_out;
+    }
+
+    RenderOptions options(const GenerateRequest& r) const {
+        RenderOptions o;
+        o.tile = r.tile > 0 ? r.tile : kDefaultTile;
+        o.batch = std::max<int64_t>(1, r.batch);
+        o.fields.seed = r.seed;
+        o.fields.cyclic_period_px = r.cyclic_width;
+        return o;
+    }
+
+    std::string record(const GenerateRequest& r) const {
+        nlohmann::json j = {{"igan_version", version_string()},
+                            {"model_sha256", summary.sha256},
+                            {"model_config", summary.config_name},
+                            {"seed", r.seed},
+                            {"x", r.x},
+                            {"y", r.y},
+                            {"width", r.width},
+                            {"height", r.height},
+                            {"psi", r.psi}};
+        if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
+        if (!r.styles.empty()) {
+            j["style_band"] = r.style_band;
+            for (const auto& st : r.styles)
+                j["styles"].push_back({{"seed", st.seed}, {"x", st.x}, {"y", st.y}});
+        }
+        return j.dump();
+    }
+};
+
+}  // namespace igan
