@@ -27,6 +27,10 @@ void add_inversion_options(CLI::App* cmd, InvertArgs& a) {
                     "<stem>.discriminator.safetensors when present)");
     cmd->add_option("--save-every", a.inversion.save_every,
                     "write the reconstruction every N steps (<stem>-<image>-stepNNNNNN.png)");
+    cmd->add_option("--fit-height", a.inversion.fit_height,
+                    "resize input photos to this height first (about the model's training image "
+                    "size); 0 = as they are")
+        ->capture_default_str();
     cmd->add_option("--samples", a.samples, "how many different continuations")
         ->capture_default_str();
     cmd->add_option("-s,--seed", a.seed, "seed of the new latents (sample k uses seed + k)")

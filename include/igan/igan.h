@@ -97,6 +97,9 @@ struct InversionOptions {
     // `<model stem>.discriminator.safetensors` when it exists, else the pixel loss alone.
     std::string perceptual;
     int64_t save_every = 0;  // > 0: write the reconstruction every N steps beside the output
+    // > 0: resize input photos to this height first (the model's scale: about its training
+    // image size, e.g. 101 for tiny); 0 = use them as they are
+    int64_t fit_height = 0;
 };
 
 // Outpainting: the input image sits at (input_x, input_y) of a canvas_width x canvas_height

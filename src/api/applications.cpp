@@ -34,9 +34,35 @@ Image read_input(const std::string& path, const char* what) {
     }
 }
 
-Known load_known(const std::string& path, const std::string& mask_path, const char* what) {
+// Antialiased bilinear resize of 8-bit RGB to `height` rows, keeping the aspect ratio.
+Image resize_to_height(const Image& in, int64_t height) {
+    if (height == in.height) return in;
+    const int64_t width = std::max<int64_t>(1, (in.width * height + in.height / 2) / in.height);
+    auto t = rgb8_to_tensor(in.pixels.data(), in.width, in.height).unsqueeze(0);
+    t = torch::nn::functional::interpolate(
+        t, torch::nn::functional::InterpolateFuncOptions()
+               .size(std::vector<int64_t>{height, width})
+               .mode(torch::kBilinear)
+               .align_corners(false)
+               .antialias(true));
+    Image out;
+    out.width = width;
+    out.height = height;
+    out.channels = 3;
+    out.pixels.resize(size_t(3 * width * height));
+    quantize_into(t[0], out.pixels.data(), 3 * width, 0);
+    return out;
+}
+
+Known load_known(const std::string& path, const std::string& mask_path, const char* what,
+                 int64_t fit_height) {
     Known k;
     k.image = read_input(path, what);
+    if (fit_height > 0) {
+        if (!mask_path.empty())
+            throw UsageError("--fit-height cannot be combined with --mask: resize both yourself");
+        k.image = resize_to_height(k.image, fit_height);
+    }
     k.mask.assign(size_t(k.image.width * k.image.height), 1);
     if (!mask_path.empty()) {
         const Image m = read_input(mask_path, "mask");
@@ -57,6 +83,7 @@ Known load_known(const std::string& path, const std::string& mask_path, const ch
 }
 
 void check_inversion_options(const InversionOptions& o) {
+    if (o.fit_height < 0 || o.fit_height > 4096) throw UsageError("--fit-height must be in [0, 4096]");
     if (o.steps < 1 || o.steps > 100000) throw UsageError("--steps must be in [1, 100000]");
     if (!(o.lr > 0 && o.lr <= 10)) throw UsageError("--lr must be in (0, 10]");
     if (o.save_every < 0) throw UsageError("--save-every must be >= 0");
@@ -209,7 +236,7 @@ ApplicationResult Engine::outpaint(const OutpaintRequest& r, const ProgressFn& p
     check_inversion_options(r.inversion);
     check_samples(r.samples, r.tile, r.batch);
     check_canvas(r.canvas_width, r.canvas_height);
-    Known known = load_known(r.input, r.mask, "input");
+    Known known = load_known(r.input, r.mask, "input", r.inversion.fit_height);
     known.x = r.input_x;
     known.y = r.input_y;
     if (r.input_x < 0 || r.input_y < 0 || r.input_x + known.image.width > r.canvas_width ||
@@ -253,8 +280,8 @@ ApplicationResult Engine::inbetween(const InbetweenRequest& r, const ProgressFn&
     check_samples(r.samples, r.tile, r.batch);
     if (r.gap < 0 || r.gap > kMaxSideWithoutForce) throw UsageError("--gap must be in [0, 65536]");
     if (r.band < 0 || r.band > 1e6) throw UsageError("--band must be in [0, 10^6]");
-    Known left = load_known(r.left, "", "left");
-    Known right = load_known(r.right, "", "right");
+    Known left = load_known(r.left, "", "left", r.inversion.fit_height);
+    Known right = load_known(r.right, "", "right", r.inversion.fit_height);
     const int64_t width = left.image.width + r.gap + right.image.width;
     const int64_t height = std::max(left.image.height, right.image.height);
     check_canvas(width, height);
