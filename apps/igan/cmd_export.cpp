@@ -31,12 +31,14 @@ int run_export(ExportArgs& a) {
     const igan::Engine engine(a.model, a.device, a.config);
     engine.validate(g, a.force);
     ProgressBar bar(a.req.format, a.quiet, g.width * g.height);
-    const auto res = igan::run_export(engine, a.req, [&](const igan::Progress& p) { bar.update(p); });
+    const auto res =
+        igan::run_export(engine, a.req, [&](const igan::Progress& p) { bar.update(p); });
     bar.finish();
     if (a.json) {
-        std::printf("{\"path\":\"%s\",\"format\":\"%s\",\"files\":%lld,\"levels\":%lld,\"seconds\":%.3f}\n",
-                    res.path.c_str(), a.req.format.c_str(), (long long)res.files,
-                    (long long)res.levels, res.seconds);
+        std::printf(
+            "{\"path\":\"%s\",\"format\":\"%s\",\"files\":%lld,\"levels\":%lld,\"seconds\":%.3f}\n",
+            res.path.c_str(), a.req.format.c_str(), (long long)res.files, (long long)res.levels,
+            res.seconds);
     } else {
         std::cout << res.path << "\n";
     }

@@ -32,7 +32,8 @@ void on_signal(int) {
 
 int run_serve(ServeArgs& a) {
     for (const auto& spec : a.models) a.opt.models.push_back(igan::parse_serve_model(spec));
-    if (!a.quiet) a.opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    if (!a.quiet)
+        a.opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     igan::validate_serve_options(a.opt);
     igan::TileServer server(a.opt);
     server.bind();
@@ -67,18 +68,24 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     auto a = std::make_shared<ServeArgs>();
     auto& o = a->opt;
     auto* cmd = app.add_subcommand(
-        "serve", "tile server and web viewer: /tiles/{model}/{seed}/{z}/{x}/{y}.png, /render, "
-                 "/healthz, /metrics, /api/info, / (the viewer)");
+        "serve",
+        "tile server and web viewer: /tiles/{model}/{seed}/{z}/{x}/{y}.png, /render, "
+        "/healthz, /metrics, /api/info, / (the viewer)");
     cmd->add_option("-m,--model", a->models,
                     "model weights, PATH or NAME=PATH (NAME: the URL component; default: the "
                     "file's stem); repeat for several")
         ->required()
         ->envname("IGAN_MODEL");
-    cmd->add_option("--host", o.host, "address to listen on")->capture_default_str()->envname("IGAN_HOST");
-    cmd->add_option("--port", o.port, "port (0: any free port)")->capture_default_str()->envname("IGAN_PORT");
-    cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str()->envname("IGAN_DEVICE");
-    cmd->add_option("--workers", o.workers,
-                    "tiles rendered at once (each uses all --threads)")
+    cmd->add_option("--host", o.host, "address to listen on")
+        ->capture_default_str()
+        ->envname("IGAN_HOST");
+    cmd->add_option("--port", o.port, "port (0: any free port)")
+        ->capture_default_str()
+        ->envname("IGAN_PORT");
+    cmd->add_option("--device", o.device, "cpu or cuda")
+        ->capture_default_str()
+        ->envname("IGAN_DEVICE");
+    cmd->add_option("--workers", o.workers, "tiles rendered at once (each uses all --threads)")
         ->capture_default_str()
         ->envname("IGAN_WORKERS");
     cmd->add_option("--queue", o.queue, "renders that may wait for a worker; beyond: 503")

@@ -10,12 +10,12 @@
 namespace igan {
 
 struct ExportRequest {
-    GenerateRequest region;       // seed, rectangle, psi, tile, batch (its `out` is ignored)
-    std::string format = "dzi";   // dzi or bigtiff
-    std::string out;              // NAME.dzi (plus NAME_files/) or NAME.tif
-    int64_t dzi_tile = 254;       // DeepZoom tile side without overlap
+    GenerateRequest region;      // seed, rectangle, psi, tile, batch (its `out` is ignored)
+    std::string format = "dzi";  // dzi or bigtiff
+    std::string out;             // NAME.dzi (plus NAME_files/) or NAME.tif
+    int64_t dzi_tile = 254;      // DeepZoom tile side without overlap
     int64_t dzi_overlap = 1;
-    int64_t tiff_tile = 256;      // TIFF tile side (multiple of 16)
+    int64_t tiff_tile = 256;              // TIFF tile side (multiple of 16)
     std::string compression = "deflate";  // bigtiff: none, deflate or lzw
 };
 

@@ -24,17 +24,17 @@ ServeModel parse_serve_model(const std::string& spec);
 struct ServeOptions {
     std::vector<ServeModel> models;
     std::string host = "127.0.0.1";
-    int port = 8080;                 // 0: an ephemeral port (see TileServer::port())
+    int port = 8080;  // 0: an ephemeral port (see TileServer::port())
     std::string device = "cpu";
-    int workers = 1;                 // tiles rendered at once (each uses all intra-op threads)
-    int queue = 64;                  // renders allowed to wait for a worker; beyond: 503
-    int http_threads = 64;           // connections served at once (keep-alive holds one)
-    int64_t cache_mb = 256;          // LRU tile cache, in bytes of PNG
+    int workers = 1;         // tiles rendered at once (each uses all intra-op threads)
+    int queue = 64;          // renders allowed to wait for a worker; beyond: 503
+    int http_threads = 64;   // connections served at once (keep-alive holds one)
+    int64_t cache_mb = 256;  // LRU tile cache, in bytes of PNG
     int64_t tile_size = 256;
     int min_zoom = -3;               // coarsest level, in [-4, 0]
     int64_t max_render_side = 4096;  // /render caps; beyond: 413
     int64_t max_render_pixels = int64_t{1} << 22;
-    int timeout_ms = 5000;           // read/write timeout per connection (slow clients)
+    int timeout_ms = 5000;  // read/write timeout per connection (slow clients)
     std::function<void(const std::string&)> log;  // one line per event; may be empty
 };
 void validate_serve_options(const ServeOptions& options);  // throws UsageError

@@ -55,8 +55,13 @@ class DziLevel {
 public:
     DziLevel(int64_t level, int64_t width, int64_t height, int64_t tile, int64_t overlap,
              std::string dir, DziLevel* coarser)
-        : level_(level), width_(width), height_(height), tile_(tile), overlap_(overlap),
-          dir_(std::move(dir)), coarser_(coarser) {
+        : level_(level),
+          width_(width),
+          height_(height),
+          tile_(tile),
+          overlap_(overlap),
+          dir_(std::move(dir)),
+          coarser_(coarser) {
         fs::create_directories(dir_);
     }
 
@@ -114,9 +119,9 @@ private:
                     const auto& src = rows_[size_t(y0 + j - first_)];
                     std::memcpy(buf.data() + 3 * w * j, src.data() + 3 * x0, size_t(3 * w));
                 }
-                write_whole_file(dir_ + "/" + std::to_string(col) + "_" +
-                                     std::to_string(next_row_) + ".png",
-                                 encode_png(buf.data(), w, h));
+                write_whole_file(
+                    dir_ + "/" + std::to_string(col) + "_" + std::to_string(next_row_) + ".png",
+                    encode_png(buf.data(), w, h));
                 ++files_;
             }
             ++next_row_;
@@ -151,9 +156,8 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
         for (int64_t l = 0; l <= max_level; ++l) {
             const int64_t div = int64_t(1) << (max_level - l);
             levels[size_t(l)] = std::make_unique<DziLevel>(
-                l, (g.width + div - 1) / div, (g.height + div - 1) / div, r.dzi_tile,
-                r.dzi_overlap, tmp_dir + "/" + std::to_string(l),
-                l > 0 ? levels[size_t(l - 1)].get() : nullptr);
+                l, (g.width + div - 1) / div, (g.height + div - 1) / div, r.dzi_tile, r.dzi_overlap,
+                tmp_dir + "/" + std::to_string(l), l > 0 ? levels[size_t(l - 1)].get() : nullptr);
         }
         DziLevel& top = *levels.back();
         engine.stream_rows(
@@ -298,7 +302,8 @@ void validate_export_request(const ExportRequest& r) {
     if (r.out.empty()) problems.push_back("--out is required");
     if (r.format == "dzi" && (r.out.size() < 5 || r.out.compare(r.out.size() - 4, 4, ".dzi")))
         problems.push_back("--out must end in .dzi (the tiles go to NAME_files/)");
-    if (r.dzi_tile < 16 || r.dzi_tile > 4096) problems.push_back("--tile-size must be in [16, 4096]");
+    if (r.dzi_tile < 16 || r.dzi_tile > 4096)
+        problems.push_back("--tile-size must be in [16, 4096]");
     if (r.dzi_overlap < 0 || r.dzi_overlap > 16) problems.push_back("--overlap must be in [0, 16]");
     if (r.tiff_tile < 16 || r.tiff_tile > 4096 || r.tiff_tile % 16)
         problems.push_back("--tiff-tile must be a multiple of 16 in [16, 4096]");

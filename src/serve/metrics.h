@@ -17,16 +17,15 @@ public:
     void request(const std::string& route, int status, double seconds);
     void tile(bool cache_hit);  // a tile answered with 200
     void rendered(double seconds);
-    void rejected();            // 503: queue full
+    void rejected();  // 503: queue full
 
     // Counter and histogram lines; `extra` (already formatted lines) is appended.
     std::string text(const std::string& extra) const;
     int64_t tiles_served() const;
     double tiles_per_second() const;  // over the last 10 whole seconds
 
-    static constexpr std::array<double, 14> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                        0.1,   0.25,   0.5,   1,    2.5,   5,
-                                                        10,    30};
+    static constexpr std::array<double, 14> kBuckets = {
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 private:
     int64_t now_s() const;

@@ -47,8 +47,8 @@ bool parse_uint64(const std::string& s, uint64_t* out) {
 bool valid_model_name(const std::string& name) {
     if (name.empty() || name.size() > 64 || name[0] == '.') return false;
     for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '.' || c == '_' || c == '-';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!ok) return false;
     }
     return true;
@@ -83,7 +83,8 @@ ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_
     TileAddress t;
     t.model = parts[0];
     if (!valid_model_name(t.model)) return bad(404, "no such model");
-    if (!parse_uint64(parts[1], &t.seed)) return bad(400, "seed must be an unsigned 64-bit integer");
+    if (!parse_uint64(parts[1], &t.seed))
+        return bad(400, "seed must be an unsigned 64-bit integer");
     int64_t z = 0;
     if (!parse_int64(parts[2], &z) || z > 0 || z < min_zoom)
         return bad(400, "zoom must be an integer in [" + std::to_string(min_zoom) + ", 0]");

@@ -1,7 +1,7 @@
 // igan serve: XYZ tiles, /render, /healthz, /metrics, /api/info and the embedded viewer over
 // cpp-httplib. Models are loaded once and shared read-only; each request renders with its own
-// state (Engine::render_rgb is const). Native tiles render on a pool of worker threads with a bounded
-// queue (503 beyond it), coarser levels are box-filtered from four finer tiles, and every
+// state (Engine::render_rgb is const). Native tiles render on a pool of worker threads with a
+// bounded queue (503 beyond it), coarser levels are box-filtered from four finer tiles, and every
 // tile goes through the byte-bounded LRU cache with single-flight production.
 #include <httplib.h>
 
@@ -52,14 +52,22 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
 
 const char* reason(int status) {
     switch (status) {
-        case 400: return "bad request";
-        case 404: return "not found";
-        case 405: return "method not allowed";
-        case 413: return "payload too large";
-        case 414: return "URI too long";
-        case 431: return "request header fields too large";
-        case 503: return "service unavailable";
-        default: return status < 500 ? "client error" : "server error";
+        case 400:
+            return "bad request";
+        case 404:
+            return "not found";
+        case 405:
+            return "method not allowed";
+        case 413:
+            return "payload too large";
+        case 414:
+            return "URI too long";
+        case 431:
+            return "request header fields too large";
+        case 503:
+            return "service unavailable";
+        default:
+            return status < 500 ? "client error" : "server error";
     }
 }
 
@@ -297,8 +305,7 @@ struct TileServer::Impl {
                               "region too large: at most " + std::to_string(opt.max_render_side) +
                                   " per side and " + std::to_string(opt.max_render_pixels) +
                                   " pixels");
-        if (x < -kCanvasLimit || x > kCanvasLimit - w || y < -kCanvasLimit ||
-            y > kCanvasLimit - h)
+        if (x < -kCanvasLimit || x > kCanvasLimit - w || y < -kCanvasLimit || y > kCanvasLimit - h)
             return send_error(res, 400, "region outside the canvas (+-2^60 pixels)");
         Fusion fusion;
         const auto fs = fusion_of(req, &fusion);
@@ -315,8 +322,8 @@ struct TileServer::Impl {
         }
         try {
             const auto rgb = render(*m, seed, x, y, w, h, fusion);
-            res.set_header("Content-Disposition", "attachment; filename=\"igan-" + m->spec.name +
-                                                      "-" + what + ".png\"");
+            res.set_header("Content-Disposition",
+                           "attachment; filename=\"igan-" + m->spec.name + "-" + what + ".png\"");
             res.set_content(encode_png(rgb.data(), w, h), "image/png");
         } catch (const Busy& e) {
             res.set_header("Retry-After", "1");
@@ -343,8 +350,7 @@ struct TileServer::Impl {
             metrics.request(route_of(req.path), res.status, seconds_since(t_request_start));
         });
         http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-            if (res.body.empty())
-                send_error(res, res.status, reason(res.status));
+            if (res.body.empty()) send_error(res, res.status, reason(res.status));
         });
         http.set_exception_handler(
             [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -412,10 +418,12 @@ struct TileServer::Impl {
                               {"max_render_side", opt.max_render_side},
                               {"max_render_pixels", opt.max_render_pixels},
                               {"tiles", "/tiles/{model}/{seed}/{z}/{x}/{y}.png"},
-                              {"fusion", {{"max_centres", kMaxFuseCentres}, {"band", 128},
-                                          {"query", "fuse=SEED:X:Y,...&band=B"}}},
+                              {"fusion",
+                               {{"max_centres", kMaxFuseCentres},
+                                {"band", 128},
+                                {"query", "fuse=SEED:X:Y,...&band=B"}}},
                               {"models", models_json}}
-                   .dump();
+            .dump();
     }
 
     std::string metrics_text() const {

@@ -85,8 +85,10 @@ TEST_F(ExportFixture, DeepZoomPyramidMatchesGenerate) {
         for (int64_t col = 0; col < 3; ++col) {
             const auto tile = decode_png(
                 read(files + "7/" + std::to_string(col) + "_" + std::to_string(row) + ".png"));
-            const int64_t x0 = std::max<int64_t>(0, col * 32 - 1), y0 = std::max<int64_t>(0, row * 32 - 1);
-            const int64_t x1 = std::min<int64_t>(70, col * 32 + 33), y1 = std::min<int64_t>(50, row * 32 + 33);
+            const int64_t x0 = std::max<int64_t>(0, col * 32 - 1),
+                          y0 = std::max<int64_t>(0, row * 32 - 1);
+            const int64_t x1 = std::min<int64_t>(70, col * 32 + 33),
+                          y1 = std::min<int64_t>(50, row * 32 + 33);
             ASSERT_EQ(tile.width, x1 - x0);
             ASSERT_EQ(tile.height, y1 - y0);
             for (int64_t j = 0; j < tile.height; ++j)

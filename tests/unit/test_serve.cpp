@@ -8,9 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -86,7 +86,8 @@ TEST(TileStore, ConcurrentRequestsForOneTileProduceItOnce) {
     }
     EXPECT_EQ(produced, 1);
     TileStore::Source s;
-    store.get("k", [&] { return std::string("again"); }, &s);
+    store.get(
+        "k", [&] { return std::string("again"); }, &s);
     EXPECT_EQ(s, TileStore::Source::kCache);
     EXPECT_EQ(calls, 1);
     EXPECT_EQ(store.in_flight(), 0);
@@ -134,6 +135,10 @@ TEST(RenderPool, RunsOnWorkersAndRefusesWhenTheQueueIsFull) {
     b.join();
     EXPECT_TRUE(first_ran && second_ran);
     EXPECT_THROW(pool.run([] { throw std::runtime_error("x"); }), std::runtime_error);
+    // The worker counts itself idle just after the caller has its result.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (pool.active() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
     EXPECT_EQ(pool.active(), 0);
 }
 
@@ -205,7 +210,8 @@ TEST(ServeRoutes, FusionQueries) {
                             "3:1152921504606846977:0", "3:0:0,", ",", "3:0:0;4:1:1"})
         EXPECT_EQ(parse_fusion(bad, "", &f).status, 400) << bad;
     std::string many;
-    for (int i = 0; i < 17; ++i) many += (i ? "," : "") + std::to_string(i) + ":" + std::to_string(i) + ":0";
+    for (int i = 0; i < 17; ++i)
+        many += (i ? "," : "") + std::to_string(i) + ":" + std::to_string(i) + ":0";
     EXPECT_EQ(parse_fusion(many, "", &f).status, 400);
     for (const char* band : {"0", "-1", "1000001", "1.5", "x"})
         EXPECT_EQ(parse_fusion("1:0:0", band, &f).status, 400) << band;
@@ -258,7 +264,8 @@ TEST(ServeEngine, ConcurrentRendersEqualASingleThreadedRender) {
     const auto expected = render(3, -40, 17, 40, 36);
     std::vector<std::vector<uint8_t>> got(4);
     std::vector<std::thread> threads;
-    for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { got[i] = render(3, -40, 17, 40, 36); });
+    for (int i = 0; i < 4; ++i)
+        threads.emplace_back([&, i] { got[i] = render(3, -40, 17, 40, 36); });
     for (auto& t : threads) t.join();
     for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], expected) << "thread " << i;
 }
@@ -396,7 +403,9 @@ TEST_F(ServerTest, CoarserTilesAreBoxFilteredNativeTiles) {
     for (int64_t j = 0; j < kTile; ++j)
         for (int64_t i = 0; i < kTile; ++i)
             for (int c = 0; c < 3; ++c) {
-                auto px = [&](int64_t y, int64_t x) { return int(full[size_t(3 * (y * w + x) + c)]); };
+                auto px = [&](int64_t y, int64_t x) {
+                    return int(full[size_t(3 * (y * w + x) + c)]);
+                };
                 const int sum = px(2 * j, 2 * i) + px(2 * j, 2 * i + 1) + px(2 * j + 1, 2 * i) +
                                 px(2 * j + 1, 2 * i + 1);
                 ASSERT_EQ(int(img.pixels[size_t(3 * (j * kTile + i) + c)]), (sum + 2) / 4)
@@ -448,8 +457,8 @@ std::string raw_exchange(int port, const std::string& request);
 
 TEST_F(ServerTest, HugeBodiesAndMalformedRequestsAreRefused) {
     // A declared 10 MB body is refused from its Content-Length, before it is read.
-    const auto big = raw_exchange(
-        port_, "POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    const auto big =
+        raw_exchange(port_, "POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
     EXPECT_EQ(big.rfind("HTTP/1.1 413", 0), 0u) << big.substr(0, 40);
     const auto junk = raw_exchange(port_, "NONSENSE\r\n\r\n");
     EXPECT_EQ(junk.rfind("HTTP/1.1 4", 0), 0u) << junk.substr(0, 40);
