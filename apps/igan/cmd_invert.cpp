@@ -71,26 +71,10 @@ int report(const InvertArgs& a, const igan::ApplicationResult& r) {
     return 0;
 }
 
-struct OutpaintArgs {
-    InvertArgs common;
-    std::string input, mask, canvas;
-};
-
-int run_outpaint(const OutpaintArgs& o) {
-    const auto& a = o.common;
+// The fields outpaint and inbetween requests share.
+template <class Request>
+void fill_common(Request& r, const InvertArgs& a) {
     check_seed(a.seed);
-    std::smatch m;
-    static const std::regex geometry(R"((\d{1,6})x(\d{1,6})\+(\d{1,6})\+(\d{1,6}))");
-    if (!std::regex_match(o.canvas, m, geometry))
-        throw UsageError("--canvas '" + o.canvas +
-                         "': expected WxH+X+Y (the output size and the input's top-left in it)");
-    igan::OutpaintRequest r;
-    r.canvas_width = std::stoll(m[1]);
-    r.canvas_height = std::stoll(m[2]);
-    r.input_x = std::stoll(m[3]);
-    r.input_y = std::stoll(m[4]);
-    r.input = o.input;
-    r.mask = o.mask;
     r.out = a.out;
     r.samples = a.samples;
     r.seed = uint64_t(a.seed);
@@ -98,6 +82,28 @@ int run_outpaint(const OutpaintArgs& o) {
     r.batch = a.batch;
     r.blend = !a.no_blend;
     r.inversion = a.inversion;
+}
+
+struct OutpaintArgs {
+    InvertArgs common;
+    std::string input, mask, canvas;
+};
+
+int run_outpaint(const OutpaintArgs& o) {
+    const auto& a = o.common;
+    std::smatch m;
+    static const std::regex geometry(R"((\d{1,6})x(\d{1,6})\+(\d{1,6})\+(\d{1,6}))");
+    if (!std::regex_match(o.canvas, m, geometry))
+        throw UsageError("--canvas '" + o.canvas +
+                         "': expected WxH+X+Y (the output size and the input's top-left in it)");
+    igan::OutpaintRequest r;
+    fill_common(r, a);
+    r.canvas_width = std::stoll(m[1]);
+    r.canvas_height = std::stoll(m[2]);
+    r.input_x = std::stoll(m[3]);
+    r.input_y = std::stoll(m[4]);
+    r.input = o.input;
+    r.mask = o.mask;
     const igan::Engine engine(a.model, a.device, a.config);
     ProgressBar bar("outpaint", a.quiet, 0, "steps");
     const auto res = engine.outpaint(r, [&](const igan::Progress& p) { bar.update(p); });
@@ -114,19 +120,12 @@ struct InbetweenArgs {
 
 int run_inbetween(const InbetweenArgs& b) {
     const auto& a = b.common;
-    check_seed(a.seed);
     igan::InbetweenRequest r;
+    fill_common(r, a);
     r.left = b.left;
     r.right = b.right;
     r.gap = b.gap;
     r.band = b.band;
-    r.out = a.out;
-    r.samples = a.samples;
-    r.seed = uint64_t(a.seed);
-    r.tile = a.tile;
-    r.batch = a.batch;
-    r.blend = !a.no_blend;
-    r.inversion = a.inversion;
     const igan::Engine engine(a.model, a.device, a.config);
     ProgressBar bar("inbetween", a.quiet, 0, "steps");
     const auto res = engine.inbetween(r, [&](const igan::Progress& p) { bar.update(p); });

@@ -167,6 +167,16 @@ struct ApplicationRunner {
         }
     }
 
+    // The generation record stored in each output PNG.
+    nlohmann::json record(const std::string& application, uint64_t seed) const {
+        return {{"igan_version", version_string()},
+                {"model_sha256", engine.summary.sha256},
+                {"application", application},
+                {"seed", seed},
+                {"steps", options.steps},
+                {"perceptual", perceptual_path}};
+    }
+
     // Inverts a known image placed at canvas (x0 + k.x, y0 + k.y).
     Inversion invert_known(const Known& k, int64_t x0, int64_t y0, uint64_t seed,
                            const std::string& tag) {
@@ -260,13 +270,9 @@ ApplicationResult Engine::outpaint(const OutpaintRequest& r, const ProgressFn& p
     StyledGenerator model(impl_->model.generator, impl_->device, inv.z, inv.styles);
     model.pin(inv.pins);
     for (int64_t k = 0; k < r.samples; ++k) {
-        nlohmann::json rec = {{"igan_version", version_string()},
-                              {"model_sha256", impl_->summary.sha256},
-                              {"application", "outpaint"},
-                              {"input", r.input},
-                              {"canvas", {r.canvas_width, r.canvas_height, r.input_x, r.input_y}},
-                              {"seed", r.seed + uint64_t(k)},
-                              {"steps", r.inversion.steps}};
+        auto rec = run.record("outpaint", r.seed + uint64_t(k));
+        rec.update({{"input", r.input},
+                    {"canvas", {r.canvas_width, r.canvas_height, r.input_x, r.input_y}}});
         run.render(model, canvas, r.seed + uint64_t(k), {known}, r.blend, r.tile, r.batch,
                    paths[k], rec.dump());
     }
@@ -311,14 +317,8 @@ ApplicationResult Engine::inbetween(const InbetweenRequest& r, const ProgressFn&
     model.pin(inv_left.pins);
     model.pin(inv_right.pins);
     for (int64_t k = 0; k < r.samples; ++k) {
-        nlohmann::json rec = {{"igan_version", version_string()},
-                              {"model_sha256", impl_->summary.sha256},
-                              {"application", "inbetween"},
-                              {"left", r.left},
-                              {"right", r.right},
-                              {"gap", r.gap},
-                              {"seed", r.seed + uint64_t(k)},
-                              {"steps", r.inversion.steps}};
+        auto rec = run.record("inbetween", r.seed + uint64_t(k));
+        rec.update({{"left", r.left}, {"right", r.right}, {"gap", r.gap}});
         run.render(model, canvas, r.seed + 2 + uint64_t(k), {left, right}, r.blend, r.tile,
                    r.batch, paths[k], rec.dump());
     }

@@ -41,13 +41,26 @@ GeneratorConfig micro_generator_config(int full_size) {
     return c;
 }
 
-std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,
-                                                    double noise_strength, uint64_t style_seed) {
+namespace {
+
+Generator random_generator(const GeneratorConfig& config, double noise_strength) {
     torch::manual_seed(3);
     Generator g(config);
     torch::NoGradGuard no_grad;
     for (auto& conv : g->texture_synthesizer->convs) conv->noise->weight.fill_(noise_strength);
-    return StyledGenerator::for_seed(g, torch::kCPU, style_seed);
+    return g;
+}
+
+}  // namespace
+
+Generator micro_generator(double noise_strength) {
+    return random_generator(micro_generator_config(), noise_strength);
+}
+
+std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,
+                                                    double noise_strength, uint64_t style_seed) {
+    return StyledGenerator::for_seed(random_generator(config, noise_strength), torch::kCPU,
+                                     style_seed);
 }
 
 }  // namespace igan::test

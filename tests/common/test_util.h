@@ -18,6 +18,8 @@ std::string data_path(const std::string& name);
 // A narrow 2-upsampling generator with every mechanism of the real one (SS margin, up convs,
 // ToRGB skips, noise at every layer), cheap enough for unit tests.
 GeneratorConfig micro_generator_config(int full_size = 64);
+// That generator with random weights (torch seed 3) and every noise strength set.
+Generator micro_generator(double noise_strength = 0.3);
 // That generator with random weights (torch seed 3), noise strengths set to `noise_strength` so
 // that noise alignment matters, styled by global-latent seed 1.
 std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,

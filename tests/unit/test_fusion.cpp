@@ -38,13 +38,6 @@ Palette palette_of(const StyledGenerator& model, Generator g, const std::vector<
     return {torch::cat(zs), torch::cat(ws).contiguous()};
 }
 
-Generator micro_generator() {
-    torch::manual_seed(3);
-    Generator g(test::micro_generator_config());
-    torch::NoGradGuard no_grad;
-    for (auto& conv : g->texture_synthesizer->convs) conv->noise->weight.fill_(0.3);
-    return g;
-}
 
 TEST(Fusion, ConstantPerPixelStyleEqualsVectorStyle) {
     torch::manual_seed(0);
@@ -81,7 +74,7 @@ TEST(Fusion, WeightsPartitionTheCanvas) {
 }
 
 TEST(Fusion, IdenticalStylesEqualPlainGeneration) {
-    auto g = micro_generator();
+    auto g = test::micro_generator();
     auto plain = StyledGenerator::for_seed(g, torch::kCPU, 4);
     auto fused = StyledGenerator::for_seed(g, torch::kCPU, 4);
     const auto p = palette_of(*fused, g, {4, 4, 4});
@@ -93,7 +86,7 @@ TEST(Fusion, IdenticalStylesEqualPlainGeneration) {
 }
 
 TEST(Fusion, TiledEqualsDirectAndCropsAgree) {
-    auto g = micro_generator();
+    auto g = test::micro_generator();
     auto fused = StyledGenerator::for_seed(g, torch::kCPU, 1);
     const auto p = palette_of(*fused, g, {1, 2, 3});
     fused->fuse(p.z, p.w, {{0, 0}, {60, 10}, {20, 50}}, 30);

@@ -19,18 +19,11 @@ RenderOptions opts(int64_t tile, uint64_t seed) {
     return o;
 }
 
-Generator micro_generator() {
-    torch::manual_seed(3);
-    Generator g(test::micro_generator_config());
-    torch::NoGradGuard no_grad;
-    for (auto& conv : g->texture_synthesizer->convs) conv->noise->weight.fill_(0.3);
-    return g;
-}
 
 // One inversion shared by the tests: a 24 x 20 crop the model generated with style seed 5 and
 // fields seed 7, inverted from seed 0's latents.
 struct Fixture {
-    Generator g = micro_generator();
+    Generator g = test::micro_generator();
     Rect known{5, -9, 24, 20};
     torch::Tensor target;
     Inversion inv;
@@ -78,7 +71,7 @@ TEST(Inversion, PinnedCanvasReproducesTheKnownRegionForAnyFieldsAndTiling) {
 }
 
 TEST(Inversion, RejectsAnEmptyMask) {
-    const auto g = micro_generator();
+    const auto g = test::micro_generator();
     InversionTarget t{torch::zeros({3, 8, 8}), torch::zeros({1, 8, 8}), 0, 0};
     EXPECT_THROW(invert(g, torch::kCPU, t, InversionSettings{}), Error);
 }
