@@ -1,9 +1,11 @@
 // `igan generate`: render rectangles of the endless canvas to PNG.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
 #include "commands.h"
+#include "progress.h"
 #include "render_options.h"
 
 namespace igan::cli {
@@ -35,7 +37,52 @@ std::vector<uint64_t> parse_seed_list(const std::string& spec) {
     return seeds;
 }
 
+// "i/n", or "auto": torchrun's RANK and WORLD_SIZE (one shard when they are unset).
+std::pair<int64_t, int64_t> parse_shard(const std::string& spec) {
+    if (spec == "auto") {
+        const char* rank = std::getenv("RANK");
+        const char* world = std::getenv("WORLD_SIZE");
+        if (!rank || !world) return {0, 1};
+        return parse_shard(std::string(rank) + "/" + world);
+    }
+    try {
+        const auto slash = spec.find('/');
+        size_t a = 0, b = 0;
+        const int64_t i = std::stoll(spec.substr(0, slash), &a);
+        const int64_t n = std::stoll(spec.substr(slash + 1), &b);
+        if (slash == std::string::npos || a != slash || b != spec.size() - slash - 1 || n < 1 ||
+            i < 0 || i >= n)
+            throw std::invalid_argument(spec);
+        return {i, n};
+    } catch (const std::exception&) {
+        throw UsageError("--shard '" + spec + "': expected i/n with 0 <= i < n, or auto");
+    }
+}
+
+int run_shard(const GenerateArgs& a) {
+    if (!a.seeds.empty()) throw UsageError("--shard renders one image: drop --seeds");
+    if (a.out.empty()) throw UsageError("--shard needs --out PART (a part file for igan merge)");
+    const auto [index, count] = parse_shard(a.shard);
+    const auto req = make_request(a, resolve_seed(a.seed, a.quiet), a.out);
+    igan::validate_request(req, a.force);
+    igan::check_output_path(a.out);
+    const igan::Engine engine(a.model, a.device, a.config);
+    engine.validate(req, a.force);
+    ProgressBar bar("shard " + std::to_string(index) + "/" + std::to_string(count), a.quiet,
+                    req.width * req.height / count);
+    const auto res = engine.generate_shard(req, index, count,
+                                           [&](const igan::Progress& p) { bar.update(p); });
+    bar.finish();
+    std::cout << (a.json ? res.record_json : res.path) << "\n";
+    if (!a.quiet)
+        std::fprintf(stderr, "wrote %s (shard %lld of %lld, %lld tiles, %.2fs)\n",
+                     res.path.c_str(), (long long)index, (long long)count, (long long)res.tiles,
+                     res.seconds);
+    return 0;
+}
+
 int run_generate(const GenerateArgs& a) {
+    if (!a.shard.empty()) return run_shard(a);
     std::vector<std::pair<uint64_t, std::string>> jobs;
     if (!a.seeds.empty()) {
         if (a.outdir.empty()) throw UsageError("--seeds needs --outdir");
@@ -68,6 +115,9 @@ RegisterCommand reg(20, [](CLI::App& app, Globals&) {
     cmd->add_option("-o,--out", args->out, "output PNG");
     cmd->add_option("--seeds", args->seeds, "several seeds, e.g. 0-31,42 (with --outdir)");
     cmd->add_option("--outdir", args->outdir, "folder for --seeds outputs (seedNNNN.png)");
+    cmd->add_option("--shard", args->shard,
+                    "i/n: render only tile rows [rows*i/n, rows*(i+1)/n) into the part file --out "
+                    "(assemble with igan merge); auto: torchrun's RANK/WORLD_SIZE");
     cmd->add_option("--cyclic-width", args->cyclic_width,
                     "make the canvas horizontally periodic with this period in pixels");
     return std::make_pair(cmd, Runner([args] { return run_generate(*args); }));

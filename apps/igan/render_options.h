@@ -8,7 +8,7 @@
 namespace igan::cli {
 
 struct GenerateArgs {
-    std::string model, out, outdir, seeds, device = "cpu", config;
+    std::string model, out, outdir, seeds, device = "cpu", config, shard;
     int64_t seed = 0, x = 0, width = 512, height = 256, tile = 0, batch = 1, cyclic_width = 0;
     std::optional<int64_t> y;
     double psi = 1.0;

@@ -164,12 +164,27 @@ public:
     using RowsFn = std::function<void(const uint8_t* rows, int64_t y0, int64_t count)>;
     void stream_rows(const GenerateRequest& request, const RowsFn& on_rows,
                      const ProgressFn& progress = {}) const;
+    // Parallel rendering across processes or machines: shard `index` of `count` renders the
+    // contiguous tile rows [rows * index / count, rows * (index + 1) / count) of the request
+    // into a part file at request.out; merge_parts turns the parts into the PNG that generate()
+    // would have written, byte for byte.
+    GenerateResult generate_shard(const GenerateRequest& request, int64_t index, int64_t count,
+                                  const ProgressFn& progress = {}) const;
 
     struct Impl;
 
 private:
     std::unique_ptr<Impl> impl_;
 };
+
+struct MergeResult {
+    std::string path;
+    int64_t width = 0, height = 0, parts = 0;
+    double seconds = 0;
+};
+// Assembles every part of one sharded render (any order) into the PNG at `out`, streaming rows
+// (constant memory). Throws UsageError when parts are missing, repeated or from other renders.
+MergeResult merge_parts(const std::vector<std::string>& parts, const std::string& out);
 
 // Runs the networks on explicit inputs named as in the golden reference set and writes every
 // output named as there. discriminator_path may be empty (then D outputs are skipped).
@@ -211,6 +226,11 @@ struct BenchRequest {
     int64_t tile = 0, batch = 1;
     int repetitions = 3;
     bool measure_rss = true;
+    bool profile = false;  // add a per-layer profile ("profile" key)
+    bool scaling = false;  // also time 1 thread: "thread_scaling" = tiles/s(threads) / tiles/s(1)
+    // Peak RSS children: a small canvas and a wide strip (height 0: two strips of tiles).
+    int64_t rss_small_width = 1024, rss_small_height = 1024;
+    int64_t rss_large_width = 65536, rss_large_height = 0;
     std::string self_exe;  // path of the igan binary, to measure RSS in child processes
 };
 std::string run_bench(const BenchRequest& request);  // one JSON object

@@ -16,12 +16,13 @@ Rect TilePlan::tile_rect(int64_t row, int64_t col) const {
     return t;
 }
 
-TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile) {
+TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile,
+                    bool exact_tile) {
     if (rect.w <= 0 || rect.h <= 0) throw Error("render size must be positive");
     if (tile <= 0) throw Error("tile size must be positive");
     TilePlan p;
     p.rect = rect;
-    p.tile = std::min(tile, std::max(rect.w, rect.h));
+    p.tile = exact_tile ? tile : std::min(tile, std::max(rect.w, rect.h));
     p.window = CanvasGeometry(config).window_for(p.tile);
     p.cols = (rect.w + p.tile - 1) / p.tile;
     p.rows = (rect.h + p.tile - 1) / p.tile;
@@ -34,7 +35,7 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     torch::NoGradGuard no_grad;
     const auto& config = model.config();
     const CanvasGeometry geo(config);
-    const TilePlan plan = plan_tiles(config, rect, options.tile);
+    const TilePlan plan = plan_tiles(config, rect, options.tile, options.exact_tile);
     const int64_t up = geo.upscale(), n = plan.window, batch = std::max<int64_t>(1, options.batch);
     if (options.fields.cyclic_period_px > 0) check_cyclic_period(config, options.fields.cyclic_period_px);
     int64_t done = 0;

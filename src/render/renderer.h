@@ -12,6 +12,9 @@ namespace igan {
 struct RenderOptions {
     int64_t tile = 256;  // output pixels per tile side
     int64_t batch = 1;   // tiles per forward pass
+    // Use `tile` as it is; by default a rectangle smaller than a tile gets a smaller tile. Shards
+    // of one render keep the whole render's tile so they compute the very same tiles.
+    bool exact_tile = false;
     CanvasFields fields;
 };
 
@@ -23,7 +26,8 @@ struct TilePlan {
     Rect tile_rect(int64_t row, int64_t col) const;
 };
 
-TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile);
+TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile,
+                    bool exact_tile = false);
 
 // Called with (tiles done, tiles total).
 using TileProgressFn = std::function<void(int64_t, int64_t)>;
