@@ -26,6 +26,18 @@ RegisterCommand bench_reg(90, [](CLI::App& app, Globals& g) {
         ->capture_default_str();
     cmd->add_flag("--json", *json, "print one JSON object");
     cmd->add_flag("--no-rss", *no_rss, "skip the RSS measurements");
+    cmd->add_flag("--profile", r->profile, "time every layer on its own");
+    cmd->add_flag("--scaling", r->scaling, "also time 1 thread (thread_scaling)");
+    cmd->add_option("--rss-small-width", r->rss_small_width, "small RSS canvas width")
+        ->capture_default_str();
+    cmd->add_option("--rss-small-height", r->rss_small_height,
+                    "small RSS canvas height (0 = two strips of tiles)")
+        ->capture_default_str();
+    cmd->add_option("--rss-large-width", r->rss_large_width, "wide RSS strip width")
+        ->capture_default_str();
+    cmd->add_option("--rss-large-height", r->rss_large_height,
+                    "wide RSS strip height (0 = two strips of tiles)")
+        ->capture_default_str();
     return std::make_pair(cmd, Runner([r, json, no_rss, &g] {
         r->threads = g.threads;
         r->measure_rss = !*no_rss;

@@ -1,4 +1,5 @@
 // igan: command-line front end. Exit codes: 0 success, 1 failure, 2 bad usage.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,12 @@ std::string self_exe(const char* argv0) {
 
 int main(int argc, char** argv) {
     using namespace igan::cli;
+    // Activations are tens to hundreds of MB and are freed and reallocated at every layer. Above
+    // glibc's mmap threshold each would be a fresh mapping whose pages fault in (zeroed) again;
+    // kept in the heap they are reused, which makes the generator's elementwise passes several
+    // times faster. Peak RSS is unchanged: it is set by the largest set of live tensors.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     CLI::App app{"igan: infinite-pixel image synthesis (InfinityGAN in C++)"};
     app.require_subcommand(1);
     app.fallthrough();  // global options such as --threads may follow the subcommand

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "model/generator.h"
+#include "render/canvas.h"
 #include "render/styled_generator.h"
 #include "render/renderer.h"
 
@@ -68,6 +70,63 @@ double child_rss(const std::string& exe, const std::string& config, int64_t w, i
     return pclose(p) == 0 ? mb : -1;
 }
 
+// Every layer of one tile's forward pass timed on its own (same inputs as the real pass), with
+// its GFLOP/s against the in-run peak: where the time goes.
+nlohmann::json profile_layers(const GeneratorConfig& c, int64_t n, int reps, double peak) {
+    Generator g(c);
+    g->eval();
+    auto inputs = make_patch_batch(c, CanvasFields{}, {{0, 0}}, n);
+    auto z = global_latent_for_seed(0, c.global_latent_dim);
+    auto style = g->texture_synthesizer->mapping(z);
+    nlohmann::json layers = nlohmann::json::array();
+    double total = 0;
+    auto add = [&](const std::string& name, const torch::Tensor& in, const torch::Tensor& out,
+                   double macs, const std::function<void()>& fn) {
+        const double s = time_runs(reps, fn).front();
+        total += s;
+        layers.push_back({{"layer", name},
+                          {"in", in.sizes().vec()},
+                          {"out", out.sizes().vec()},
+                          {"gflop", 2e-9 * macs},
+                          {"seconds", s},
+                          {"gflops", 2e-9 * macs / s},
+                          {"fraction_of_peak", 2e-9 * macs / s / peak}});
+    };
+    auto& ss = g->structure_synthesizer;
+    auto x = inputs.local_latent;
+    for (size_t i = 0; i < ss->blocks.size(); ++i) {
+        auto cc = center_crop(inputs.coords, x.size(-2), x.size(-1));
+        auto in = torch::cat({x, cc}, 1);
+        auto y = ss->blocks[i]->conv(in, z);
+        const auto& w = ss->blocks[i]->conv->conv->weight;
+        add("ss" + std::to_string(i), in, y,
+            double(y.numel()) * w.size(2) * w.size(3) * w.size(4),
+            [&] { ss->blocks[i]->conv(in, z); });
+        x = y;
+    }
+    auto& ts = g->texture_synthesizer;
+    const auto src = c.to_rgb_src_conv();
+    torch::Tensor rgb;
+    size_t k = 0;
+    for (int i = 0; i < c.num_ts_convs(); ++i) {
+        auto& conv = ts->convs[i];
+        auto y = conv(x, style, inputs.noises[i]);
+        const double macs = double(x.size(1)) * y.size(1) * 9 *
+                            (i % 2 == 0 ? double(x.size(2)) * x.size(3) : double(y.size(2)) * y.size(3));
+        add("ts" + std::to_string(i) + (i % 2 == 0 ? " up" : ""), x, y, macs,
+            [&] { conv(x, style, inputs.noises[i]); });
+        x = y;
+        if (k < src.size() && src[k] == i) {
+            auto r = ts->to_rgbs[k](x, style, rgb);
+            add("to_rgb" + std::to_string(k), x, r, double(x.size(1)) * 3 * x.size(2) * x.size(3),
+                [&] { ts->to_rgbs[k](x, style, rgb); });
+            rgb = r;
+            ++k;
+        }
+    }
+    return {{"layers", layers}, {"layers_seconds", total}};
+}
+
 constexpr int64_t kRssStripRows = 2;  // strips rendered per RSS measurement (memory is per strip)
 
 }  // namespace
@@ -79,18 +138,26 @@ double measure_render_rss(const std::string& config, int64_t width, int64_t heig
     auto model = random_generator(load_model_config(config).generator);
     RenderOptions o;
     o.tile = tile;
-    std::vector<uint8_t> strip(size_t(3 * width * tile));
-    render_tiles(
-        *model, {0, 0, width, height}, o,
-        [&](const Rect& t, const torch::Tensor& rgb) {
-            quantize_into(rgb, strip.data(), 3 * width, t.x);
-        },
-        [](int64_t, int64_t) {});
+    // The path igan generate takes: double-buffered strips handed to a consumer thread.
+    render_rows(*model, {0, 0, width, height}, o, [](const uint8_t*, int64_t, int64_t) {});
     return peak_rss_mb();
+}
+
+// MACs per output pixel of a tile relative to the margin-free limit (an endless tile), and the
+// two MAC counts per pixel.
+struct MarginCost {
+    double per_pixel = 0, limit = 0;
+};
+MarginCost margin_cost(const GeneratorConfig& c, int64_t tile) {
+    const CanvasGeometry geo(c);
+    const int64_t big = int64_t(1) << 20;
+    const double limit = generator_macs(c, big) / (double(geo.upscale()) * big * geo.upscale() * big);
+    return {generator_macs(c, geo.window_for(tile)) / (double(tile) * tile), limit};
 }
 
 std::string run_bench(const BenchRequest& r) {
     set_threads(r.threads);
+    const int threads = at::get_num_threads();
     torch::NoGradGuard no_grad;
     const ModelConfig config = load_model_config(r.config);
     const int64_t tile = r.tile > 0 ? r.tile : 256;
@@ -102,18 +169,24 @@ std::string run_bench(const BenchRequest& r) {
     RenderOptions o;
     o.tile = tile;
     o.batch = batch;
+    // The peak is measured before and after the generator and the better one kept: on a shared
+    // machine this makes the fraction conservative rather than flattering.
+    const double peak_before = conv_peak_gflops(reps);
     const auto t = time_runs(reps, [&] { render_region(*model, rect, o); });
+    const double peak = std::max(peak_before, conv_peak_gflops(reps));
     const int64_t n = geo.window_for(tile);
     const double flop_per_tile = 2.0 * generator_macs(config.generator, n);
     const double tiles_per_s = batch / median(t);
     const double gflops = flop_per_tile * tiles_per_s * 1e-9;
-    const double peak = conv_peak_gflops(reps);
-    const int64_t out = geo.output_size(n);
+    const auto cost = margin_cost(config.generator, tile);
+    nlohmann::json overhead;
+    for (int64_t size : {128, 256, 512, 1024, 2048, 4096})
+        overhead[std::to_string(size)] = margin_cost(config.generator, size).per_pixel / cost.limit;
     nlohmann::json j = {
         {"config", r.config},
         {"tile", tile},
         {"batch", batch},
-        {"threads", at::get_num_threads()},
+        {"threads", threads},
         {"repetitions", reps},
         {"tiles_per_s", tiles_per_s},
         {"mp_per_s", tiles_per_s * tile * tile * 1e-6},
@@ -122,18 +195,33 @@ std::string run_bench(const BenchRequest& r) {
         {"seconds_per_tile_max", t.back() / batch},
         {"gflop_per_tile", flop_per_tile * 1e-9},
         {"gflops", gflops},
+        {"gflops_best", flop_per_tile * batch / t.front() * 1e-9},
         {"peak_gflops", peak},
         {"fraction_of_peak", gflops / peak},
-        // Work per useful pixel relative to a margin-free generator (1.0 = no recomputation).
-        {"macs_overhead_vs_no_margin", double(out) * out / double(tile * tile)},
+        // MACs per useful output pixel (the padding-free margin every tile recomputes) over the
+        // margin-free limit, for this tile and for a range of tiles.
+        {"macs_per_pixel", cost.per_pixel},
+        {"macs_per_pixel_no_margin", cost.limit},
+        {"macs_overhead_vs_no_margin", cost.per_pixel / cost.limit},
+        {"macs_overhead_by_tile", overhead},
     };
+    if (r.scaling && threads > 1) {
+        set_threads(1);
+        const auto t1 = time_runs(reps, [&] { render_region(*model, rect, o); });
+        set_threads(threads);
+        j["tiles_per_s_1_thread"] = batch / median(t1);
+        j["thread_scaling"] = median(t1) / median(t);
+    }
+    if (r.profile) j["profile"] = profile_layers(config.generator, n, reps, peak);
     if (r.measure_rss && !r.self_exe.empty()) {
-        const int64_t rows = kRssStripRows * tile;
-        j["rss_mb_small"] = child_rss(r.self_exe, r.config, 1024, std::min<int64_t>(1024, rows), tile,
-                                      at::get_num_threads());
-        j["rss_mb_large"] = child_rss(r.self_exe, r.config, 8192, std::min<int64_t>(8192, rows), tile,
-                                      at::get_num_threads());
-        j["rss_rows_rendered"] = std::min<int64_t>(1024, rows);
+        const int64_t strips = kRssStripRows * tile;
+        auto h = [&](int64_t v) { return v > 0 ? v : strips; };
+        j["rss_small"] = std::to_string(r.rss_small_width) + "x" + std::to_string(h(r.rss_small_height));
+        j["rss_large"] = std::to_string(r.rss_large_width) + "x" + std::to_string(h(r.rss_large_height));
+        j["rss_mb_small"] = child_rss(r.self_exe, r.config, r.rss_small_width,
+                                      h(r.rss_small_height), tile, threads);
+        j["rss_mb_large"] = child_rss(r.self_exe, r.config, r.rss_large_width,
+                                      h(r.rss_large_height), tile, threads);
     }
     return j.dump();
 }

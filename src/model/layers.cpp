@@ -16,10 +16,14 @@ torch::Tensor fused_leaky_relu(const torch::Tensor& x, const torch::Tensor& bias
 }
 
 torch::Tensor blur3_valid(const torch::Tensor& x, double gain) {
+    // Separable, accumulated in place into fresh temporaries (one allocation per pass; the sums
+    // are those of x0 + 2 x1 + x2, so the result is unchanged bit for bit).
     const int64_t h = x.size(-2), w = x.size(-1);
-    auto v = x.narrow(-2, 0, h - 2) + 2 * x.narrow(-2, 1, h - 2) + x.narrow(-2, 2, h - 2);
-    auto b = v.narrow(-1, 0, w - 2) + 2 * v.narrow(-1, 1, w - 2) + v.narrow(-1, 2, w - 2);
-    return b * (gain / 16.0);
+    auto v = x.narrow(-2, 1, h - 2) * 2;
+    v.add_(x.narrow(-2, 0, h - 2)).add_(x.narrow(-2, 2, h - 2));
+    auto b = v.narrow(-1, 1, w - 2) * 2;
+    b.add_(v.narrow(-1, 0, w - 2)).add_(v.narrow(-1, 2, w - 2));
+    return b.mul_(gain / 16.0);
 }
 
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w) {
@@ -57,8 +61,12 @@ ModulatedConv2dImpl::ModulatedConv2dImpl(int64_t in, int64_t out, int64_t kernel
     if (upsample) blur = register_module("blur", KernelBuffer(generator_blur_kernel()));
 }
 
-torch::Tensor ModulatedConv2dImpl::crop_upsampled(const torch::Tensor& y) const {
+torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tensor& w) {
     // Transposed conv gives 2H+1; one pixel per side is cropped (the valid blur then gives 2H-3).
+    // (Four polyphase ordinary convolutions do the same MACs but measured slower here: oneDNN
+    // runs the transposed convolution directly, and four small-kernel calls each pay the layout
+    // conversions.)
+    const auto y = F::conv_transpose2d(x, w.transpose(0, 1), F::ConvTranspose2dFuncOptions().stride(2));
     return y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
 }
 
@@ -70,21 +78,17 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
         if (demodulate)
             wm = wm * torch::rsqrt(wm.pow(2).sum({1, 2, 3}, true) + 1e-8);
         if (!upsample) return F::conv2d(x, wm);
-        return blur3_valid(crop_upsampled(F::conv_transpose2d(
-                               x, wm.transpose(0, 1), F::ConvTranspose2dFuncOptions().stride(2))),
-                           4.0);
+        return blur3_valid(conv_transpose2x_cropped(x, wm), 4.0);
     }
     TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
     const auto xs = x * s.view({-1, in_channels, 1, 1});
-    auto y = upsample ? F::conv_transpose2d(xs, w.transpose(0, 1),
-                                            F::ConvTranspose2dFuncOptions().stride(2))
-                      : F::conv2d(xs, w);
+    auto y = upsample ? conv_transpose2x_cropped(xs, w) : F::conv2d(xs, w);
     if (demodulate) {
         // d[b, o] = rsqrt(sum_i s[b,i]^2 * sum_kk w[o,i,kk]^2 + eps)
         const auto d = torch::rsqrt(torch::matmul(s.pow(2), w.pow(2).sum({2, 3}).t()) + 1e-8);
         y = y * d.view({-1, out_channels, 1, 1});
     }
-    return upsample ? blur3_valid(crop_upsampled(y), 4.0) : y;
+    return upsample ? blur3_valid(y, 4.0) : y;
 }
 
 torch::Tensor ModulatedConv2dImpl::forward_mixed(const torch::Tensor& x, const StyleMix& style) {
@@ -96,9 +100,7 @@ torch::Tensor ModulatedConv2dImpl::forward_mixed(const torch::Tensor& x, const S
     const auto s = torch::einsum("bnhw,ni->bihw", {mix, modulation(style.palette)});
     const auto w = weight[0] * scale;
     const auto xs = x * s;
-    auto y = upsample ? crop_upsampled(F::conv_transpose2d(xs, w.transpose(0, 1),
-                                                           F::ConvTranspose2dFuncOptions().stride(2)))
-                      : F::conv2d(xs, w);
+    auto y = upsample ? conv_transpose2x_cropped(xs, w) : F::conv2d(xs, w);
     if (demodulate) {
         // d[b, o, p] = rsqrt(sum_i s[b,i,p]^2 * sum_kk w[o,i,kk]^2 + eps) at input pixel p.
         auto d = torch::rsqrt(torch::einsum("bihw,oi->bohw", {s.pow(2), w.pow(2).sum({2, 3})}) +
@@ -146,9 +148,14 @@ torch::Tensor StyledConvImpl::add_noise_and_activate(torch::Tensor y,
         TORCH_CHECK(noise_map.defined(), "StyledConv needs a noise map");
         TORCH_CHECK(noise_map.size(-1) == y.size(-1) && noise_map.size(-2) == y.size(-2),
                     "noise map ", noise_map.sizes(), " does not match the conv output ", y.sizes());
-        y = noise(y, noise_map);
     }
-    return activate(y);
+    if (torch::GradMode::is_enabled()) return activate(noise ? noise(y, noise_map) : y);
+    // Inference: y is this layer's own fresh output, so noise, bias and activation update it in
+    // place (the same arithmetic, without three activation-sized temporaries).
+    if (noise) y.add_(noise_map * noise->weight);
+    y.add_(activate->bias.view({1, -1, 1, 1}));
+    torch::leaky_relu_(y, 0.2);
+    return y.mul_(kSqrt2);
 }
 
 ToRGBImpl::ToRGBImpl(int64_t in, int64_t style_dim) {
@@ -169,10 +176,15 @@ torch::Tensor ToRGBImpl::forward_mixed(const torch::Tensor& x, const StyleMix& s
 
 torch::Tensor ToRGBImpl::add_skip(torch::Tensor rgb, const torch::Tensor& skip) {
     if (!skip.defined()) return rgb;
-    // Per-channel transposed conv, stride 2: H -> 2H+1, crop to 2H-1, then centre-crop.
-    auto k = upsample->kernel.view({1, 1, 3, 3}).expand({3, 1, 3, 3});
-    auto up = F::conv_transpose2d(skip, k, F::ConvTranspose2dFuncOptions().stride(2).groups(3));
-    up = up.narrow(-2, 1, up.size(-2) - 2).narrow(-1, 1, up.size(-1) - 2);
+    // Per-channel transposed conv by the [1,2,1]x[1,2,1]/4 kernel, stride 2: H -> 2H+1, crop to
+    // 2H-1, then centre-crop. That kernel makes it exactly bilinear interpolation with aligned
+    // corners (even pixels copy, odd ones average their neighbours), which is far faster than a
+    // grouped transposed convolution.
+    const int64_t h = skip.size(-2), w = skip.size(-1);
+    auto up = F::interpolate(skip, F::InterpolateFuncOptions()
+                                       .size(std::vector<int64_t>{2 * h - 1, 2 * w - 1})
+                                       .mode(torch::kBilinear)
+                                       .align_corners(true));
     return rgb + center_crop(up, rgb.size(-2), rgb.size(-1));
 }
 

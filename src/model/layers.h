@@ -11,6 +11,9 @@ namespace igan {
 torch::Tensor fused_leaky_relu(const torch::Tensor& x, const torch::Tensor& bias);
 // Valid 3x3 blur by [1,2,1]x[1,2,1]/16, times `gain`; H -> H-2.
 torch::Tensor blur3_valid(const torch::Tensor& x, double gain);
+// The stride-2 transposed convolution of x (B, in, H, W) by w (out, in, 3, 3) (conv layout),
+// cropped by one pixel per side: (B, out, 2H-1, 2W-1).
+torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tensor& w);
 // Centre crop of the last two dims to (h, w).
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w);
 
@@ -69,9 +72,6 @@ public:
     int64_t in_channels, out_channels, kernel;
     bool demodulate, upsample;
     double scale;
-
-private:
-    torch::Tensor crop_upsampled(const torch::Tensor& y) const;
 };
 TORCH_MODULE(ModulatedConv2d);
 
