@@ -24,7 +24,7 @@ void add_inversion_options(CLI::App* cmd, InvertArgs& a) {
     cmd->add_option("--lr", a.inversion.lr, "inversion learning rate")->capture_default_str();
     cmd->add_option("--perceptual", a.inversion.perceptual,
                     "discriminator weights for the perceptual loss (default: the model's "
-                    "<stem>.discriminator.safetensors when present)");
+                    "<stem>/discriminator.safetensors beside it when present)");
     cmd->add_option("--save-every", a.inversion.save_every,
                     "write the reconstruction every N steps (<stem>-<image>-stepNNNNNN.png)");
     cmd->add_option("--fit-height", a.inversion.fit_height,

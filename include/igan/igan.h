@@ -94,7 +94,7 @@ struct InversionOptions {
     int64_t steps = 300;
     double lr = 0.1;
     // Perceptual features: a discriminator (igan safetensors). Empty: the model's sidecar
-    // `<model stem>.discriminator.safetensors` when it exists, else the pixel loss alone.
+    // `<model dir>/<model stem>/discriminator.safetensors` when it exists, else the pixel loss alone.
     std::string perceptual;
     int64_t save_every = 0;  // > 0: write the reconstruction every N steps beside the output
     // > 0: resize input photos to this height first (the model's scale: about its training

@@ -155,8 +155,9 @@ struct ApplicationRunner {
         : engine(e), options(o), progress(p), out(std::move(out_path)) {
         perceptual_path = options.perceptual;
         if (perceptual_path.empty()) {
-            fs::path sidecar(engine.summary.path);
-            sidecar.replace_extension(".discriminator.safetensors");
+            const fs::path model_path(engine.summary.path);
+            const fs::path sidecar =
+                model_path.parent_path() / model_path.stem() / "discriminator.safetensors";
             if (fs::is_regular_file(sidecar)) perceptual_path = sidecar.string();
         }
         if (!perceptual_path.empty()) {
