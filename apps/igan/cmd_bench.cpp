@@ -31,12 +31,12 @@ RegisterCommand bench_reg(90, [](CLI::App& app, Globals& g) {
     cmd->add_option("--rss-small-width", r->rss_small_width, "small RSS canvas width")
         ->capture_default_str();
     cmd->add_option("--rss-small-height", r->rss_small_height,
-                    "small RSS canvas height (0 = two strips of tiles)")
+                    "small RSS canvas height (0 = one strip of tiles)")
         ->capture_default_str();
     cmd->add_option("--rss-large-width", r->rss_large_width, "wide RSS strip width")
         ->capture_default_str();
     cmd->add_option("--rss-large-height", r->rss_large_height,
-                    "wide RSS strip height (0 = two strips of tiles)")
+                    "wide RSS canvas height (0 = one strip of tiles)")
         ->capture_default_str();
     return std::make_pair(cmd, Runner([r, json, no_rss, &g] {
         r->threads = g.threads;

@@ -127,7 +127,7 @@ nlohmann::json profile_layers(const GeneratorConfig& c, int64_t n, int reps, dou
     return {{"layers", layers}, {"layers_seconds", total}};
 }
 
-constexpr int64_t kRssStripRows = 2;  // strips rendered per RSS measurement (memory is per strip)
+constexpr int64_t kRssStripRows = 1;  // default strips per RSS render (memory is per strip)
 
 }  // namespace
 
