@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     // Activations are tens to hundreds of MB and are freed and reallocated at every layer. Above
     // glibc's mmap threshold each would be a fresh mapping whose pages fault in (zeroed) again;
     // kept in the heap they are reused, which makes the generator's elementwise passes several
-    // times faster. Peak RSS is unchanged: it is set by the largest set of live tensors.
+    // times faster, for some fragmentation (peak RSS +20% in a micro-benchmark, bench/README.md).
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     CLI::App app{"igan: infinite-pixel image synthesis (InfinityGAN in C++)"};
