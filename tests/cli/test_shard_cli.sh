@@ -48,7 +48,7 @@ cmp -s "$W/full.png" "$W/auto.png" && ok || bad "torchrun shards differ"
 # Errors: exit 2 and no output.
 expect 2 "bad spec" -- $G $A --shard 2/2 --out "$W/x.part"
 expect 2 "bad spec text" -- $G $A --shard one/two --out "$W/x.part"
-expect 2 "missing part" -- "$IGAN" merge -o "$W/m.png" "$W/p0-of-3.part" "$W/p2-of-3.part"
+expect 2 "missing part" -- "$IGAN" merge -o "$W/m.png" "$W/p0-of-7.part" "$W/p2-of-7.part"
 grep -q "missing" "$W/err" && ok || bad "missing part not named"
 expect 2 "repeated part" -- "$IGAN" merge -o "$W/m.png" "$W/t0.part" "$W/t0.part"
 expect 2 "mixed renders" -- "$IGAN" merge -o "$W/m.png" "$W/t0.part" "$W/n1.part"
