@@ -43,6 +43,16 @@ std::string route_of(const std::string& path) {
     return "other";
 }
 
+// Tiles and renders are immutable for a model, seed and rectangle: tag them and answer 304 when
+// the client already holds this version.
+bool not_modified(const httplib::Request& req, httplib::Response& res, const std::string& tag) {
+    res.set_header("ETag", tag);
+    res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    if (req.get_header_value("If-None-Match") != tag) return false;
+    res.status = 304;
+    return true;
+}
+
 void send_error(httplib::Response& res, int status, const std::string& message) {
     res.status = status;
     res.set_header("Cache-Control", "no-store");
@@ -265,12 +275,7 @@ struct TileServer::Impl {
         const auto fs = fusion_of(req, &fusion);
         if (!fs.ok()) return send_error(res, fs.status, fs.error);
         const std::string tag = etag(*m, key_of(t, fusion));
-        res.set_header("ETag", tag);
-        res.set_header("Cache-Control", "public, max-age=31536000, immutable");
-        if (req.get_header_value("If-None-Match") == tag) {
-            res.status = 304;
-            return;
-        }
+        if (not_modified(req, res, tag)) return;
         try {
             bool hit = false;
             const auto png = tile_png(*m, t, fusion, &hit);
@@ -314,12 +319,7 @@ struct TileServer::Impl {
                                  std::to_string(y) + "_" + std::to_string(w) + "x" +
                                  std::to_string(h) + (fusion.key.empty() ? "" : "_fused");
         const std::string tag = etag(*m, what + (fusion.key.empty() ? "" : "?" + fusion.key));
-        res.set_header("ETag", tag);
-        res.set_header("Cache-Control", "public, max-age=31536000, immutable");
-        if (req.get_header_value("If-None-Match") == tag) {
-            res.status = 304;
-            return;
-        }
+        if (not_modified(req, res, tag)) return;
         try {
             const auto rgb = render(*m, seed, x, y, w, h, fusion);
             res.set_header("Content-Disposition",
