@@ -22,6 +22,8 @@ RegisterCommand bench_reg(90, [](CLI::App& app, Globals& g) {
     cmd->add_option("--config", r->config, "paper, tiny or a JSON file")->capture_default_str();
     cmd->add_option("--tile", r->tile, "tile size (0 = 256)")->capture_default_str();
     cmd->add_option("--batch", r->batch, "tiles per forward pass")->capture_default_str();
+    cmd->add_option("--workers", r->workers, "forward passes at once (0 = one per thread)")
+        ->capture_default_str();
     cmd->add_option("--repetitions", r->repetitions, "timed runs after a warm-up")
         ->capture_default_str();
     cmd->add_flag("--json", *json, "print one JSON object");
@@ -55,7 +57,7 @@ RegisterCommand bench_reg(90, [](CLI::App& app, Globals& g) {
 RegisterCommand rss_reg(91, [](CLI::App& app, Globals& g) {
     struct Args {
         std::string config = "tiny";
-        int64_t width = 1024, height = 1024, tile = 256;
+        int64_t width = 1024, height = 1024, tile = 256, workers = 0;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("bench-rss", "internal: peak RSS of one render");
@@ -64,8 +66,10 @@ RegisterCommand rss_reg(91, [](CLI::App& app, Globals& g) {
     cmd->add_option("--width", a->width);
     cmd->add_option("--height", a->height);
     cmd->add_option("--tile", a->tile);
+    cmd->add_option("--workers", a->workers);
     return std::make_pair(cmd, Runner([a, &g] {
-        std::printf("%.1f\n", measure_render_rss(a->config, a->width, a->height, a->tile, g.threads));
+        std::printf("%.1f\n", measure_render_rss(a->config, a->width, a->height, a->tile, g.threads,
+                                                     a->workers));
         return 0;
     }));
 });

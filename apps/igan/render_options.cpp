@@ -32,6 +32,10 @@ void add_common_render_options(CLI::App* cmd, GenerateArgs& a) {
     cmd->add_option("--tile", a.tile, "tile size in output pixels (0 = model default)")
         ->capture_default_str();
     cmd->add_option("--batch", a.batch, "tiles per forward pass")->capture_default_str();
+    cmd->add_option("--workers", a.workers,
+                    "forward passes run at once, sharing --threads (0 = one per thread; 1 = "
+                    "least memory)")
+        ->capture_default_str();
     cmd->add_option("--trunc", a.psi, "truncation psi of the global style (1 = none)")
         ->capture_default_str();
     cmd->add_option("--device", a.device, "cpu or cuda")->capture_default_str();
@@ -51,6 +55,7 @@ igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const s
     r.y = a.y ? *a.y : -(a.height / 2);
     r.tile = a.tile;
     r.batch = a.batch;
+    r.workers = a.workers;
     r.psi = a.psi;
     r.cyclic_width = a.cyclic_width;
     r.out = out;

@@ -9,13 +9,14 @@ namespace igan::cli {
 
 struct GenerateArgs {
     std::string model, out, outdir, seeds, device = "cpu", config, shard;
-    int64_t seed = 0, x = 0, width = 512, height = 256, tile = 0, batch = 1, cyclic_width = 0;
+    int64_t seed = 0, x = 0, width = 512, height = 256, tile = 0, batch = 1, workers = 0,
+            cyclic_width = 0;
     std::optional<int64_t> y;
     double psi = 1.0;
     bool quiet = false, json = false, force = false;
 };
 
-// --model, --seed, --width/--height, --x/--y, --tile, --batch, --trunc, --device, --config,
+// --model, --seed, --width/--height, --x/--y, --tile, --batch, --workers, --trunc, --device, --config,
 // --force, --quiet, --json.
 void add_common_render_options(CLI::App* cmd, GenerateArgs& a);
 // The request for one seed and output path (y defaults to -height/2: centred on the horizon).

@@ -65,6 +65,7 @@ struct GenerateRequest {
     int64_t x = 0, y = 0, width = 0, height = 0;
     int64_t tile = 0;          // 0: the model's default
     int64_t batch = 1;
+    int64_t workers = 0;       // forward passes run concurrently (0: one per CPU thread)
     double psi = 1.0;          // truncation of the global style toward its mean
     int64_t cyclic_width = 0;  // > 0: a horizontally periodic canvas
     std::vector<StyleCentre> styles;  // non-empty: style fusion (`seed` then only seeds z_l/noise)
@@ -224,6 +225,8 @@ struct BenchRequest {
     std::string config = "tiny";
     int threads = 0;
     int64_t tile = 0, batch = 1;
+    int64_t workers = 0;  // concurrent forward passes (0: one per thread); each timed run renders
+                          // one strip of workers x batch tiles
     int repetitions = 3;
     bool measure_rss = true;
     bool profile = false;  // add a per-layer profile ("profile" key)
@@ -239,7 +242,7 @@ std::string run_bench(const BenchRequest& request);  // one JSON object
 // The child side of the RSS measurement: renders a size x size canvas with a random tiny model,
 // discarding rows, and prints peak RSS in MB.
 double measure_render_rss(const std::string& config, int64_t width, int64_t height, int64_t tile,
-                          int threads);
+                          int threads, int64_t workers);
 
 
 // Quality metrics (SPEC §6, docs/evaluation.md). Two modes:

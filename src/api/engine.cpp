@@ -72,6 +72,8 @@ void validate_request(const GenerateRequest& r, bool force) {
     if (r.tile < 0 || r.tile > kMaxTile)
         throw UsageError("--tile must be in [1, " + std::to_string(kMaxTile) + "] (0 = default)");
     if (r.batch < 1 || r.batch > 256) throw UsageError("--batch must be in [1, 256]");
+    if (r.workers < 0 || r.workers > 256)
+        throw UsageError("--workers must be in [0, 256] (0 = one per thread)");
     if (!(r.psi >= -4 && r.psi <= 4)) throw UsageError("--trunc must be in [-4, 4]");
     const int64_t limit = int64_t(1) << 60;
     if (r.x < -limit || r.x > limit || r.y < -limit || r.y > limit)

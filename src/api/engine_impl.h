@@ -81,6 +81,7 @@ struct Engine::Impl {
         RenderOptions o;
         o.tile = r.tile > 0 ? r.tile : kDefaultTile;
         o.batch = std::max<int64_t>(1, r.batch);
+        o.workers = r.workers;
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
         return o;

@@ -5,6 +5,7 @@
 
 #include "weights/model_file.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "model/state.h"
 
 #ifndef IGAN_GIT_DESCRIBE
@@ -18,7 +19,11 @@ int default_threads() {
     return n > 0 ? int(n) : 1;
 }
 
-void set_threads(int threads) { at::set_num_threads(threads > 0 ? threads : default_threads()); }
+void set_threads(int threads) {
+    const int n = threads > 0 ? threads : default_threads();
+    at::set_num_threads(n);
+    set_blas_threads(n);
+}
 
 std::string version_string() { return IGAN_GIT_DESCRIBE; }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace igan {
@@ -29,7 +30,8 @@ uint64_t splitmix64(uint64_t x) {
 
 namespace {
 
-// Box-Muller on two 32-bit uniforms; u1 is kept inside (0, 1] so the log is finite.
+// Box-Muller on two 32-bit uniforms; u1 is kept inside (0, 1] so the log is finite. The sine
+// half is skipped when its normal is not wanted (single-channel noise fields use one of four).
 inline void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
     constexpr double kInv32 = 1.0 / 4294967296.0;
     const double u1 = (double(a) + 0.5) * kInv32;
@@ -37,7 +39,7 @@ inline void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
     const double r = std::sqrt(-2.0 * std::log(u1));
     const double theta = 6.283185307179586 * u2;
     *z0 = float(r * std::cos(theta));
-    *z1 = float(r * std::sin(theta));
+    if (z1) *z1 = float(r * std::sin(theta));
 }
 
 }  // namespace
@@ -66,6 +68,7 @@ void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t chann
     at::parallel_for(0, rows * groups, 1, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t r = task / groups, g = task % groups;
+            const int64_t used = std::min<int64_t>(4, channels - 4 * g);
             const auto key = stream_key(seed, stream, uint64_t(g));
             const uint64_t iy = uint64_t(iy0 + r);
             for (int64_t c = 0; c < cols; ++c) {
@@ -75,9 +78,9 @@ void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t chann
                 const auto bits = philox4x32(
                     {uint32_t(ux), uint32_t(ux >> 32), uint32_t(iy), uint32_t(iy >> 32)}, key);
                 float z[4];
-                box_muller(bits[0], bits[1], &z[0], &z[1]);
-                box_muller(bits[2], bits[3], &z[2], &z[3]);
-                for (int64_t j = 0; j < 4 && 4 * g + j < channels; ++j)
+                box_muller(bits[0], bits[1], &z[0], used > 1 ? &z[1] : nullptr);
+                if (used > 2) box_muller(bits[2], bits[3], &z[2], used > 3 ? &z[3] : nullptr);
+                for (int64_t j = 0; j < used; ++j)
                     out[(4 * g + j) * plane + r * cols + c] = z[j];
             }
         }

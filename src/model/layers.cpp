@@ -1,5 +1,7 @@
 #include "model/layers.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 
 namespace igan {
@@ -15,15 +17,49 @@ torch::Tensor fused_leaky_relu(const torch::Tensor& x, const torch::Tensor& bias
     return torch::leaky_relu(x + bias.view(shape), 0.2) * kSqrt2;
 }
 
+namespace {
+
+// Inference kernels may run as plain loops over float CPU memory when nothing needs gradients.
+bool plain_cpu_float(const torch::Tensor& t) {
+    return t.is_cpu() && t.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled() &&
+           !t.requires_grad();
+}
+
+}  // namespace
+
 torch::Tensor blur3_valid(const torch::Tensor& x, double gain) {
-    // Separable, accumulated in place into fresh temporaries (one allocation per pass; the sums
-    // are those of x0 + 2 x1 + x2, so the result is unchanged bit for bit).
     const int64_t h = x.size(-2), w = x.size(-1);
-    auto v = x.narrow(-2, 1, h - 2) * 2;
-    v.add_(x.narrow(-2, 0, h - 2)).add_(x.narrow(-2, 2, h - 2));
-    auto b = v.narrow(-1, 1, w - 2) * 2;
-    b.add_(v.narrow(-1, 0, w - 2)).add_(v.narrow(-1, 2, w - 2));
-    return b.mul_(gain / 16.0);
+    if (!plain_cpu_float(x) || x.dim() != 4 || x.stride(3) != 1) {
+        auto v = x.narrow(-2, 1, h - 2) * 2;
+        v.add_(x.narrow(-2, 0, h - 2)).add_(x.narrow(-2, 2, h - 2));
+        auto b = v.narrow(-1, 1, w - 2) * 2;
+        b.add_(v.narrow(-1, 0, w - 2)).add_(v.narrow(-1, 2, w - 2));
+        return b.mul_(gain / 16.0);
+    }
+    // One pass per plane instead of six tensor-sized ones (the layer is memory-bound); the sums
+    // are the tensor path's own, x1 * 2 + x0 + x2 in that order, so results are bit-identical.
+    const int64_t channels = x.size(1), planes = x.size(0) * channels;
+    const int64_t sb = x.stride(0), sc = x.stride(1), sr = x.stride(2);
+    auto out = torch::empty({x.size(0), channels, h - 2, w - 2});
+    const float* in = x.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    const float scale = float(gain / 16.0);
+    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> v(static_cast<size_t>(w));
+        for (int64_t p = begin; p < end; ++p) {
+            const float* plane = in + (p / channels) * sb + (p % channels) * sc;
+            float* dst = o + p * (h - 2) * (w - 2);
+            for (int64_t r = 0; r < h - 2; ++r) {
+                const float* x0 = plane + r * sr;
+                const float* x1 = x0 + sr;
+                const float* x2 = x1 + sr;
+                for (int64_t c = 0; c < w; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
+                float* row = dst + r * (w - 2);
+                for (int64_t c = 0; c < w - 2; ++c) row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
+            }
+        }
+    });
+    return out;
 }
 
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w) {
@@ -63,12 +99,89 @@ ModulatedConv2dImpl::ModulatedConv2dImpl(int64_t in, int64_t out, int64_t kernel
 
 torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tensor& w) {
     // Transposed conv gives 2H+1; one pixel per side is cropped (the valid blur then gives 2H-3).
-    // (Four polyphase ordinary convolutions do the same MACs but measured slower here: oneDNN
-    // runs the transposed convolution directly, and four small-kernel calls each pay the layout
-    // conversions.)
     const auto y = F::conv_transpose2d(x, w.transpose(0, 1), F::ConvTranspose2dFuncOptions().stride(2));
     return y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
 }
+
+torch::Tensor conv_transpose2x_phases(const torch::Tensor& x, const torch::Tensor& w) {
+    // Along an axis, even outputs 2p take x[p] * w[1] and odd outputs 2p+1 take
+    // x[p] * w[2] + x[p+1] * w[0]: one ordinary 2x2 convolution with four output phases per
+    // channel computes them all.
+    const int64_t out = w.size(0), in = w.size(1), h = x.size(-2), wd = x.size(-1);
+    const std::vector<std::pair<int64_t, int64_t>> taps[2] = {{{0, 1}}, {{0, 2}, {1, 0}}};
+    auto k = torch::zeros({out, 4, in, 2, 2}, w.options());
+    for (int64_t dy = 0; dy < 2; ++dy)
+        for (int64_t dx = 0; dx < 2; ++dx)
+            for (const auto& [u, a] : taps[dy])
+                for (const auto& [v, b] : taps[dx])
+                    k.index_put_({Slice(), dy * 2 + dx, Slice(), u, v},
+                                 w.index({Slice(), Slice(), a, b}));
+    // Padding 1 puts window p (inputs p, p+1; the last one past the edge) at output p + 1.
+    const auto phases = F::conv2d(x, k.view({out * 4, in, 2, 2}), F::Conv2dFuncOptions().padding(1));
+    return phases.narrow(-2, 1, h).narrow(-1, 1, wd);
+}
+
+torch::Tensor interleave_phases(const torch::Tensor& phases) {
+    const int64_t h = phases.size(-2), w = phases.size(-1);
+    return F::pixel_shuffle(phases, 2).narrow(-2, 0, 2 * h - 1).narrow(-1, 0, 2 * w - 1);
+}
+
+torch::Tensor blur3_valid_phases(const torch::Tensor& phases, double gain) {
+    if (!plain_cpu_float(phases) || phases.stride(3) != 1)
+        return blur3_valid(interleave_phases(phases), gain);
+    // blur3_valid of the interleaved image, reading each of its rows straight from two phase
+    // rows: no interleaved copy is ever made. Same sums in the same order: bit-identical.
+    const int64_t ph = phases.size(2), pw = phases.size(3);
+    const int64_t uh = 2 * ph - 1, uw = 2 * pw - 1;  // the interleaved image
+    const int64_t channels = phases.size(1) / 4, planes = phases.size(0) * channels;
+    const int64_t sb = phases.stride(0), sc = phases.stride(1), sr = phases.stride(2);
+    auto out = torch::empty({phases.size(0), channels, uh - 2, uw - 2});
+    const float* in = phases.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    const float scale = float(gain / 16.0);
+    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> rows(3 * static_cast<size_t>(uw)), v(static_cast<size_t>(uw));
+        for (int64_t p = begin; p < end; ++p) {
+            const float* base = in + (p / channels) * sb + (p % channels) * 4 * sc;
+            auto fill = [&](int64_t m, float* dst) {
+                const float* even = base + (m & 1) * 2 * sc + (m >> 1) * sr;
+                const float* odd = even + sc;
+                for (int64_t j = 0; j < pw - 1; ++j) {
+                    dst[2 * j] = even[j];
+                    dst[2 * j + 1] = odd[j];
+                }
+                dst[uw - 1] = even[pw - 1];
+            };
+            float* dst = o + p * (uh - 2) * (uw - 2);
+            fill(0, rows.data());
+            fill(1, rows.data() + uw);
+            for (int64_t r = 0; r < uh - 2; ++r) {
+                const float* x0 = rows.data() + (r % 3) * uw;
+                const float* x1 = rows.data() + ((r + 1) % 3) * uw;
+                float* x2 = rows.data() + ((r + 2) % 3) * uw;
+                fill(r + 2, x2);
+                for (int64_t c = 0; c < uw; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
+                float* row = dst + r * (uw - 2);
+                for (int64_t c = 0; c < uw - 2; ++c) row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
+            }
+        }
+    });
+    return out;
+}
+
+namespace {
+
+// Upsampling convolution then blur. At inference on small channel counts the polyphase form
+// wins: LibTorch runs transposed convolutions through im2col and BLAS (a third of a plain
+// convolution's speed at 64 channels, and slower on 2 threads than on 1); with 512 channels
+// the transposed one is faster (bench/README.md).
+torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, double gain) {
+    if (plain_cpu_float(x) && w.size(0) <= kPolyphaseMaxChannels && w.size(1) <= kPolyphaseMaxChannels)
+        return blur3_valid_phases(conv_transpose2x_phases(x, w), gain);
+    return blur3_valid(conv_transpose2x_cropped(x, w), gain);
+}
+
+}  // namespace
 
 torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::Tensor& style) {
     const auto s = modulation(style);           // (Bs, in)
@@ -78,7 +191,7 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
         if (demodulate)
             wm = wm * torch::rsqrt(wm.pow(2).sum({1, 2, 3}, true) + 1e-8);
         if (!upsample) return F::conv2d(x, wm);
-        return blur3_valid(conv_transpose2x_cropped(x, wm), 4.0);
+        return upsample_blur(x, wm, 4.0);
     }
     TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
     const auto xs = x * s.view({-1, in_channels, 1, 1});
@@ -151,11 +264,37 @@ torch::Tensor StyledConvImpl::add_noise_and_activate(torch::Tensor y,
     }
     if (torch::GradMode::is_enabled()) return activate(noise ? noise(y, noise_map) : y);
     // Inference: y is this layer's own fresh output, so noise, bias and activation update it in
-    // place (the same arithmetic, without three activation-sized temporaries).
-    if (noise) y.add_(noise_map * noise->weight);
-    y.add_(activate->bias.view({1, -1, 1, 1}));
-    torch::leaky_relu_(y, 0.2);
-    return y.mul_(kSqrt2);
+    // place, in one pass when it is plain CPU memory (the arithmetic of the tensor ops, in order).
+    const bool fused = plain_cpu_float(y) && y.dim() == 4 && y.is_contiguous() &&
+                       (!noise || (noise_map.is_contiguous() && noise_map.size(1) == 1 &&
+                                   noise_map.size(0) == y.size(0)));
+    if (!fused) {
+        if (noise) y.add_(noise_map * noise->weight);
+        y.add_(activate->bias.view({1, -1, 1, 1}));
+        torch::leaky_relu_(y, 0.2);
+        return y.mul_(kSqrt2);
+    }
+    const int64_t channels = y.size(1), area = y.size(2) * y.size(3);
+    float* data = y.data_ptr<float>();
+    const float* noise_data = noise ? noise_map.data_ptr<float>() : nullptr;
+    const float noise_weight = noise ? noise->weight.item<float>() : 0.0f;
+    const float* bias = activate->bias.data_ptr<float>();
+    const float slope = 0.2f, gain = float(kSqrt2);
+    at::parallel_for(0, y.size(0) * channels, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) {
+            float* v = data + p * area;
+            const float b = bias[p % channels];
+            if (noise_data) {
+                const float* n = noise_data + (p / channels) * area;
+                for (int64_t i = 0; i < area; ++i) v[i] += n[i] * noise_weight;
+            }
+            for (int64_t i = 0; i < area; ++i) {
+                const float t = v[i] + b;
+                v[i] = (t > 0.0f ? t : t * slope) * gain;
+            }
+        }
+    });
+    return y;
 }
 
 ToRGBImpl::ToRGBImpl(int64_t in, int64_t style_dim) {

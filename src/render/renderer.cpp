@@ -1,9 +1,16 @@
 #include "render/renderer.h"
 
+#include <ATen/Parallel.h>
+
+#include <condition_variable>
 #include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/threads.h"
 
 namespace igan {
 
@@ -29,6 +36,95 @@ TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t til
     return p;
 }
 
+namespace {
+
+// One forward pass: `count` tiles of strip `row` starting at column `col0`.
+struct Job {
+    int64_t row = 0, col0 = 0, count = 0;
+};
+
+struct JobResult {
+    std::vector<Rect> tiles;
+    std::vector<std::pair<int64_t, int64_t>> offsets;  // of each tile inside its patch output
+    torch::Tensor rgb;                                 // (count, 3, out, out) on CPU
+};
+
+int64_t resolve_workers(const RenderOptions& options, const PatchModel& model, size_t jobs) {
+    if (!model.device().is_cpu()) return 1;  // one device queue: concurrency buys nothing
+    const int64_t wanted = options.workers > 0 ? options.workers : at::get_num_threads();
+    return std::max<int64_t>(1, std::min<int64_t>(wanted, int64_t(jobs)));
+}
+
+// Runs jobs on `workers` threads and hands results to `deliver` in job order on the calling
+// thread. At most 2 x workers results wait for delivery, so memory stays bounded.
+void run_concurrently(const std::vector<Job>& jobs, int64_t workers, int intra_op_threads,
+                      const std::function<JobResult(const Job&)>& run,
+                      const std::function<void(const Job&, JobResult&)>& deliver) {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::vector<std::optional<JobResult>> results(jobs.size());
+    size_t next = 0, delivered = 0;
+    const size_t window = size_t(2 * workers);
+    bool stop = false;
+    std::exception_ptr error;
+
+    auto work = [&] {
+        set_this_thread_intra_op_threads(intra_op_threads);
+        torch::NoGradGuard no_grad;
+        for (;;) {
+            size_t j;
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                changed.wait(lock, [&] { return stop || next >= jobs.size() || next < delivered + window; });
+                if (stop || next >= jobs.size()) return;
+                j = next++;
+            }
+            try {
+                JobResult r = run(jobs[j]);
+                std::lock_guard<std::mutex> lock(mutex);
+                results[j] = std::move(r);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mutex);
+                if (!error) error = std::current_exception();
+                stop = true;
+            }
+            changed.notify_all();
+        }
+    };
+    std::vector<std::thread> threads;
+    auto finish = [&] {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            stop = true;
+        }
+        changed.notify_all();
+        for (auto& t : threads) t.join();
+    };
+    try {
+        for (int64_t i = 0; i < workers; ++i) threads.emplace_back(work);
+        for (size_t j = 0; j < jobs.size(); ++j) {
+            JobResult r;
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                changed.wait(lock, [&] { return error || results[j].has_value(); });
+                if (error) break;
+                r = std::move(*results[j]);
+                results[j].reset();
+                delivered = j + 1;
+            }
+            changed.notify_all();
+            deliver(jobs[j], r);
+        }
+    } catch (...) {
+        finish();
+        throw;
+    }
+    finish();
+    if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
 void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& options,
                   const TileFn& on_tile, const StripDoneFn& on_strip_done,
                   const TileProgressFn& on_progress) {
@@ -38,34 +134,63 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     const TilePlan plan = plan_tiles(config, rect, options.tile, options.exact_tile);
     const int64_t up = geo.upscale(), n = plan.window, batch = std::max<int64_t>(1, options.batch);
     if (options.fields.cyclic_period_px > 0) check_cyclic_period(config, options.fields.cyclic_period_px);
-    int64_t done = 0;
-    for (int64_t row = 0; row < plan.rows; ++row) {
-        const Rect first = plan.tile_rect(row, 0);
-        for (int64_t col0 = 0; col0 < plan.cols; col0 += batch) {
-            const int64_t count = std::min(batch, plan.cols - col0);
-            std::vector<std::pair<int64_t, int64_t>> origins;
-            std::vector<Rect> tiles;
-            for (int64_t col = col0; col < col0 + count; ++col) {
-                const Rect t = plan.tile_rect(row, col);
-                tiles.push_back(t);
-                origins.emplace_back(floor_div(t.y, up), floor_div(t.x, up));
-            }
-            auto inputs = make_patch_batch(config, options.fields, origins, n);
-            auto to_device = [&](torch::Tensor& t) { t = t.to(model.device()); };
-            to_device(inputs.local_latent);
-            to_device(inputs.coords);
-            for (auto& noise : inputs.noises) to_device(noise);
-            const auto rgb = model.synthesize(inputs).to(torch::kCPU);
-            for (int64_t i = 0; i < count; ++i) {
-                const Rect& t = tiles[i];
-                const int64_t oy = t.y - up * origins[i].first, ox = t.x - up * origins[i].second;
-                on_tile(t, rgb[i].narrow(1, oy, t.h).narrow(2, ox, t.w));
-            }
-            done += count;
-            if (on_progress) on_progress(done, plan.count());
+
+    std::vector<Job> jobs;
+    for (int64_t row = 0; row < plan.rows; ++row)
+        for (int64_t col0 = 0; col0 < plan.cols; col0 += batch)
+            jobs.push_back({row, col0, std::min(batch, plan.cols - col0)});
+
+    auto run = [&](const Job& job) {
+        JobResult r;
+        std::vector<std::pair<int64_t, int64_t>> origins;
+        for (int64_t col = job.col0; col < job.col0 + job.count; ++col) {
+            const Rect t = plan.tile_rect(job.row, col);
+            const int64_t oy = floor_div(t.y, up), ox = floor_div(t.x, up);
+            r.tiles.push_back(t);
+            origins.emplace_back(oy, ox);
+            r.offsets.emplace_back(t.y - up * oy, t.x - up * ox);
         }
-        on_strip_done(first.y - rect.y, first.h);
+        auto inputs = make_patch_batch(config, options.fields, origins, n);
+        auto to_device = [&](torch::Tensor& t) { t = t.to(model.device()); };
+        to_device(inputs.local_latent);
+        to_device(inputs.coords);
+        for (auto& noise : inputs.noises) to_device(noise);
+        r.rgb = model.synthesize(inputs).to(torch::kCPU);
+        return r;
+    };
+    int64_t done = 0;
+    auto deliver = [&](const Job& job, JobResult& r) {
+        for (size_t i = 0; i < r.tiles.size(); ++i) {
+            const Rect& t = r.tiles[i];
+            on_tile(t, r.rgb[int64_t(i)].narrow(1, r.offsets[i].first, t.h)
+                           .narrow(2, r.offsets[i].second, t.w));
+        }
+        done += job.count;
+        if (on_progress) on_progress(done, plan.count());
+        if (job.col0 + job.count == plan.cols) {
+            const Rect first = plan.tile_rect(job.row, 0);
+            on_strip_done(first.y - rect.y, first.h);
+        }
+    };
+
+    const int64_t workers = resolve_workers(options, model, jobs.size());
+    if (workers == 1) {
+        for (const auto& job : jobs) {
+            JobResult r = run(job);
+            deliver(job, r);
+        }
+        return;
     }
+    const int threads = at::get_num_threads();
+    const int intra = std::max(1, int(threads / workers));
+    set_blas_threads(intra);
+    try {
+        run_concurrently(jobs, workers, intra, run, deliver);
+    } catch (...) {
+        set_blas_threads(threads);
+        throw;
+    }
+    set_blas_threads(threads);
 }
 
 void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,

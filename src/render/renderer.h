@@ -12,6 +12,11 @@ namespace igan {
 struct RenderOptions {
     int64_t tile = 256;  // output pixels per tile side
     int64_t batch = 1;   // tiles per forward pass
+    // Forward passes run concurrently, each on its own thread with an equal share of the calling
+    // thread's intra-op threads. 0: one per intra-op thread (small convolutions scale far
+    // better across tiles than inside one); 1: one pass at a time on the calling thread. Memory
+    // grows with it: every worker holds one pass's activations.
+    int64_t workers = 0;
     // Use `tile` as it is; by default a rectangle smaller than a tile gets a smaller tile. Shards
     // of one render keep the whole render's tile so they compute the very same tiles.
     bool exact_tile = false;
@@ -37,7 +42,8 @@ using TileFn = std::function<void(const Rect& tile, const torch::Tensor& rgb)>;
 using StripDoneFn = std::function<void(int64_t y0, int64_t rows)>;
 
 // Tiles arrive in row-major order, one strip (row of tiles) after another, so a consumer can
-// stream rows out holding only one strip.
+// stream rows out holding only one strip. Callbacks run on the calling thread, whatever the
+// number of workers.
 void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& options,
                   const TileFn& on_tile, const StripDoneFn& on_strip_done,
                   const TileProgressFn& on_progress = {});

@@ -4,7 +4,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "common/test_util.h"
 #include "core/error.h"
@@ -16,10 +18,11 @@ namespace {
 
 GeneratorConfig test_config() { return test::micro_generator_config(); }
 
-RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9) {
+RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9, int64_t workers = 1) {
     RenderOptions o;
     o.tile = tile;
     o.batch = batch;
+    o.workers = workers;
     o.fields.seed = seed;
     return o;
 }
@@ -51,14 +54,81 @@ TEST(Render, TiledEqualsDirectOverTilesBatchesThreads) {
         for (int64_t tile : {7, 16, 33}) {
             for (int64_t batch : {1, 3}) {
                 for (int threads : {1, 2}) {
-                    at::set_num_threads(threads);
-                    const auto tiled = render_region(m, r, opts(tile, batch));
-                    EXPECT_TRUE(test::all_close(tiled, direct, kTol))
-                        << "tile " << tile << " batch " << batch << " threads " << threads;
+                    for (int64_t workers : {1, 0, 3}) {
+                        at::set_num_threads(threads);
+                        const auto tiled = render_region(m, r, opts(tile, batch, 9, workers));
+                        EXPECT_TRUE(test::all_close(tiled, direct, kTol))
+                            << "tile " << tile << " batch " << batch << " threads " << threads
+                            << " workers " << workers;
+                    }
                 }
             }
         }
     }
+}
+
+// Concurrent passes compute every tile exactly as a lone pass does, and hand tiles and strips
+// over in the same order, on the calling thread.
+TEST(Render, WorkersChangeNeitherPixelsNorDeliveryOrder) {
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
+    const Rect r{-40, 17, 150, 70};
+    auto trace = [&](int64_t workers, std::vector<std::string>& events) {
+        const auto caller = std::this_thread::get_id();
+        auto out = torch::zeros({3, r.h, r.w});
+        render_tiles(
+            m, r, opts(16, 2, 9, workers),
+            [&](const Rect& t, const torch::Tensor& rgb) {
+                EXPECT_EQ(std::this_thread::get_id(), caller);
+                events.push_back("tile " + std::to_string(t.x) + "," + std::to_string(t.y));
+                out.narrow(1, t.y - r.y, t.h).narrow(2, t.x - r.x, t.w).copy_(rgb);
+            },
+            [&](int64_t y0, int64_t rows) {
+                events.push_back("strip " + std::to_string(y0) + "+" + std::to_string(rows));
+            });
+        return out;
+    };
+    at::set_num_threads(2);
+    std::vector<std::string> one, many;
+    const auto a = trace(1, one);
+    const auto b = trace(4, many);
+    EXPECT_EQ(one, many);
+    EXPECT_EQ((a - b).abs().max().item<double>(), 0.0);
+}
+
+// A model that fails on its k-th forward pass.
+class FailingModel : public PatchModel {
+public:
+    FailingModel(PatchModel& inner, int fail_at) : inner_(inner), fail_at_(fail_at) {}
+    const GeneratorConfig& config() const override { return inner_.config(); }
+    torch::Device device() const override { return inner_.device(); }
+    torch::Tensor synthesize(const PatchBatch& batch) override {
+        if (calls_++ == fail_at_) throw Error("pass failed");
+        return inner_.synthesize(batch);
+    }
+
+private:
+    PatchModel& inner_;
+    int fail_at_;
+    std::atomic<int> calls_{0};
+};
+
+TEST(Render, AFailingPassOrCallbackEndsAConcurrentRender) {
+    auto model = test::random_patch_model(test_config());
+    const Rect r{0, 0, 120, 60};
+    for (int fail_at : {0, 5}) {
+        FailingModel failing(*model, fail_at);
+        EXPECT_THROW(render_region(failing, r, opts(16, 1, 9, 3)), Error) << fail_at;
+    }
+    int tiles = 0;
+    EXPECT_THROW(render_tiles(
+                     *model, r, opts(16, 1, 9, 3),
+                     [&](const Rect&, const torch::Tensor&) {
+                         if (++tiles == 4) throw Error("consumer failed");
+                     },
+                     [](int64_t, int64_t) {}),
+                 Error);
+    EXPECT_EQ(tiles, 4);
 }
 
 TEST(Render, RectEqualsCropOfLargerRectAtFarOffsets) {

@@ -1,0 +1,22 @@
+#include "core/threads.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <omp.h>
+
+namespace igan {
+
+void set_this_thread_intra_op_threads(int threads) {
+    // LibTorch initialises a thread's count lazily, from the process-wide one, on its first
+    // parallel operator: do that now so it cannot overwrite ours later.
+    at::internal::lazy_init_num_threads();
+    omp_set_num_threads(threads > 0 ? threads : 1);
+}
+
+void set_blas_threads(int threads) {
+    using SetFn = void (*)(int);
+    static const auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    if (set) set(threads > 0 ? threads : 1);
+}
+
+}  // namespace igan
