@@ -171,13 +171,23 @@ torch::Tensor blur3_valid_phases(const torch::Tensor& phases, double gain) {
 
 namespace {
 
-// Upsampling convolution then blur. At inference on small channel counts the polyphase form
-// wins: LibTorch runs transposed convolutions through im2col and BLAS (a third of a plain
-// convolution's speed at 64 channels, and slower on 2 threads than on 1); with 512 channels
-// the transposed one is faster (bench/README.md).
+// LibTorch runs transposed convolutions through im2col and BLAS: at 64 channels a third of a
+// plain convolution's speed, and slower on 2 threads than on 1. The polyphase form does 16 MACs
+// where that does 9 but runs as a plain convolution; with 512 channels the transposed one is
+// faster (bench/README.md). Training keeps the transposed form: there it measured the same.
+bool use_phases(const torch::Tensor& x, const torch::Tensor& w) {
+    return plain_cpu_float(x) && w.size(0) <= kPolyphaseMaxChannels &&
+           w.size(1) <= kPolyphaseMaxChannels;
+}
+
+torch::Tensor upsample_conv(const torch::Tensor& x, const torch::Tensor& w) {
+    return use_phases(x, w) ? interleave_phases(conv_transpose2x_phases(x, w))
+                            : conv_transpose2x_cropped(x, w);
+}
+
+// Upsampling convolution then blur; at inference the phases go straight into the blur.
 torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, double gain) {
-    if (plain_cpu_float(x) && w.size(0) <= kPolyphaseMaxChannels && w.size(1) <= kPolyphaseMaxChannels)
-        return blur3_valid_phases(conv_transpose2x_phases(x, w), gain);
+    if (use_phases(x, w)) return blur3_valid_phases(conv_transpose2x_phases(x, w), gain);
     return blur3_valid(conv_transpose2x_cropped(x, w), gain);
 }
 
@@ -195,7 +205,7 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
     }
     TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
     const auto xs = x * s.view({-1, in_channels, 1, 1});
-    auto y = upsample ? conv_transpose2x_cropped(xs, w) : F::conv2d(xs, w);
+    auto y = upsample ? upsample_conv(xs, w) : F::conv2d(xs, w);
     if (demodulate) {
         // d[b, o] = rsqrt(sum_i s[b,i]^2 * sum_kk w[o,i,kk]^2 + eps)
         const auto d = torch::rsqrt(torch::matmul(s.pow(2), w.pow(2).sum({2, 3}).t()) + 1e-8);
@@ -213,7 +223,7 @@ torch::Tensor ModulatedConv2dImpl::forward_mixed(const torch::Tensor& x, const S
     const auto s = torch::einsum("bnhw,ni->bihw", {mix, modulation(style.palette)});
     const auto w = weight[0] * scale;
     const auto xs = x * s;
-    auto y = upsample ? conv_transpose2x_cropped(xs, w) : F::conv2d(xs, w);
+    auto y = upsample ? upsample_conv(xs, w) : F::conv2d(xs, w);
     if (demodulate) {
         // d[b, o, p] = rsqrt(sum_i s[b,i,p]^2 * sum_kk w[o,i,kk]^2 + eps) at input pixel p.
         auto d = torch::rsqrt(torch::einsum("bihw,oi->bohw", {s.pow(2), w.pow(2).sum({2, 3})}) +
