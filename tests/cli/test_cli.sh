@@ -30,6 +30,11 @@ grep -aq '"seed":3' "$W/a.png" && ok || bad "PNG lacks the generation record"
 expect 0 "json record" -- $G --seed 3 --width 40 --height 24 --json --out "$W/b.png"
 grep -q '"model_sha256"' "$W/out" && ok || bad "--json does not print the record"
 cmp -s "$W/a.png" "$W/b.png" && ok || bad "same request, different bytes"
+for k in 1 3; do
+  expect 0 "workers $k" -- "$IGAN" --threads 2 generate --model "$M" --quiet --seed 3 \
+    --width 40 --height 24 --tile 8 --workers $k --out "$W/w$k.png"
+done
+cmp -s "$W/w1.png" "$W/w3.png" && ok || bad "--workers 3 changed the bytes"
 expect 0 "random seed" -- "$IGAN" generate --model "$M" --seed -1 --width 16 --height 16 --out "$W/r.png"
 grep -q "seed: [0-9]" "$W/err" && ok || bad "--seed -1 does not print the seed"
 expect 0 "seed list" -- $G --seeds 2-4,9 --outdir "$W" --width 16 --height 16
@@ -59,6 +64,7 @@ expect 1 "unknown config" -- "$IGAN" init --config nosuch --out "$W/x.safetensor
 expect 2 "negative width" -- $G --width -5 --height 16 --out "$W/n.png"
 expect 2 "absurd size" -- $G --width 1000000 --height 1000000 --out "$W/n.png"
 expect 2 "bad tile" -- $G --width 16 --height 16 --tile 100000 --out "$W/n.png"
+expect 2 "bad workers" -- $G --width 16 --height 16 --workers -1 --out "$W/n.png"
 expect 2 "unknown flag" -- $G --width 16 --height 16 --bogus --out "$W/n.png"
 expect 2 "missing dir" -- $G --width 16 --height 16 --out "$W/nodir/n.png"
 expect 2 "bad seed list" -- $G --seeds 5-x --outdir "$W" --width 16 --height 16
