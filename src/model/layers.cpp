@@ -25,6 +25,36 @@ bool plain_cpu_float(const torch::Tensor& t) {
            !t.requires_grad();
 }
 
+// The [1,2,1] x [1,2,1] valid blur, times gain / 16, of `planes` = batch x channels images of
+// h x w whose rows row(plane, m, scratch) returns (pointing into the tensor, or filled into
+// scratch, w floats). The sums are blur3_valid's tensor ops' own, x1 * 2 + x0 + x2 in that
+// order, so the results are bit-identical to them.
+template <typename RowFn>
+torch::Tensor blur_planes(int64_t batch, int64_t channels, int64_t h, int64_t w, double gain,
+                          const RowFn& row) {
+    auto out = torch::empty({batch, channels, h - 2, w - 2});
+    float* o = out.data_ptr<float>();
+    const float scale = float(gain / 16.0);
+    at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(3 * static_cast<size_t>(w)), v(static_cast<size_t>(w));
+        for (int64_t p = begin; p < end; ++p) {
+            const float* x0 = row(p, 0, scratch.data());
+            const float* x1 = row(p, 1, scratch.data() + w);
+            float* dst = o + p * (h - 2) * (w - 2);
+            for (int64_t r = 0; r < h - 2; ++r) {
+                const float* x2 = row(p, r + 2, scratch.data() + ((r + 2) % 3) * w);
+                for (int64_t c = 0; c < w; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
+                float* out_row = dst + r * (w - 2);
+                for (int64_t c = 0; c < w - 2; ++c)
+                    out_row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
+                x0 = x1;
+                x1 = x2;
+            }
+        }
+    });
+    return out;
+}
+
 }  // namespace
 
 torch::Tensor blur3_valid(const torch::Tensor& x, double gain) {
@@ -36,30 +66,12 @@ torch::Tensor blur3_valid(const torch::Tensor& x, double gain) {
         b.add_(v.narrow(-1, 0, w - 2)).add_(v.narrow(-1, 2, w - 2));
         return b.mul_(gain / 16.0);
     }
-    // One pass per plane instead of six tensor-sized ones (the layer is memory-bound); the sums
-    // are the tensor path's own, x1 * 2 + x0 + x2 in that order, so results are bit-identical.
-    const int64_t channels = x.size(1), planes = x.size(0) * channels;
-    const int64_t sb = x.stride(0), sc = x.stride(1), sr = x.stride(2);
-    auto out = torch::empty({x.size(0), channels, h - 2, w - 2});
+    // One pass per plane instead of six tensor-sized ones (the layer is memory-bound).
+    const int64_t channels = x.size(1), sb = x.stride(0), sc = x.stride(1), sr = x.stride(2);
     const float* in = x.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    const float scale = float(gain / 16.0);
-    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> v(static_cast<size_t>(w));
-        for (int64_t p = begin; p < end; ++p) {
-            const float* plane = in + (p / channels) * sb + (p % channels) * sc;
-            float* dst = o + p * (h - 2) * (w - 2);
-            for (int64_t r = 0; r < h - 2; ++r) {
-                const float* x0 = plane + r * sr;
-                const float* x1 = x0 + sr;
-                const float* x2 = x1 + sr;
-                for (int64_t c = 0; c < w; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
-                float* row = dst + r * (w - 2);
-                for (int64_t c = 0; c < w - 2; ++c) row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
-            }
-        }
+    return blur_planes(x.size(0), channels, h, w, gain, [&](int64_t p, int64_t m, float*) {
+        return in + (p / channels) * sb + (p % channels) * sc + m * sr;
     });
-    return out;
 }
 
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w) {
@@ -129,44 +141,25 @@ torch::Tensor interleave_phases(const torch::Tensor& phases) {
 torch::Tensor blur3_valid_phases(const torch::Tensor& phases, double gain) {
     if (!plain_cpu_float(phases) || phases.stride(3) != 1)
         return blur3_valid(interleave_phases(phases), gain);
-    // blur3_valid of the interleaved image, reading each of its rows straight from two phase
-    // rows: no interleaved copy is ever made. Same sums in the same order: bit-identical.
+    // blur3_valid of the interleaved image, each of its rows interleaved from two phase rows
+    // into scratch: the interleaved tensor is never made.
     const int64_t ph = phases.size(2), pw = phases.size(3);
-    const int64_t uh = 2 * ph - 1, uw = 2 * pw - 1;  // the interleaved image
-    const int64_t channels = phases.size(1) / 4, planes = phases.size(0) * channels;
+    const int64_t channels = phases.size(1) / 4;
     const int64_t sb = phases.stride(0), sc = phases.stride(1), sr = phases.stride(2);
-    auto out = torch::empty({phases.size(0), channels, uh - 2, uw - 2});
     const float* in = phases.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    const float scale = float(gain / 16.0);
-    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> rows(3 * static_cast<size_t>(uw)), v(static_cast<size_t>(uw));
-        for (int64_t p = begin; p < end; ++p) {
-            const float* base = in + (p / channels) * sb + (p % channels) * 4 * sc;
-            auto fill = [&](int64_t m, float* dst) {
-                const float* even = base + (m & 1) * 2 * sc + (m >> 1) * sr;
-                const float* odd = even + sc;
-                for (int64_t j = 0; j < pw - 1; ++j) {
-                    dst[2 * j] = even[j];
-                    dst[2 * j + 1] = odd[j];
-                }
-                dst[uw - 1] = even[pw - 1];
-            };
-            float* dst = o + p * (uh - 2) * (uw - 2);
-            fill(0, rows.data());
-            fill(1, rows.data() + uw);
-            for (int64_t r = 0; r < uh - 2; ++r) {
-                const float* x0 = rows.data() + (r % 3) * uw;
-                const float* x1 = rows.data() + ((r + 1) % 3) * uw;
-                float* x2 = rows.data() + ((r + 2) % 3) * uw;
-                fill(r + 2, x2);
-                for (int64_t c = 0; c < uw; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
-                float* row = dst + r * (uw - 2);
-                for (int64_t c = 0; c < uw - 2; ++c) row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
-            }
-        }
-    });
-    return out;
+    return blur_planes(phases.size(0), channels, 2 * ph - 1, 2 * pw - 1, gain,
+                       [&](int64_t p, int64_t m, float* dst) {
+                           const float* even = in + (p / channels) * sb +
+                                               ((p % channels) * 4 + (m & 1) * 2) * sc +
+                                               (m >> 1) * sr;
+                           const float* odd = even + sc;
+                           for (int64_t j = 0; j < pw - 1; ++j) {
+                               dst[2 * j] = even[j];
+                               dst[2 * j + 1] = odd[j];
+                           }
+                           dst[2 * pw - 2] = even[pw - 1];
+                           return static_cast<const float*>(dst);
+                       });
 }
 
 namespace {
