@@ -140,6 +140,7 @@ double measure_render_rss(const std::string& config, int64_t width, int64_t heig
     RenderOptions o;
     o.tile = tile;
     o.workers = workers;
+    o.max_tile_height = streaming_tile_height_cap(width);  // as igan generate does
     // The path igan generate takes: double-buffered strips handed to a consumer thread.
     render_rows(*model, {0, 0, width, height}, o, [](const uint8_t*, int64_t, int64_t) {});
     return peak_rss_mb();

@@ -124,7 +124,7 @@ GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& prog
     result.path = r.out;
     result.record_json = impl_->record(r);
     result.tiles = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
-                              impl_->options(r).tile)
+                              impl_->options(r))
                        .count();
     PngWriter png(r.out, r.width, r.height,
                   {{"igan", result.record_json}, {"Software", "igan " + version_string()}});

@@ -82,6 +82,7 @@ struct Engine::Impl {
         o.tile = r.tile > 0 ? r.tile : kDefaultTile;
         o.batch = std::max<int64_t>(1, r.batch);
         o.workers = r.workers;
+        o.max_tile_height = streaming_tile_height_cap(r.width);
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
         return o;

@@ -23,13 +23,14 @@ GenerateResult Engine::generate_shard(const GenerateRequest& r, int64_t index, i
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
     RenderOptions o = impl_->options(r);
-    const TilePlan plan = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
-                                     o.tile);
-    o.tile = plan.tile;
+    const TilePlan plan = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height}, o);
+    // Every shard computes the whole render's tiles: the same grid, exactly.
+    o.tile = plan.tile_w;
+    o.max_tile_height = plan.tile_h;
     o.exact_tile = true;
     const int64_t row0 = plan.rows * index / count, row1 = plan.rows * (index + 1) / count;
-    const int64_t y0 = std::min(r.height, row0 * plan.tile);
-    const int64_t y1 = std::min(r.height, row1 * plan.tile);
+    const int64_t y0 = std::min(r.height, row0 * plan.tile_h);
+    const int64_t y1 = std::min(r.height, row1 * plan.tile_h);
 
     GenerateResult result;
     result.path = r.out;

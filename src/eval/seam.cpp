@@ -54,7 +54,9 @@ BoundaryGradients boundary_gradients(const torch::Tensor& image, int64_t tile, i
 
 torch::Tensor render_independent_tiles(PatchModel& model, const Rect& rect, int64_t tile,
                                        const RenderOptions& options) {
-    const TilePlan plan = plan_tiles(model.config(), rect, tile);
+    RenderOptions tiling = options;
+    tiling.tile = tile;
+    const TilePlan plan = plan_tiles(model.config(), rect, tiling);
     auto out = torch::empty({3, rect.h, rect.w});
     for (int64_t row = 0; row < plan.rows; ++row) {
         for (int64_t col = 0; col < plan.cols; ++col) {

@@ -22,31 +22,33 @@ std::vector<int64_t> CanvasGeometry::layer_sizes(int64_t n) const {
 }
 
 PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields,
-                            const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n) {
+                            const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
+                            int64_t n_w) {
     const CanvasGeometry geo(c);
     const int64_t b = int64_t(origins.size());
-    const int64_t r = geo.ss_margin(), side = n + 2 * r;
+    const int64_t r = geo.ss_margin(), side_h = n_h + 2 * r, side_w = n_w + 2 * r;
     const int64_t period_cells = fields.cyclic_period_px / geo.upscale();
     PatchBatch out;
     out.origins = origins;
-    out.window = n;
-    out.local_latent = torch::empty({b, c.local_latent_dim, side, side});
+    out.window_h = n_h;
+    out.window_w = n_w;
+    out.local_latent = torch::empty({b, c.local_latent_dim, side_h, side_w});
     std::vector<torch::Tensor> coords;
     for (int64_t i = 0; i < b; ++i) {
         const auto [ay, ax] = origins[i];
         fill_normal_field(out.local_latent[i].data_ptr<float>(), fields.seed, kLocalLatentStream,
-                          c.local_latent_dim, ay - r, ax - r, side, side, period_cells);
-        coords.push_back(coordinate_window(c, ay - r, ax - r, side, side, period_cells));
+                          c.local_latent_dim, ay - r, ax - r, side_h, side_w, period_cells);
+        coords.push_back(coordinate_window(c, ay - r, ax - r, side_h, side_w, period_cells));
     }
     out.coords = torch::cat(coords, 0);
-    const auto sizes = geo.layer_sizes(n);
-    for (size_t k = 0; k < sizes.size(); ++k) {
+    const auto rows = geo.layer_sizes(n_h), cols = geo.layer_sizes(n_w);
+    for (size_t k = 0; k < rows.size(); ++k) {
         const int64_t s = geo.strides()[k];
-        auto noise = torch::empty({b, 1, sizes[k], sizes[k]});
+        auto noise = torch::empty({b, 1, rows[k], cols[k]});
         for (int64_t i = 0; i < b; ++i) {
             const auto [ay, ax] = origins[i];
             fill_normal_field(noise[i].data_ptr<float>(), fields.seed, kNoiseStreamBase + k, 1,
-                              s * ay, s * ax, sizes[k], sizes[k], period_cells * s);
+                              s * ay, s * ax, rows[k], cols[k], period_cells * s);
         }
         out.noises.push_back(noise);
     }

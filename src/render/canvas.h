@@ -18,9 +18,9 @@ struct Rect {
 // What the renderer asks of a generator: RGB for a batch of patches, nothing else.
 struct PatchBatch {
     std::vector<std::pair<int64_t, int64_t>> origins;  // z_S window origin (row, col) per patch
-    int64_t window = 0;                  // n
-    torch::Tensor local_latent;          // (B, L, n + 2R, n + 2R)
-    torch::Tensor coords;                // (B, 3, n + 2R, n + 2R)
+    int64_t window_h = 0, window_w = 0;  // z_S window n_h x n_w
+    torch::Tensor local_latent;          // (B, L, n_h + 2R, n_w + 2R)
+    torch::Tensor coords;                // (B, 3, n_h + 2R, n_w + 2R)
     std::vector<torch::Tensor> noises;   // per texture conv: (B, 1, H_k, W_k)
 };
 
@@ -29,7 +29,7 @@ public:
     virtual ~PatchModel() = default;
     virtual const GeneratorConfig& config() const = 0;
     virtual torch::Device device() const = 0;
-    // (B, 3, out(n), out(n)) unbounded RGB for patches whose z_S window is n x n.
+    // (B, 3, out(n_h), out(n_w)) unbounded RGB for patches whose z_S window is n_h x n_w.
     virtual torch::Tensor synthesize(const PatchBatch& batch) = 0;
 };
 
@@ -57,9 +57,15 @@ struct CanvasFields {
     int64_t cyclic_period_px = 0;  // > 0: the canvas repeats horizontally with this period
 };
 
-// Inputs of the patches whose z_S windows start at origins[i] = (row, col) with size n.
+// Inputs of the patches whose z_S windows start at origins[i] = (row, col), n_h x n_w cells.
 PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
-                            const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n);
+                            const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
+                            int64_t n_w);
+inline PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
+                                   const std::vector<std::pair<int64_t, int64_t>>& origins,
+                                   int64_t n) {
+    return make_patch_batch(config, fields, origins, n, n);
+}
 
 // The raw global latent z_g of a seed: (1, G).
 torch::Tensor global_latent_for_seed(uint64_t seed, int64_t dim);

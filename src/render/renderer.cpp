@@ -16,23 +16,27 @@ namespace igan {
 
 Rect TilePlan::tile_rect(int64_t row, int64_t col) const {
     Rect t;
-    t.x = rect.x + col * tile;
-    t.y = rect.y + row * tile;
-    t.w = std::min(tile, rect.w - col * tile);
-    t.h = std::min(tile, rect.h - row * tile);
+    t.x = rect.x + col * tile_w;
+    t.y = rect.y + row * tile_h;
+    t.w = std::min(tile_w, rect.w - col * tile_w);
+    t.h = std::min(tile_h, rect.h - row * tile_h);
     return t;
 }
 
-TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile,
-                    bool exact_tile) {
+TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const RenderOptions& options) {
     if (rect.w <= 0 || rect.h <= 0) throw Error("render size must be positive");
-    if (tile <= 0) throw Error("tile size must be positive");
+    if (options.tile <= 0) throw Error("tile size must be positive");
     TilePlan p;
     p.rect = rect;
-    p.tile = exact_tile ? tile : std::min(tile, std::max(rect.w, rect.h));
-    p.window = CanvasGeometry(config).window_for(p.tile);
-    p.cols = (rect.w + p.tile - 1) / p.tile;
-    p.rows = (rect.h + p.tile - 1) / p.tile;
+    // A rectangle smaller than a tile gets a tile its own size, not a square it fills in part.
+    p.tile_w = options.exact_tile ? options.tile : std::min(options.tile, rect.w);
+    p.tile_h = options.exact_tile ? options.tile : std::min(options.tile, rect.h);
+    if (options.max_tile_height > 0) p.tile_h = std::min(p.tile_h, options.max_tile_height);
+    const CanvasGeometry geo(config);
+    p.window_h = geo.window_for(p.tile_h);
+    p.window_w = geo.window_for(p.tile_w);
+    p.cols = (rect.w + p.tile_w - 1) / p.tile_w;
+    p.rows = (rect.h + p.tile_h - 1) / p.tile_h;
     return p;
 }
 
@@ -131,8 +135,8 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     torch::NoGradGuard no_grad;
     const auto& config = model.config();
     const CanvasGeometry geo(config);
-    const TilePlan plan = plan_tiles(config, rect, options.tile, options.exact_tile);
-    const int64_t up = geo.upscale(), n = plan.window, batch = std::max<int64_t>(1, options.batch);
+    const TilePlan plan = plan_tiles(config, rect, options);
+    const int64_t up = geo.upscale(), batch = std::max<int64_t>(1, options.batch);
     if (options.fields.cyclic_period_px > 0) check_cyclic_period(config, options.fields.cyclic_period_px);
 
     std::vector<Job> jobs;
@@ -150,7 +154,7 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
             origins.emplace_back(oy, ox);
             r.offsets.emplace_back(t.y - up * oy, t.x - up * ox);
         }
-        auto inputs = make_patch_batch(config, options.fields, origins, n);
+        auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h, plan.window_w);
         auto to_device = [&](torch::Tensor& t) { t = t.to(model.device()); };
         to_device(inputs.local_latent);
         to_device(inputs.coords);
@@ -191,6 +195,11 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
         throw;
     }
     set_blas_threads(threads);
+}
+
+int64_t streaming_tile_height_cap(int64_t width) {
+    constexpr int64_t kBudgetBytes = int64_t(32) << 20, kMinRows = 64;
+    return std::max(kMinRows, kBudgetBytes / (2 * 3 * std::max<int64_t>(1, width)));
 }
 
 void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,

@@ -20,19 +20,22 @@ struct RenderOptions {
     // Use `tile` as it is; by default a rectangle smaller than a tile gets a smaller tile. Shards
     // of one render keep the whole render's tile so they compute the very same tiles.
     bool exact_tile = false;
+    // > 0: tiles are at most this tall (and `tile` wide), so that a strip of a very wide render
+    // holds fewer rows; render_rows keeps two strips of 8-bit rows.
+    int64_t max_tile_height = 0;
     CanvasFields fields;
 };
 
 struct TilePlan {
     Rect rect;
-    int64_t tile = 0, window = 0;  // z_S window n for every tile
+    int64_t tile_w = 0, tile_h = 0;      // output pixels per tile
+    int64_t window_h = 0, window_w = 0;  // z_S window n_h x n_w of every tile
     int64_t cols = 0, rows = 0;
     int64_t count() const { return cols * rows; }
     Rect tile_rect(int64_t row, int64_t col) const;
 };
 
-TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, int64_t tile,
-                    bool exact_tile = false);
+TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const RenderOptions& options);
 
 // Called with (tiles done, tiles total).
 using TileProgressFn = std::function<void(int64_t, int64_t)>;
@@ -54,6 +57,11 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
 using RowsFn = std::function<void(const uint8_t* rows, int64_t y0, int64_t count)>;
 void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,
                  const RowsFn& on_rows, const TileProgressFn& on_progress = {});
+
+// render_rows keeps two strips of 8-bit rows. The tile height that holds them within a fixed
+// budget (32 MB) at this width, so memory stays flat as renders widen; never below 64 rows,
+// whose margin already costs a third more work. Past about 21,000 px it is below 256.
+int64_t streaming_tile_height_cap(int64_t width);
 
 // The whole rectangle at once (3, h, w); for tests and small requests.
 torch::Tensor render_region(PatchModel& model, const Rect& rect, const RenderOptions& options);

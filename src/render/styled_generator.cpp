@@ -149,24 +149,31 @@ torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
     // Fusion: mixing weights for every modulated layer's input grid.
     const auto& c = config();
     const CanvasGeometry geo(c);
-    const int64_t n = batch.window, up = geo.upscale();
-    const auto sizes = geo.layer_sizes(n);
+    const int64_t n_h = batch.window_h, n_w = batch.window_w, up = geo.upscale();
+    const auto rows = geo.layer_sizes(n_h), cols = geo.layer_sizes(n_w);
     const auto& strides = geo.strides();
-    auto grid_weights = [&](int64_t size, int64_t stride) {
+    // A grid of h x w pixels at `stride` per z_S cell, centred in its n_h x n_w window.
+    auto grid_weights = [&](int64_t h, int64_t w, int64_t stride) {
         std::vector<torch::Tensor> per_patch;
         const double step = double(up) / double(stride);
-        const double offset = (0.5 + double(stride * n - size) / 2) * step - geo.margin() / 2.0 - 0.5;
+        auto offset = [&](int64_t n, int64_t size) {
+            return (0.5 + double(stride * n - size) / 2) * step - geo.margin() / 2.0 - 0.5;
+        };
+        const double oy = offset(n_h, h), ox = offset(n_w, w);
         for (const auto& [ay, ax] : batch.origins)
-            per_patch.push_back(fusion_weights(centres_, band_px_, double(up * ay) + offset,
-                                               double(up * ax) + offset, step, size, size));
+            per_patch.push_back(fusion_weights(centres_, band_px_, double(up * ay) + oy,
+                                               double(up * ax) + ox, step, h, w));
         return torch::stack(per_patch).to(device_);
     };
     SpatialStyles ss{z_palette_, {}, {}}, ts{style_palette_, {}, {}};
-    for (int64_t size : ss_net->block_input_sizes(n + 2 * geo.ss_margin()))
-        ss.conv.push_back(grid_weights(size, 1));
+    const auto ss_rows = ss_net->block_input_sizes(n_h + 2 * geo.ss_margin());
+    const auto ss_cols = ss_net->block_input_sizes(n_w + 2 * geo.ss_margin());
+    for (size_t i = 0; i < ss_rows.size(); ++i) ss.conv.push_back(grid_weights(ss_rows[i], ss_cols[i], 1));
     for (int i = 0; i < c.num_ts_convs(); ++i)
-        ts.conv.push_back(i == 0 ? grid_weights(n, 1) : grid_weights(sizes[i - 1], strides[i - 1]));
-    for (int src : c.to_rgb_src_conv()) ts.to_rgb.push_back(grid_weights(sizes[src], strides[src]));
+        ts.conv.push_back(i == 0 ? grid_weights(n_h, n_w, 1)
+                                 : grid_weights(rows[i - 1], cols[i - 1], strides[i - 1]));
+    for (int src : c.to_rgb_src_conv())
+        ts.to_rgb.push_back(grid_weights(rows[src], cols[src], strides[src]));
 
     const int64_t only = single_style(ss, ts);
     if (only >= 0) {  // far from every boundary: the ordinary (faster) path

@@ -98,6 +98,9 @@ TEST(Fusion, TiledEqualsDirectAndCropsAgree) {
                 << "tile " << tile << " batch " << batch;
         }
     }
+    auto wide = opts(32, 2);
+    wide.max_tile_height = 11;  // rectangular windows: rows and columns differ
+    EXPECT_TRUE(test::all_close(render_region(*fused, r, wide), direct, kTol));
     const Rect inner{7, 3, 30, 25};
     const auto crop = direct.narrow(1, inner.y - r.y, inner.h).narrow(2, inner.x - r.x, inner.w);
     EXPECT_TRUE(test::all_close(render_region(*fused, inner, opts(30)), crop, kTol));

@@ -147,6 +147,24 @@ TEST(Render, RectEqualsCropOfLargerRectAtFarOffsets) {
     }
 }
 
+// Wide, short tiles (rectangular z_S windows, as very wide renders use) change nothing either.
+TEST(Render, WideShortTilesEqualDirect) {
+    auto model = test::random_patch_model(test_config());
+    PatchModel& m = *model;
+    const Rect r{-33, 41, 97, 45};
+    const auto direct = render_region(m, r, opts(97));
+    for (int64_t cap : {4, 9, 16}) {
+        auto o = opts(40, 2, 9, 2);
+        o.max_tile_height = cap;
+        EXPECT_TRUE(test::all_close(render_region(m, r, o), direct, kTol)) << "height " << cap;
+    }
+    auto cyclic = opts(24);
+    cyclic.fields.cyclic_period_px = 48;
+    const auto square = render_region(m, {-10, 0, 120, 20}, cyclic);
+    cyclic.max_tile_height = 6;
+    EXPECT_TRUE(test::all_close(render_region(m, {-10, 0, 120, 20}, cyclic), square, kTol));
+}
+
 TEST(Render, DifferentSeedsDiffer) {
     auto model = test::random_patch_model(test_config());
     PatchModel& m = *model;
@@ -166,12 +184,23 @@ TEST(Render, CyclicCanvasWrapsExactly) {
 }
 
 TEST(Render, PlanCoversTheRectExactly) {
-    const auto plan = plan_tiles(test_config(), {5, -3, 100, 37}, 32);
+    const auto plan = plan_tiles(test_config(), {5, -3, 100, 37}, opts(32));
     EXPECT_EQ(plan.cols, 4);
     EXPECT_EQ(plan.rows, 2);
     EXPECT_EQ(plan.tile_rect(1, 3).w, 4);
     EXPECT_EQ(plan.tile_rect(1, 3).h, 5);
-    EXPECT_THROW(plan_tiles(test_config(), {0, 0, 0, 10}, 32), Error);
+    EXPECT_THROW(plan_tiles(test_config(), {0, 0, 0, 10}, opts(32)), Error);
+    // Short rectangles get short tiles; a height cap makes wide, short tiles.
+    const auto flat = plan_tiles(test_config(), {0, 0, 100, 12}, opts(32));
+    EXPECT_EQ(flat.tile_h, 12);
+    EXPECT_EQ(flat.rows, 1);
+    auto capped = opts(32);
+    capped.max_tile_height = 10;
+    const auto wide = plan_tiles(test_config(), {0, 0, 100, 37}, capped);
+    EXPECT_EQ(wide.tile_w, 32);
+    EXPECT_EQ(wide.tile_h, 10);
+    EXPECT_EQ(wide.rows, 4);
+    EXPECT_LT(wide.window_h, wide.window_w);
 }
 
 TEST(Render, QuantizeMapsRangeToBytes) {
