@@ -1,23 +1,7 @@
 #!/usr/bin/env bash
 # CLI contract: exit codes (0 ok, 1 failure, 2 usage), clear one-line errors, no partial outputs,
 # the PNG record, seeds. Usage: test_cli.sh path/to/igan
-set -u
-IGAN=$1
-W=$(mktemp -d)
-trap 'chmod -R u+w "$W"; rm -rf "$W"' EXIT
-pass=0 failed=0
-ok() { pass=$((pass + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-# expect CODE DESCRIPTION -- command...
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$W/out" 2>"$W/err"; local rc=$?
-  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, want $want ($(tail -1 "$W/err"))"; fi
-  if [ "$want" != 0 ]; then
-    local lines; lines=$(grep -c . "$W/err")
-    [ "$lines" -ge 1 ] && grep -q "error" "$W/err" && ok || bad "$what: no error message"
-  fi
-}
+. "$(dirname "$0")/lib.sh" "$@"
 M=$W/tiny.safetensors
 expect 0 "init" -- "$IGAN" init --config tiny --seed 1 --out "$M"
 expect 0 "version" -- "$IGAN" --version
@@ -93,5 +77,4 @@ expect 0 "inbetween" -- "$IGAN" inbetween --model "$M" --quiet --steps 3 --left 
 expect 2 "inbetween missing image" -- "$IGAN" inbetween --model "$M" --quiet --left "$W/nosuch.png" --right "$W/b.png" --gap 16 --out "$W/n.png"
 [ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
 
-echo "$pass passed, $failed failed"
-[ "$failed" = 0 ]
+summary "CLI contract"

@@ -1,14 +1,9 @@
 #!/usr/bin/env bash
 # igan serve and igan export from the command line: startup, tiles, hostile requests, graceful
 # SIGTERM with a request in flight; export formats and usage errors. Usage: test_serve_cli.sh igan
-set -u
-IGAN=$1
-W=$(mktemp -d)
+. "$(dirname "$0")/lib.sh" "$@"
 PID=""
-trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
-pass=0 failed=0
-ok() { pass=$((pass + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+cleanup() { [ -n "$PID" ] && kill $PID 2>/dev/null; }
 M=$W/tiny.safetensors
 "$IGAN" init --config tiny --seed 1 --out "$M" >/dev/null 2>&1 || { echo "FAIL: init"; exit 1; }
 
@@ -46,11 +41,6 @@ wait $PID; rc=$?; PID=""
 [ $rc = 0 ] && ok || bad "serve exit code $rc after SIGTERM"
 grep -q "shutting down" "$W/serve.log" && ok || bad "no shutdown message"
 
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$W/out" 2>"$W/err"; local rc=$?
-  [ "$rc" = "$want" ] && ok || bad "$what: exit $rc, want $want ($(tail -1 "$W/err"))"
-}
 expect 2 "serve without model" -- "$IGAN" serve --port 0
 expect 2 "serve duplicate names" -- "$IGAN" serve --model "a=$M" --model "a=$M" --port 0
 expect 2 "serve bad zoom" -- "$IGAN" serve --model "$M" --min-zoom -7 --port 0
@@ -66,5 +56,4 @@ expect 2 "export dzi name" -- $E --format dzi -o "$W/x.png"
 expect 2 "export missing dir" -- $E --format bigtiff -o "$W/nodir/x.tif"
 expect 2 "export absurd size" -- "$IGAN" export --model "$M" --width 1000000 --height 1000000 -o "$W/x.tif" --format bigtiff
 [ -z "$(ls "$W" | grep -E '^x\.|tmp')" ] && ok || bad "partial files left: $(ls "$W")"
-echo "$pass passed, $failed failed"
-[ "$failed" = 0 ]
+summary "serve CLI"

@@ -2,18 +2,7 @@
 # Sharded rendering: n shards (igan generate --shard i/n) merged by igan merge equal one render
 # byte for byte; bad shard specs and incomplete or mixed part sets are usage errors.
 # Usage: test_shard_cli.sh path/to/igan
-set -u
-IGAN=$1
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-pass=0 failed=0
-ok() { pass=$((pass + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$W/out" 2>"$W/err"; local rc=$?
-  [ "$rc" = "$want" ] && ok || bad "$what: exit $rc, want $want ($(tail -1 "$W/err"))"
-}
+. "$(dirname "$0")/lib.sh" "$@"
 M=$W/tiny.safetensors
 expect 0 "init" -- "$IGAN" init --config tiny --seed 1 --out "$M"
 G="$IGAN generate --model $M --quiet --threads 2"
@@ -55,5 +44,4 @@ expect 2 "mixed renders" -- "$IGAN" merge -o "$W/m.png" "$W/t0.part" "$W/n1.part
 expect 2 "not a part" -- "$IGAN" merge -o "$W/m.png" "$W/full.png"
 [ ! -e "$W/m.png" ] && ok || bad "a failed merge left an output"
 
-echo "shard CLI: $pass passed, $failed failed"
-[ "$failed" = 0 ]
+summary "shard CLI"

@@ -1,14 +1,9 @@
 #!/usr/bin/env bash
 # `igan train` from the command line: a run, --resume, SIGINT ends with a checkpoint (exit 0),
 # kill -9 leaves a loadable checkpoint, bad input exits 1/2. Usage: test_train_cli.sh igan
-set -u
-IGAN=$1
-W=$(mktemp -d)
-trap 'kill $PID 2>/dev/null; rm -rf "$W"' EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 PID=
-pass=0 failed=0
-ok() { pass=$((pass + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+cleanup() { [ -n "$PID" ] && kill $PID 2>/dev/null; }
 "$IGAN" init --config tiny --seed 2 --out "$W/m.safetensors" >/dev/null
 mkdir "$W/data"
 for s in 1 2 3; do
@@ -53,5 +48,4 @@ $T --iters $(( $(ls "$W/run/checkpoints" | grep -v tmp | sort | tail -1 | sed 's
 "$IGAN" train --data "$W/data" --config tiny --out "$W/r4" --iters 1 --resume >/dev/null 2>"$W/err"
 [ $? = 2 ] && ok || bad "--resume without checkpoint should exit 2"
 
-echo "$pass passed, $failed failed"
-[ "$failed" = 0 ]
+summary "train CLI"
