@@ -41,10 +41,8 @@ struct Engine::Impl {
     // (z_g, w) of a seed with truncation psi: z_g (1, G) raw for G_S, w (1, G).
     std::pair<torch::Tensor, torch::Tensor> seed_style(uint64_t seed, double psi) const {
         torch::NoGradGuard no_grad;
-        const auto& c = model.config.generator;
-        auto z = global_latent_for_seed(seed, c.global_latent_dim).to(device);
         Generator g = model.generator;
-        auto w = g->texture_synthesizer->mapping(z);
+        auto [z, w] = seed_latent_and_style(g, device, seed);
         if (psi != 1.0) {
             const auto mean = mean_style();
             w = mean + psi * (w - mean);
@@ -54,8 +52,7 @@ struct Engine::Impl {
     }
 
     torch::Tensor every_slot(const torch::Tensor& w) const {
-        const auto& c = model.config.generator;
-        return w.unsqueeze(1).expand({w.size(0), c.n_latent(), c.global_latent_dim}).contiguous();
+        return style_for_every_layer(model.config.generator, w);
     }
 
     std::unique_ptr<StyledGenerator> styled(const GenerateRequest& r) const {

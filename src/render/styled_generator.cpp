@@ -45,14 +45,21 @@ StyledGenerator::StyledGenerator(Generator g, torch::Device device, torch::Tenso
     : g_(std::move(g)), device_(device), z_structure_(std::move(z_structure)),
       styles_(std::move(styles)) {}
 
+std::pair<torch::Tensor, torch::Tensor> seed_latent_and_style(Generator& g, torch::Device device,
+                                                              uint64_t seed) {
+    torch::NoGradGuard no_grad;
+    auto z = global_latent_for_seed(seed, g->config.global_latent_dim).to(device);
+    return {z, g->texture_synthesizer->mapping(z)};
+}
+
+torch::Tensor style_for_every_layer(const GeneratorConfig& c, const torch::Tensor& w) {
+    return w.unsqueeze(1).expand({w.size(0), c.n_latent(), c.global_latent_dim}).contiguous();
+}
+
 std::unique_ptr<StyledGenerator> StyledGenerator::for_seed(Generator g, torch::Device device,
                                                            uint64_t seed) {
-    torch::NoGradGuard no_grad;
-    const auto& c = g->config;
-    auto z = global_latent_for_seed(seed, c.global_latent_dim).to(device);
-    auto styles = g->texture_synthesizer->mapping(z).unsqueeze(1).expand(
-        {1, c.n_latent(), c.global_latent_dim}).contiguous();
-    return std::make_unique<StyledGenerator>(g, device, z, styles);
+    auto [z, w] = seed_latent_and_style(g, device, seed);
+    return std::make_unique<StyledGenerator>(g, device, z, style_for_every_layer(g->config, w));
 }
 
 void StyledGenerator::fuse(torch::Tensor z_palette, torch::Tensor style_palette,

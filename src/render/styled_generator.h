@@ -29,6 +29,12 @@ struct PinnedLatents {
     std::vector<torch::Tensor> noise, noise_mask;           // per TS conv: (1, h, w)
 };
 
+// A seed's global latent z_g (1, G), drawn from its field, and its style mapping(z_g) (1, G).
+std::pair<torch::Tensor, torch::Tensor> seed_latent_and_style(Generator& g, torch::Device device,
+                                                              uint64_t seed);
+// Styles w (N, G) repeated for every modulated layer: (N, n_latent, G).
+torch::Tensor style_for_every_layer(const GeneratorConfig& config, const torch::Tensor& w);
+
 class StyledGenerator : public PatchModel {
 public:
     // One style everywhere. z_structure: raw global latent for G_S (1, G); styles: (1, n_latent, G).
