@@ -5,7 +5,6 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "core/error.h"
@@ -47,26 +46,32 @@ struct Job {
     int64_t row = 0, col0 = 0, count = 0;
 };
 
-struct JobResult {
-    std::vector<Rect> tiles;
-    std::vector<std::pair<int64_t, int64_t>> offsets;  // of each tile inside its patch output
-    torch::Tensor rgb;                                 // (count, 3, out, out) on CPU
-};
-
 int64_t resolve_workers(const RenderOptions& options, const PatchModel& model, size_t jobs) {
     if (!model.device().is_cpu()) return 1;  // one device queue: concurrency buys nothing
     const int64_t wanted = options.workers > 0 ? options.workers : at::get_num_threads();
     return std::max<int64_t>(1, std::min<int64_t>(wanted, int64_t(jobs)));
 }
 
-// Runs jobs on `workers` threads and hands results to `deliver` in job order on the calling
-// thread. At most 2 x workers results wait for delivery, so memory stays bounded.
+// OpenBLAS's process-wide thread count, set for a scope and restored after it.
+class BlasThreadsScope {
+public:
+    BlasThreadsScope(int threads, int restore) : restore_(restore) { set_blas_threads(threads); }
+    ~BlasThreadsScope() { set_blas_threads(restore_); }
+    BlasThreadsScope(const BlasThreadsScope&) = delete;
+    BlasThreadsScope& operator=(const BlasThreadsScope&) = delete;
+
+private:
+    int restore_;
+};
+
+// Runs jobs on `workers` threads and hands each pass's output to `deliver` in job order on the
+// calling thread. At most 2 x workers outputs wait for delivery, so memory stays bounded.
 void run_concurrently(const std::vector<Job>& jobs, int64_t workers, int intra_op_threads,
-                      const std::function<JobResult(const Job&)>& run,
-                      const std::function<void(const Job&, JobResult&)>& deliver) {
+                      const std::function<torch::Tensor(const Job&)>& run,
+                      const std::function<void(const Job&, const torch::Tensor&)>& deliver) {
     std::mutex mutex;
     std::condition_variable changed;
-    std::vector<std::optional<JobResult>> results(jobs.size());
+    std::vector<torch::Tensor> results(jobs.size());  // undefined until the pass finishes
     size_t next = 0, delivered = 0;
     const size_t window = size_t(2 * workers);
     bool stop = false;
@@ -84,9 +89,9 @@ void run_concurrently(const std::vector<Job>& jobs, int64_t workers, int intra_o
                 j = next++;
             }
             try {
-                JobResult r = run(jobs[j]);
+                torch::Tensor rgb = run(jobs[j]);
                 std::lock_guard<std::mutex> lock(mutex);
-                results[j] = std::move(r);
+                results[j] = std::move(rgb);
             } catch (...) {
                 std::lock_guard<std::mutex> lock(mutex);
                 if (!error) error = std::current_exception();
@@ -107,17 +112,17 @@ void run_concurrently(const std::vector<Job>& jobs, int64_t workers, int intra_o
     try {
         for (int64_t i = 0; i < workers; ++i) threads.emplace_back(work);
         for (size_t j = 0; j < jobs.size(); ++j) {
-            JobResult r;
+            torch::Tensor rgb;
             {
                 std::unique_lock<std::mutex> lock(mutex);
-                changed.wait(lock, [&] { return error || results[j].has_value(); });
+                changed.wait(lock, [&] { return error || results[j].defined(); });
                 if (error) break;
-                r = std::move(*results[j]);
-                results[j].reset();
+                rgb = std::move(results[j]);
+                results[j] = torch::Tensor();
                 delivered = j + 1;
             }
             changed.notify_all();
-            deliver(jobs[j], r);
+            deliver(jobs[j], rgb);
         }
     } catch (...) {
         finish();
@@ -144,30 +149,27 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
         for (int64_t col0 = 0; col0 < plan.cols; col0 += batch)
             jobs.push_back({row, col0, std::min(batch, plan.cols - col0)});
 
+    // A tile's z_S window starts at the cell holding its top-left pixel.
+    auto origin_of = [&](const Rect& t) {
+        return std::make_pair(floor_div(t.y, up), floor_div(t.x, up));
+    };
     auto run = [&](const Job& job) {
-        JobResult r;
         std::vector<std::pair<int64_t, int64_t>> origins;
-        for (int64_t col = job.col0; col < job.col0 + job.count; ++col) {
-            const Rect t = plan.tile_rect(job.row, col);
-            const int64_t oy = floor_div(t.y, up), ox = floor_div(t.x, up);
-            r.tiles.push_back(t);
-            origins.emplace_back(oy, ox);
-            r.offsets.emplace_back(t.y - up * oy, t.x - up * ox);
-        }
+        for (int64_t col = job.col0; col < job.col0 + job.count; ++col)
+            origins.push_back(origin_of(plan.tile_rect(job.row, col)));
         auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h, plan.window_w);
         auto to_device = [&](torch::Tensor& t) { t = t.to(model.device()); };
         to_device(inputs.local_latent);
         to_device(inputs.coords);
         for (auto& noise : inputs.noises) to_device(noise);
-        r.rgb = model.synthesize(inputs).to(torch::kCPU);
-        return r;
+        return model.synthesize(inputs).to(torch::kCPU);
     };
     int64_t done = 0;
-    auto deliver = [&](const Job& job, JobResult& r) {
-        for (size_t i = 0; i < r.tiles.size(); ++i) {
-            const Rect& t = r.tiles[i];
-            on_tile(t, r.rgb[int64_t(i)].narrow(1, r.offsets[i].first, t.h)
-                           .narrow(2, r.offsets[i].second, t.w));
+    auto deliver = [&](const Job& job, const torch::Tensor& rgb) {
+        for (int64_t i = 0; i < job.count; ++i) {
+            const Rect t = plan.tile_rect(job.row, job.col0 + i);
+            const auto [oy, ox] = origin_of(t);
+            on_tile(t, rgb[i].narrow(1, t.y - up * oy, t.h).narrow(2, t.x - up * ox, t.w));
         }
         done += job.count;
         if (on_progress) on_progress(done, plan.count());
@@ -179,22 +181,13 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
 
     const int64_t workers = resolve_workers(options, model, jobs.size());
     if (workers == 1) {
-        for (const auto& job : jobs) {
-            JobResult r = run(job);
-            deliver(job, r);
-        }
+        for (const auto& job : jobs) deliver(job, run(job));
         return;
     }
     const int threads = at::get_num_threads();
     const int intra = std::max(1, int(threads / workers));
-    set_blas_threads(intra);
-    try {
-        run_concurrently(jobs, workers, intra, run, deliver);
-    } catch (...) {
-        set_blas_threads(threads);
-        throw;
-    }
-    set_blas_threads(threads);
+    const BlasThreadsScope blas(intra, threads);
+    run_concurrently(jobs, workers, intra, run, deliver);
 }
 
 int64_t streaming_tile_height_cap(int64_t width) {
