@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -169,13 +170,20 @@ std::string run_bench(const BenchRequest& r) {
     const CanvasGeometry geo(config.generator);
     const int64_t batch = std::max<int64_t>(1, r.batch);
     // One strip with a forward pass for every worker: the unit of work that keeps them all busy.
+    // Cheap tiles get longer strips (a run of at least a second), so that starting the worker
+    // threads weighs no more than it does in a real render.
     const int64_t workers = r.workers > 0 ? r.workers : threads;
-    const int64_t tiles = batch * workers;
-    const Rect rect{0, 0, tile * tiles, tile};
     RenderOptions o;
     o.tile = tile;
     o.batch = batch;
     o.workers = workers;
+    const Rect unit{0, 0, tile * batch * workers, tile};
+    const auto warm = Clock::now();
+    render_region(*model, unit, o);
+    const double unit_seconds = std::chrono::duration<double>(Clock::now() - warm).count();
+    const int64_t strips = std::clamp<int64_t>(int64_t(std::ceil(1.0 / unit_seconds)), 1, 16);
+    const int64_t tiles = batch * workers * strips;
+    const Rect rect{0, 0, tile * tiles, tile};
     // The peak is measured before and after the generator and the better one kept: on a shared
     // machine this makes the fraction conservative rather than flattering.
     const double peak_before = conv_peak_gflops(reps);

@@ -13,6 +13,14 @@ void set_this_thread_intra_op_threads(int threads) {
     omp_set_num_threads(threads > 0 ? threads : 1);
 }
 
+IntraOpThreadsScope::IntraOpThreadsScope(int threads) {
+    at::internal::lazy_init_num_threads();
+    previous_ = omp_get_max_threads();
+    set_this_thread_intra_op_threads(threads);
+}
+
+IntraOpThreadsScope::~IntraOpThreadsScope() { omp_set_num_threads(previous_); }
+
 void set_blas_threads(int threads) {
     using SetFn = void (*)(int);
     static const auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));

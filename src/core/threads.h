@@ -8,6 +8,20 @@ namespace igan {
 // Operators issued by the calling thread use `threads` threads from now on.
 void set_this_thread_intra_op_threads(int threads);
 
+// The calling thread's count set for a scope and restored after it. While passes run on worker
+// threads, the thread that waits for them keeps its own operators (copies, quantising) on one
+// thread: otherwise its idle OpenMP team spins after each of them, taking a core from a pass.
+class IntraOpThreadsScope {
+public:
+    explicit IntraOpThreadsScope(int threads);
+    ~IntraOpThreadsScope();
+    IntraOpThreadsScope(const IntraOpThreadsScope&) = delete;
+    IntraOpThreadsScope& operator=(const IntraOpThreadsScope&) = delete;
+
+private:
+    int previous_;
+};
+
 // OpenBLAS keeps one process-wide pool of its own, outside LibTorch's count; its idle threads
 // spin, taking cores from the convolutions. No-op with other BLAS libraries.
 void set_blas_threads(int threads);

@@ -7,7 +7,6 @@
 namespace igan {
 
 namespace F = torch::nn::functional;
-using torch::indexing::Slice;
 
 const double kSqrt2 = std::sqrt(2.0);
 
@@ -115,72 +114,93 @@ torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tens
     return y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
 }
 
-torch::Tensor conv_transpose2x_phases(const torch::Tensor& x, const torch::Tensor& w) {
-    // Along an axis, even outputs 2p take x[p] * w[1] and odd outputs 2p+1 take
-    // x[p] * w[2] + x[p+1] * w[0]: one ordinary 2x2 convolution with four output phases per
-    // channel computes them all.
-    const int64_t out = w.size(0), in = w.size(1), h = x.size(-2), wd = x.size(-1);
-    const std::vector<std::pair<int64_t, int64_t>> taps[2] = {{{0, 1}}, {{0, 2}, {1, 0}}};
-    auto k = torch::zeros({out, 4, in, 2, 2}, w.options());
-    for (int64_t dy = 0; dy < 2; ++dy)
-        for (int64_t dx = 0; dx < 2; ++dx)
-            for (const auto& [u, a] : taps[dy])
-                for (const auto& [v, b] : taps[dx])
-                    k.index_put_({Slice(), dy * 2 + dx, Slice(), u, v},
-                                 w.index({Slice(), Slice(), a, b}));
-    // Padding 1 puts window p (inputs p, p+1; the last one past the edge) at output p + 1.
-    const auto phases = F::conv2d(x, k.view({out * 4, in, 2, 2}), F::Conv2dFuncOptions().padding(1));
-    return phases.narrow(-2, 1, h).narrow(-1, 1, wd);
+namespace {
+
+// Row m (2W-1 floats) of one channel's cropped transposed-convolution output, summed from its
+// nine tap planes (h x w each, tap ky * 3 + kx). Along an axis, even outputs 2p take tap 1 at p
+// and odd outputs 2p+1 take tap 0 at p+1 plus tap 2 at p.
+void upsampled_row(const float* taps, int64_t h, int64_t w, int64_t m, float* dst) {
+    auto tap = [&](int ky, int kx, int64_t row) { return taps + ((ky * 3 + kx) * h + row) * w; };
+    const int64_t p = m >> 1;
+    if ((m & 1) == 0) {
+        const float *c11 = tap(1, 1, p), *c10 = tap(1, 0, p), *c12 = tap(1, 2, p);
+        for (int64_t s = 0; s < w - 1; ++s) {
+            dst[2 * s] = c11[s];
+            dst[2 * s + 1] = c10[s + 1] + c12[s];
+        }
+        dst[2 * w - 2] = c11[w - 1];
+        return;
+    }
+    const float *c01 = tap(0, 1, p + 1), *c21 = tap(2, 1, p);
+    const float *c00 = tap(0, 0, p + 1), *c02 = tap(0, 2, p + 1);
+    const float *c20 = tap(2, 0, p), *c22 = tap(2, 2, p);
+    for (int64_t s = 0; s < w - 1; ++s) {
+        dst[2 * s] = c01[s] + c21[s];
+        dst[2 * s + 1] = c00[s + 1] + c02[s] + c20[s + 1] + c22[s];
+    }
+    dst[2 * w - 2] = c01[w - 1] + c21[w - 1];
 }
 
-torch::Tensor interleave_phases(const torch::Tensor& phases) {
-    const int64_t h = phases.size(-2), w = phases.size(-1);
-    return F::pixel_shuffle(phases, 2).narrow(-2, 0, 2 * h - 1).narrow(-1, 0, 2 * w - 1);
+void check_taps(const torch::Tensor& taps) {
+    TORCH_CHECK(plain_cpu_float(taps) && taps.dim() == 4 && taps.is_contiguous() &&
+                    taps.size(1) % 9 == 0,
+                "tap planes must be contiguous float CPU (B, 9 * out, H, W) without gradients, got ",
+                taps.sizes());
 }
 
-torch::Tensor blur3_valid_phases(const torch::Tensor& phases, double gain) {
-    if (!plain_cpu_float(phases) || phases.stride(3) != 1)
-        return blur3_valid(interleave_phases(phases), gain);
-    // blur3_valid of the interleaved image, each of its rows interleaved from two phase rows
-    // into scratch: the interleaved tensor is never made.
-    const int64_t ph = phases.size(2), pw = phases.size(3);
-    const int64_t channels = phases.size(1) / 4;
-    const int64_t sb = phases.stride(0), sc = phases.stride(1), sr = phases.stride(2);
-    const float* in = phases.data_ptr<float>();
-    return blur_planes(phases.size(0), channels, 2 * ph - 1, 2 * pw - 1, gain,
+}  // namespace
+
+torch::Tensor upsample_taps(const torch::Tensor& x, const torch::Tensor& w) {
+    const int64_t out = w.size(0), in = w.size(1), h = x.size(2), wd = x.size(3);
+    const auto w9 = w.permute({0, 2, 3, 1}).reshape({out * 9, in});
+    auto taps = torch::empty({x.size(0), out * 9, h, wd});
+    // One mm per image: matmul's broadcast of a matrix over a batch runs 4-10x slower here.
+    for (int64_t b = 0; b < x.size(0); ++b) {
+        auto dst = taps[b].view({out * 9, h * wd});
+        torch::mm_out(dst, w9, x[b].reshape({in, h * wd}));
+    }
+    return taps;
+}
+
+torch::Tensor interleave_taps(const torch::Tensor& taps) {
+    check_taps(taps);
+    const int64_t batch = taps.size(0), channels = taps.size(1) / 9, h = taps.size(2),
+                  w = taps.size(3);
+    auto out = torch::empty({batch, channels, 2 * h - 1, 2 * w - 1});
+    const float* in = taps.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p)
+            for (int64_t m = 0; m < 2 * h - 1; ++m)
+                upsampled_row(in + p * 9 * h * w, h, w, m, o + (p * (2 * h - 1) + m) * (2 * w - 1));
+    });
+    return out;
+}
+
+torch::Tensor blur3_valid_taps(const torch::Tensor& taps, double gain) {
+    check_taps(taps);
+    const int64_t channels = taps.size(1) / 9, h = taps.size(2), w = taps.size(3);
+    const float* in = taps.data_ptr<float>();
+    return blur_planes(taps.size(0), channels, 2 * h - 1, 2 * w - 1, gain,
                        [&](int64_t p, int64_t m, float* dst) {
-                           const float* even = in + (p / channels) * sb +
-                                               ((p % channels) * 4 + (m & 1) * 2) * sc +
-                                               (m >> 1) * sr;
-                           const float* odd = even + sc;
-                           for (int64_t j = 0; j < pw - 1; ++j) {
-                               dst[2 * j] = even[j];
-                               dst[2 * j + 1] = odd[j];
-                           }
-                           dst[2 * pw - 2] = even[pw - 1];
+                           upsampled_row(in + p * 9 * h * w, h, w, m, dst);
                            return static_cast<const float*>(dst);
                        });
 }
 
 namespace {
 
-// LibTorch runs transposed convolutions through im2col and BLAS: at 64 channels a third of a
-// plain convolution's speed, and slower on 2 threads than on 1. The polyphase form does 16 MACs
-// where that does 9 but runs as a plain convolution; with 512 channels the transposed one is
-// faster (bench/README.md). Training keeps the transposed form: there it measured the same.
-bool use_phases(const torch::Tensor& x, const torch::Tensor& w) {
-    return plain_cpu_float(x) && w.size(0) <= kPolyphaseMaxChannels &&
-           w.size(1) <= kPolyphaseMaxChannels;
-}
-
+// LibTorch runs a transposed convolution as the same matrix product followed by a scatter
+// (col2im) into a fresh tensor; at inference the tap planes are summed straight into rows of
+// the blur instead. Training keeps LibTorch's form, which has gradients.
 torch::Tensor upsample_conv(const torch::Tensor& x, const torch::Tensor& w) {
-    return use_phases(x, w) ? interleave_phases(conv_transpose2x_phases(x, w))
-                            : conv_transpose2x_cropped(x, w);
+    return plain_cpu_float(x) ? interleave_taps(upsample_taps(x, w))
+                              : conv_transpose2x_cropped(x, w);
 }
 
-// Upsampling convolution then blur; at inference the phases go straight into the blur.
+// Upsampling convolution then blur.
 torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, double gain) {
-    if (use_phases(x, w)) return blur3_valid_phases(conv_transpose2x_phases(x, w), gain);
+    if (plain_cpu_float(x)) return blur3_valid_taps(upsample_taps(x, w), gain);
     return blur3_valid(conv_transpose2x_cropped(x, w), gain);
 }
 
@@ -282,18 +302,25 @@ torch::Tensor StyledConvImpl::add_noise_and_activate(torch::Tensor y,
     const float* noise_data = noise ? noise_map.data_ptr<float>() : nullptr;
     const float noise_weight = noise ? noise->weight.item<float>() : 0.0f;
     const float* bias = activate->bias.data_ptr<float>();
-    const float slope = 0.2f, gain = float(kSqrt2);
     at::parallel_for(0, y.size(0) * channels, 1, [&](int64_t begin, int64_t end) {
+        // Locals, not captured references, so the stores below cannot alias them and the loops
+        // vectorise (with -fno-trapping-math), where a branch on the sign of noisy activations
+        // mispredicted half the time.
+        const float slope = 0.2f, gain = float(kSqrt2), weight = noise_weight;
         for (int64_t p = begin; p < end; ++p) {
             float* v = data + p * area;
             const float b = bias[p % channels];
-            if (noise_data) {
-                const float* n = noise_data + (p / channels) * area;
-                for (int64_t i = 0; i < area; ++i) v[i] += n[i] * noise_weight;
-            }
-            for (int64_t i = 0; i < area; ++i) {
-                const float t = v[i] + b;
-                v[i] = (t > 0.0f ? t : t * slope) * gain;
+            const float* n = noise_data ? noise_data + (p / channels) * area : nullptr;
+            if (n) {
+                for (int64_t i = 0; i < area; ++i) {
+                    const float t = (v[i] + n[i] * weight) + b, negative = t * slope;
+                    v[i] = (t > 0.0f ? t : negative) * gain;
+                }
+            } else {
+                for (int64_t i = 0; i < area; ++i) {
+                    const float t = v[i] + b, negative = t * slope;
+                    v[i] = (t > 0.0f ? t : negative) * gain;
+                }
             }
         }
     });

@@ -14,14 +14,13 @@ torch::Tensor blur3_valid(const torch::Tensor& x, double gain);
 // The stride-2 transposed convolution of x (B, in, H, W) by w (out, in, 3, 3) (conv layout),
 // cropped by one pixel per side: (B, out, 2H-1, 2W-1).
 torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tensor& w);
-// The same as four phases (B, 4 * out, H, W) of one 2x2 convolution; interleave_phases turns
-// them into conv_transpose2x_cropped's (B, out, 2H - 1, 2W - 1).
-torch::Tensor conv_transpose2x_phases(const torch::Tensor& x, const torch::Tensor& w);
-torch::Tensor interleave_phases(const torch::Tensor& phases);
-// blur3_valid(interleave_phases(phases), gain) without making the interleaved tensor.
-torch::Tensor blur3_valid_phases(const torch::Tensor& phases, double gain);
-// Inference upsampling layers with at most this many channels use the phase form.
-constexpr int64_t kPolyphaseMaxChannels = 128;
+// At inference (no gradients, float CPU), the same as one matrix product giving every output
+// channel's nine tap planes x * w[ky][kx], (B, 9 * out, H, W): exactly the transposed
+// convolution's MACs and no im2col. interleave_taps sums them into conv_transpose2x_cropped's
+// (B, out, 2H-1, 2W-1); blur3_valid_taps is blur3_valid of that without making it.
+torch::Tensor upsample_taps(const torch::Tensor& x, const torch::Tensor& w);
+torch::Tensor interleave_taps(const torch::Tensor& taps);
+torch::Tensor blur3_valid_taps(const torch::Tensor& taps, double gain);
 // Centre crop of the last two dims to (h, w).
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w);
 

@@ -187,6 +187,7 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     const int threads = at::get_num_threads();
     const int intra = std::max(1, int(threads / workers));
     const BlasThreadsScope blas(intra, threads);
+    const IntraOpThreadsScope waiting_thread(1);
     run_concurrently(jobs, workers, intra, run, deliver);
 }
 
