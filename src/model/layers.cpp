@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace igan {
@@ -24,10 +25,17 @@ bool plain_cpu_float(const torch::Tensor& t) {
            !t.requires_grad();
 }
 
-// The [1,2,1] x [1,2,1] valid blur, times gain / 16, of `planes` = batch x channels images of
-// h x w whose rows row(plane, m, scratch) returns (pointing into the tensor, or filled into
-// scratch, w floats). The sums are blur3_valid's tensor ops' own, x1 * 2 + x0 + x2 in that
-// order, so the results are bit-identical to them.
+// One output row of the [1,2,1] x [1,2,1] valid blur times `scale` from three consecutive input
+// rows of w floats (v: w floats of scratch). The sums are blur3_valid's tensor ops' own,
+// x1 * 2 + x0 + x2 in that order, so the results are bit-identical to them.
+inline void blur_row(const float* x0, const float* x1, const float* x2, int64_t w, float scale,
+                     float* v, float* out_row) {
+    for (int64_t c = 0; c < w; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
+    for (int64_t c = 0; c < w - 2; ++c) out_row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
+}
+
+// The valid blur, times gain / 16, of `planes` = batch x channels images of h x w whose rows
+// row(plane, m, scratch) returns (pointing into the tensor, or filled into scratch, w floats).
 template <typename RowFn>
 torch::Tensor blur_planes(int64_t batch, int64_t channels, int64_t h, int64_t w, double gain,
                           const RowFn& row) {
@@ -42,10 +50,7 @@ torch::Tensor blur_planes(int64_t batch, int64_t channels, int64_t h, int64_t w,
             float* dst = o + p * (h - 2) * (w - 2);
             for (int64_t r = 0; r < h - 2; ++r) {
                 const float* x2 = row(p, r + 2, scratch.data() + ((r + 2) % 3) * w);
-                for (int64_t c = 0; c < w; ++c) v[c] = x1[c] * 2.0f + x0[c] + x2[c];
-                float* out_row = dst + r * (w - 2);
-                for (int64_t c = 0; c < w - 2; ++c)
-                    out_row[c] = (v[c + 1] * 2.0f + v[c] + v[c + 2]) * scale;
+                blur_row(x0, x1, x2, w, scale, v.data(), dst + r * (w - 2));
                 x0 = x1;
                 x1 = x2;
             }
@@ -116,14 +121,19 @@ torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tens
 
 namespace {
 
-// Row m (2W-1 floats) of one channel's cropped transposed-convolution output, summed from its
-// nine tap planes (h x w each, tap ky * 3 + kx). Along an axis, even outputs 2p take tap 1 at p
-// and odd outputs 2p+1 take tap 0 at p+1 plus tap 2 at p.
-void upsampled_row(const float* taps, int64_t h, int64_t w, int64_t m, float* dst) {
-    auto tap = [&](int ky, int kx, int64_t row) { return taps + ((ky * 3 + kx) * h + row) * w; };
-    const int64_t p = m >> 1;
-    if ((m & 1) == 0) {
-        const float *c11 = tap(1, 1, p), *c10 = tap(1, 0, p), *c12 = tap(1, 2, p);
+// Where one input row's nine tap rows (one output channel's) start: tap k's at first + k * stride.
+struct TapRow {
+    const float* first = nullptr;
+    int64_t stride = 0;
+};
+
+// An odd or even row (2w-1 floats) of one channel's cropped transposed-convolution output:
+// along an axis, even outputs 2p take tap 1 at p and odd outputs 2p+1 take tap 0 at p+1 plus
+// tap 2 at p. Even rows come from input row p alone, odd ones from p and `next` (p+1).
+void upsampled_row(TapRow row, TapRow next, bool odd, int64_t w, float* dst) {
+    auto tap = [](TapRow r, int ky, int kx) { return r.first + (ky * 3 + kx) * r.stride; };
+    if (!odd) {
+        const float *c11 = tap(row, 1, 1), *c10 = tap(row, 1, 0), *c12 = tap(row, 1, 2);
         for (int64_t s = 0; s < w - 1; ++s) {
             dst[2 * s] = c11[s];
             dst[2 * s + 1] = c10[s + 1] + c12[s];
@@ -131,15 +141,19 @@ void upsampled_row(const float* taps, int64_t h, int64_t w, int64_t m, float* ds
         dst[2 * w - 2] = c11[w - 1];
         return;
     }
-    const float *c01 = tap(0, 1, p + 1), *c21 = tap(2, 1, p);
-    const float *c00 = tap(0, 0, p + 1), *c02 = tap(0, 2, p + 1);
-    const float *c20 = tap(2, 0, p), *c22 = tap(2, 2, p);
+    const float *c01 = tap(next, 0, 1), *c21 = tap(row, 2, 1);
+    const float *c00 = tap(next, 0, 0), *c02 = tap(next, 0, 2);
+    const float *c20 = tap(row, 2, 0), *c22 = tap(row, 2, 2);
     for (int64_t s = 0; s < w - 1; ++s) {
         dst[2 * s] = c01[s] + c21[s];
         dst[2 * s + 1] = c00[s + 1] + c02[s] + c20[s + 1] + c22[s];
     }
     dst[2 * w - 2] = c01[w - 1] + c21[w - 1];
 }
+
+// A band of about this many input pixels keeps the GEMM efficient and its tap planes (nine per
+// output channel) a fraction of the whole layer's; 256 and 4096 were slower (igan_layer_bench).
+constexpr int64_t kUpsampleBandColumns = 1024;
 
 void check_taps(const torch::Tensor& taps) {
     TORCH_CHECK(plain_cpu_float(taps) && taps.dim() == 4 && taps.is_contiguous() &&
@@ -171,21 +185,71 @@ torch::Tensor interleave_taps(const torch::Tensor& taps) {
     float* o = out.data_ptr<float>();
     at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
         for (int64_t p = begin; p < end; ++p)
-            for (int64_t m = 0; m < 2 * h - 1; ++m)
-                upsampled_row(in + p * 9 * h * w, h, w, m, o + (p * (2 * h - 1) + m) * (2 * w - 1));
+            for (int64_t m = 0; m < 2 * h - 1; ++m) {
+                const float* plane = in + p * 9 * h * w;
+                const int64_t r = m >> 1;
+                upsampled_row({plane + r * w, h * w}, {plane + (r + 1) * w, h * w}, m & 1, w,
+                              o + (p * (2 * h - 1) + m) * (2 * w - 1));
+            }
     });
     return out;
 }
 
-torch::Tensor blur3_valid_taps(const torch::Tensor& taps, double gain) {
-    check_taps(taps);
-    const int64_t channels = taps.size(1) / 9, h = taps.size(2), w = taps.size(3);
-    const float* in = taps.data_ptr<float>();
-    return blur_planes(taps.size(0), channels, 2 * h - 1, 2 * w - 1, gain,
-                       [&](int64_t p, int64_t m, float* dst) {
-                           upsampled_row(in + p * 9 * h * w, h, w, m, dst);
-                           return static_cast<const float*>(dst);
-                       });
+torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
+                             int64_t band_columns) {
+    TORCH_CHECK(plain_cpu_float(x) && x.dim() == 4 && w.dim() == 4 && w.size(1) == x.size(1),
+                "upsample2x_blur needs float CPU (B, in, H, W) and (out, in, 3, 3) without "
+                "gradients, got ", x.sizes(), " and ", w.sizes());
+    const int64_t batch = x.size(0), in = w.size(1), channels = w.size(0), h = x.size(2),
+                  wd = x.size(3), uh = 2 * h - 1, uw = 2 * wd - 1;
+    const int64_t columns = band_columns > 0 ? band_columns : kUpsampleBandColumns;
+    const int64_t band_rows = std::clamp<int64_t>((columns + wd - 1) / wd, 1, h);
+    const auto w9 = w.permute({0, 2, 3, 1}).reshape({channels * 9, in}).contiguous();
+    const auto xc = x.contiguous();
+    auto out = torch::empty({batch, channels, uh - 2, uw - 2});
+    float* o = out.data_ptr<float>();
+    const float scale = float(gain / 16.0);
+    // Two band buffers: an odd output row between bands needs the previous band's last row.
+    torch::Tensor bands[2] = {torch::empty({channels * 9 * band_rows * wd}),
+                              torch::empty({channels * 9 * band_rows * wd})};
+    // Per output channel, the last three upsampled rows: the blur's window, kept across bands.
+    std::vector<float> window(size_t(channels) * 3 * uw);
+    for (int64_t b = 0; b < batch; ++b) {
+        const auto xb = xc[b].view({in, h * wd});
+        int64_t first_row = 0, prev_first = 0, prev_columns = 0;  // upsampled row, band rows
+        for (int64_t a = 0, k = 0; a < h; a += band_rows, ++k) {
+            const int64_t rows = std::min(band_rows, h - a), n = rows * wd;
+            auto taps = bands[k % 2].narrow(0, 0, channels * 9 * n).view({channels * 9, n});
+            torch::mm_out(taps, w9, xb.narrow(1, a * wd, n));
+            const float* cur = taps.data_ptr<float>();
+            const float* prev = bands[(k + 1) % 2].data_ptr<float>();
+            const int64_t end_row = 2 * (a + rows) - 1;  // rows up to 2 * (last input row)
+            at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+                std::vector<float> v(static_cast<size_t>(uw));
+                for (int64_t c = begin; c < end; ++c) {
+                    auto input_row = [&](int64_t r) -> TapRow {
+                        if (r >= a) return {cur + c * 9 * n + (r - a) * wd, n};
+                        return {prev + c * 9 * prev_columns + (r - prev_first) * wd, prev_columns};
+                    };
+                    float* rows3 = window.data() + c * 3 * uw;
+                    float* dst = o + (b * channels + c) * (uh - 2) * (uw - 2);
+                    for (int64_t m = first_row; m < end_row; ++m) {
+                        float* slot = rows3 + (m % 3) * uw;
+                        const bool odd = m & 1;
+                        upsampled_row(input_row(m >> 1), odd ? input_row((m >> 1) + 1) : TapRow{},
+                                      odd, wd, slot);
+                        if (m >= 2)
+                            blur_row(rows3 + ((m - 2) % 3) * uw, rows3 + ((m - 1) % 3) * uw, slot,
+                                     uw, scale, v.data(), dst + (m - 2) * (uw - 2));
+                    }
+                }
+            });
+            first_row = end_row;
+            prev_first = a;
+            prev_columns = n;
+        }
+    }
+    return out;
 }
 
 namespace {
@@ -200,7 +264,7 @@ torch::Tensor upsample_conv(const torch::Tensor& x, const torch::Tensor& w) {
 
 // Upsampling convolution then blur.
 torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, double gain) {
-    if (plain_cpu_float(x)) return blur3_valid_taps(upsample_taps(x, w), gain);
+    if (plain_cpu_float(x)) return upsample2x_blur(x, w, gain);
     return blur3_valid(conv_transpose2x_cropped(x, w), gain);
 }
 

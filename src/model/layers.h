@@ -17,10 +17,13 @@ torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tens
 // At inference (no gradients, float CPU), the same as one matrix product giving every output
 // channel's nine tap planes x * w[ky][kx], (B, 9 * out, H, W): exactly the transposed
 // convolution's MACs and no im2col. interleave_taps sums them into conv_transpose2x_cropped's
-// (B, out, 2H-1, 2W-1); blur3_valid_taps is blur3_valid of that without making it.
+// (B, out, 2H-1, 2W-1).
 torch::Tensor upsample_taps(const torch::Tensor& x, const torch::Tensor& w);
 torch::Tensor interleave_taps(const torch::Tensor& taps);
-torch::Tensor blur3_valid_taps(const torch::Tensor& taps, double gain);
+// blur3_valid(interleave_taps(upsample_taps(x, w)), gain) a band of about `band_columns`
+// input pixels at a time (0: the default), so the tap planes of only one band exist at once.
+torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
+                              int64_t band_columns = 0);
 // Centre crop of the last two dims to (h, w).
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w);
 

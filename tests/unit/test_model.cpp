@@ -156,7 +156,8 @@ TEST(Layers, TapPlaneUpsamplingEqualsTransposedConvolution) {
     }
 }
 
-// The one-pass inference blur equals the tensor-op path bit for bit, on a cropped view too.
+// The one-pass inference blur equals the tensor-op path bit for bit, on a cropped view too;
+// the banded upsampling blur equals the whole layer's.
 TEST(Layers, InferenceBlurEqualsTensorPath) {
     torch::manual_seed(4);
     const auto base = torch::randn({2, 3, 12, 13});
@@ -169,9 +170,15 @@ TEST(Layers, InferenceBlurEqualsTensorPath) {
     const auto slow = blur3_valid(view.clone().requires_grad_(), 4.0).detach();
     EXPECT_EQ((fast - slow).abs().max().item<double>(), 0.0);
     torch::NoGradGuard no_grad;
-    const auto taps = torch::randn({2, 27, 6, 5});
-    EXPECT_EQ((blur3_valid_taps(taps, 4.0) - blur3_valid(interleave_taps(taps), 4.0))
-                  .abs().max().item<double>(), 0.0);
+    // The banded upsampling + blur against the whole layer's, with one to all rows per band.
+    const auto x = torch::randn({2, 5, 6, 7});
+    const auto k = torch::randn({3, 5, 3, 3});
+    const auto whole = blur3_valid(interleave_taps(upsample_taps(x, k)), 4.0);
+    for (int64_t band_columns : {1, 7, 15, 0}) {
+        const auto banded = upsample2x_blur(x, k, 4.0, band_columns);
+        ASSERT_EQ(banded.sizes(), whole.sizes());
+        EXPECT_TRUE(test::all_close(banded, whole, 1e-5)) << band_columns;
+    }
 }
 
 }  // namespace
