@@ -219,9 +219,8 @@ struct ApplicationRunner {
         const int64_t stride = 3 * canvas.w;
         render_rows(
             model, canvas, o,
-            [&](const uint8_t* rows, int64_t y0, int64_t count) {
+            [&](uint8_t* rows, int64_t y0, int64_t count) {
                 if (blend) {
-                    auto* data = const_cast<uint8_t*>(rows);  // our own strip buffer
                     for (const auto& k : knowns) {
                         for (int64_t r = std::max(y0, k.y);
                              r < std::min(y0 + count, k.y + k.image.height); ++r) {
@@ -229,7 +228,7 @@ struct ApplicationRunner {
                                 const size_t src = size_t((r - k.y) * k.image.width + c);
                                 if (!k.mask[src]) continue;
                                 std::copy_n(&k.image.pixels[3 * src], 3,
-                                            data + (r - y0) * stride + 3 * (k.x + c));
+                                            rows + (r - y0) * stride + 3 * (k.x + c));
                             }
                         }
                     }

@@ -212,7 +212,7 @@ void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& optio
             },
             [&](int64_t y0, int64_t rows) {
                 if (pending.valid()) pending.get();
-                const uint8_t* data = buffers[current].data();
+                uint8_t* data = buffers[current].data();
                 pending = std::async(std::launch::async,
                                      [&on_rows, data, y0, rows] { on_rows(data, y0, rows); });
                 current ^= 1;

@@ -53,8 +53,9 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
 
 // 8-bit RGB rows of the rectangle, one finished strip at a time. Double buffered: on_rows runs
 // on a helper thread while the next strip renders, so compression overlaps rendering; an
-// exception from it ends the render and is rethrown.
-using RowsFn = std::function<void(const uint8_t* rows, int64_t y0, int64_t count)>;
+// exception from it ends the render and is rethrown. The rows are the consumer's to change
+// until it returns (outpainting pastes its known pixels into them).
+using RowsFn = std::function<void(uint8_t* rows, int64_t y0, int64_t count)>;
 void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,
                  const RowsFn& on_rows, const TileProgressFn& on_progress = {});
 
