@@ -84,6 +84,16 @@ void fill_common(Request& r, const InvertArgs& a) {
     r.inversion = a.inversion;
 }
 
+// Loads the model, runs one application with a progress bar and reports its result.
+template <class Request, class Method>
+int run_application(const InvertArgs& a, const char* name, const Request& r, Method method) {
+    const igan::Engine engine(a.model, a.device, a.config);
+    ProgressBar bar(name, a.quiet, 0, "steps");
+    const auto result = (engine.*method)(r, [&](const igan::Progress& p) { bar.update(p); });
+    bar.finish();
+    return report(a, result);
+}
+
 struct OutpaintArgs {
     InvertArgs common;
     std::string input, mask, canvas;
@@ -104,11 +114,7 @@ int run_outpaint(const OutpaintArgs& o) {
     r.input_y = std::stoll(m[4]);
     r.input = o.input;
     r.mask = o.mask;
-    const igan::Engine engine(a.model, a.device, a.config);
-    ProgressBar bar("outpaint", a.quiet, 0, "steps");
-    const auto res = engine.outpaint(r, [&](const igan::Progress& p) { bar.update(p); });
-    bar.finish();
-    return report(a, res);
+    return run_application(a, "outpaint", r, &igan::Engine::outpaint);
 }
 
 struct InbetweenArgs {
@@ -126,11 +132,7 @@ int run_inbetween(const InbetweenArgs& b) {
     r.right = b.right;
     r.gap = b.gap;
     r.band = b.band;
-    const igan::Engine engine(a.model, a.device, a.config);
-    ProgressBar bar("inbetween", a.quiet, 0, "steps");
-    const auto res = engine.inbetween(r, [&](const igan::Progress& p) { bar.update(p); });
-    bar.finish();
-    return report(a, res);
+    return run_application(a, "inbetween", r, &igan::Engine::inbetween);
 }
 
 RegisterCommand reg_outpaint(24, [](CLI::App& app, Globals&) {
