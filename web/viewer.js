@@ -3,7 +3,8 @@
 // server's box-filtered levels; positive zooms magnify native tiles.
 // Style fusion: with "fuse styles" on, each click on the map places a centre whose style is the
 // seed in the seed box (up to info.fusion.max_centres); tiles then carry ?fuse=S:X:Y,...&band=B.
-// State lives in the URL hash (#model/seed/zoom/x/y) so views can be shared.
+// State lives in the URL hash (#model/seed/zoom/x/y, then /S:X:Y,S:X:Y@BAND while fusion centres
+// are placed) so views can be shared.
 // Test hook: ?pan=DX,DY pans by that many screen pixels after the first tiles arrive;
 // #status carries data-state (loading, ready, panned, error), data-tiles and data-errors.
 (function () {
@@ -34,13 +35,14 @@
       modelSel.appendChild(o);
     }
     const hash = location.hash.replace(/^#/, '').split('/');
-    const view = { model: info.models[0].name, seed: 1, z: 0, x: 0, y: 0 };
-    if (hash.length === 5 && info.models.some(m => m.name === hash[0])) {
+    const view = { model: info.models[0].name, seed: 1, z: 0, x: 0, y: 0, fusion: '' };
+    if (hash.length >= 5 && hash.length <= 6 && info.models.some(m => m.name === hash[0])) {
       view.model = hash[0];
       view.seed = /^\d+$/.test(hash[1]) ? hash[1] : '1';
       view.z = Number(hash[2]) || 0;
       view.x = Number(hash[3]) || 0;
       view.y = Number(hash[4]) || 0;
+      try { view.fusion = decodeURIComponent(hash[5] || ''); } catch (e) { view.fusion = ''; }
     }
     modelSel.value = view.model;
     seedBox.value = view.seed;
@@ -53,10 +55,34 @@
     const bandBox = document.getElementById('band');
     const centres = [];  // {seed, x, y, marker}
     const markers = L.layerGroup();
+    const limit = (info.fusion && info.fusion.max_centres) || 16;
+    function addCentre(c) {
+      if (centres.length >= limit || centres.some(o => o.x === c.x && o.y === c.y)) return false;
+      c.marker = L.circleMarker(map.unproject([c.x, c.y], 0), { radius: 6, color: '#fff', weight: 2 })
+          .bindTooltip('seed ' + c.seed).addTo(markers);
+      centres.push(c);
+      return true;
+    }
+    function bandValue() {
+      return Math.min(1000000, Math.max(1, Math.round(Number(bandBox.value) || 128)));
+    }
+    const shared = view.fusion
+        .match(/^(\d{1,19}:-?\d{1,12}:-?\d{1,12}(?:,\d{1,19}:-?\d{1,12}:-?\d{1,12})*)(?:@(\d{1,7}))?$/);
+    if (shared) {
+      for (const spec of shared[1].split(',')) {
+        const [seed, x, y] = spec.split(':');
+        addCentre({ seed: seed, x: Number(x), y: Number(y) });
+      }
+      if (shared[2]) bandBox.value = shared[2];
+    }
+    function fuseHash() {
+      if (!centres.length) return [];
+      return [centres.map(c => c.seed + ':' + c.x + ':' + c.y).join(',') + '@' + bandValue()];
+    }
     function fuseQuery() {
       if (!centres.length) return '';
-      const band = Math.min(1000000, Math.max(1, Math.round(Number(bandBox.value) || 128)));
-      return 'fuse=' + centres.map(c => c.seed + ':' + c.x + ':' + c.y).join(',') + '&band=' + band;
+      return 'fuse=' + centres.map(c => c.seed + ':' + c.x + ':' + c.y).join(',') + '&band=' +
+          bandValue();
     }
     const tileUrl = () => '/tiles/' + encodeURIComponent(modelSel.value) + '/' +
         seedText() + '/{z}/{x}/{y}.png' + (centres.length ? '?' + fuseQuery() : '');
@@ -81,7 +107,7 @@
       const c = map.project(map.getCenter(), 0);
       const z = map.getZoom();
       history.replaceState(null, '', '#' + [modelSel.value, seedText(), z,
-          Math.round(c.x), Math.round(c.y)].join('/'));
+          Math.round(c.x), Math.round(c.y)].concat(fuseHash()).join('/'));
       const b = map.getPixelBounds();
       const scale = Math.pow(2, -z);
       const x = Math.floor(b.min.x * scale), y = Math.floor(b.min.y * scale);
@@ -106,13 +132,7 @@
     map.on('click', e => {
       if (!fuseBox.checked) return;
       const p = map.project(e.latlng, 0);
-      const c = { seed: seedText(), x: Math.round(p.x), y: Math.round(p.y) };
-      const limit = (info.fusion && info.fusion.max_centres) || 16;
-      if (centres.length >= limit || centres.some(o => o.x === c.x && o.y === c.y)) return;
-      c.marker = L.circleMarker(e.latlng, { radius: 6, color: '#fff', weight: 2 })
-          .bindTooltip('seed ' + c.seed).addTo(markers);
-      centres.push(c);
-      restyle();
+      if (addCentre({ seed: seedText(), x: Math.round(p.x), y: Math.round(p.y) })) restyle();
     });
     document.getElementById('clear').addEventListener('click', () => {
       centres.length = 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The web viewer in headless Chromium: the page loads, tiles arrive, a pan fetches more, no tile
-# errors, and the screenshot of the map is not blank. Exit 77 (CTest: skipped) without Chromium.
+# errors, a view shared with fusion centres restores them, and the screenshot is not blank. Exit 77 (CTest: skipped) without Chromium.
 # Usage: test_viewer.sh path/to/igan
 set -u
 IGAN=$1
@@ -45,6 +45,14 @@ echo "$status" | grep -q 'data-state="panned"' || fail "the page did not load an
 tiles=$(echo "$status" | sed -n 's/.*data-tiles="\([0-9]*\)".*/\1/p')
 [ "${tiles:-0}" -ge 6 ] || fail "only ${tiles:-0} tiles arrived"
 echo "$status" | grep -q 'data-errors="0"' || fail "tile errors: $status"
+# Fusion centres shared through the URL hash: markers placed, tiles requested with them.
+FUSED="http://127.0.0.1:$PORT/#tiny/1/0/0/0/5:0:0,9:300:-20@64"
+chrome --dump-dom "$FUSED" >"$W/fused.html" || fail "chromium --dump-dom of a fused view failed"
+grep -q 'fuse=5:0:0,9:300:-20&amp;band=64' "$W/fused.html" ||
+  fail "tiles of a shared fused view do not carry its centres"
+markers=$(grep -o 'leaflet-interactive' "$W/fused.html" | wc -l)
+[ "$markers" -eq 2 ] || fail "$markers fusion markers for 2 shared centres"
+grep -q 'data-errors="0"' "$W/fused.html" || fail "tile errors in the fused view"
 chrome --screenshot="$W/shot.png" "$URL" >/dev/null || fail "chromium --screenshot failed"
 python3 - "$W/shot.png" <<'PY' || fail "the screenshot is blank"
 # Decodes the PNG (8-bit RGB/RGBA, standard filters) and checks the map area has varied pixels.
