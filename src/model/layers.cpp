@@ -186,9 +186,9 @@ torch::Tensor interleave_taps(const torch::Tensor& taps) {
     at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
         for (int64_t p = begin; p < end; ++p)
             for (int64_t m = 0; m < 2 * h - 1; ++m) {
-                const float* plane = in + p * 9 * h * w;
-                const int64_t r = m >> 1;
-                upsampled_row({plane + r * w, h * w}, {plane + (r + 1) * w, h * w}, m & 1, w,
+                const float* row = in + p * 9 * h * w + (m >> 1) * w;
+                const bool odd = m & 1;
+                upsampled_row({row, h * w}, odd ? TapRow{row + w, h * w} : TapRow{}, odd, w,
                               o + (p * (2 * h - 1) + m) * (2 * w - 1));
             }
     });
@@ -216,7 +216,8 @@ torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, do
     std::vector<float> window(size_t(channels) * 3 * uw);
     for (int64_t b = 0; b < batch; ++b) {
         const auto xb = xc[b].view({in, h * wd});
-        int64_t first_row = 0, prev_first = 0, prev_columns = 0;  // upsampled row, band rows
+        // The next upsampled row to make; the previous band's first input row and its width.
+        int64_t first_row = 0, prev_first = 0, prev_columns = 0;
         for (int64_t a = 0, k = 0; a < h; a += band_rows, ++k) {
             const int64_t rows = std::min(band_rows, h - a), n = rows * wd;
             auto taps = bands[k % 2].narrow(0, 0, channels * 9 * n).view({channels * 9, n});
