@@ -162,11 +162,17 @@ void check_taps(const torch::Tensor& taps) {
                 taps.sizes());
 }
 
+// The modulated 3x3 weights (out, in, 3, 3) as the (9 * out) x in matrix whose product with
+// an image's in x pixels gives every output channel's nine tap planes.
+torch::Tensor tap_matrix(const torch::Tensor& w) {
+    return w.permute({0, 2, 3, 1}).reshape({w.size(0) * 9, w.size(1)}).contiguous();
+}
+
 }  // namespace
 
 torch::Tensor upsample_taps(const torch::Tensor& x, const torch::Tensor& w) {
     const int64_t out = w.size(0), in = w.size(1), h = x.size(2), wd = x.size(3);
-    const auto w9 = w.permute({0, 2, 3, 1}).reshape({out * 9, in});
+    const auto w9 = tap_matrix(w);
     auto taps = torch::empty({x.size(0), out * 9, h, wd});
     // One mm per image: matmul's broadcast of a matrix over a batch runs 4-10x slower here.
     for (int64_t b = 0; b < x.size(0); ++b) {
@@ -204,7 +210,7 @@ torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, do
                   wd = x.size(3), uh = 2 * h - 1, uw = 2 * wd - 1;
     const int64_t columns = band_columns > 0 ? band_columns : kUpsampleBandColumns;
     const int64_t band_rows = std::clamp<int64_t>((columns + wd - 1) / wd, 1, h);
-    const auto w9 = w.permute({0, 2, 3, 1}).reshape({channels * 9, in}).contiguous();
+    const auto w9 = tap_matrix(w);
     const auto xc = x.contiguous();
     auto out = torch::empty({batch, channels, uh - 2, uw - 2});
     float* o = out.data_ptr<float>();
