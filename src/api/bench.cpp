@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "api/device.h"
 #include "core/error.h"
 #include "model/generator.h"
 #include "render/canvas.h"
@@ -36,21 +37,33 @@ std::vector<double> time_runs(int reps, Fn&& fn, bool warm_up = true) {
 
 double median(const std::vector<double>& v) { return v[v.size() / 2]; }
 
+// Timings on a GPU wait for its queue to drain.
+void finish(const torch::Device& device) {
+    if (device.is_cuda()) torch::cuda::synchronize();
+}
+
 // GFLOP/s of a 3x3 512->512 convolution on a 64x64 map: the practical ceiling for G_T's layers.
-double conv_peak_gflops(int reps) {
+// A GPU gets a batch of 16, enough to fill it.
+double conv_peak_gflops(int reps, const torch::Device& device) {
     torch::NoGradGuard no_grad;
-    auto x = torch::randn({1, 512, 64, 64});
-    auto w = torch::randn({512, 512, 3, 3});
-    const double flop = 2.0 * 512 * 512 * 9 * 62 * 62;
-    const auto t = time_runs(reps, [&] { torch::conv2d(x, w); });
+    const int64_t batch = device.is_cuda() ? 16 : 1;
+    auto x = torch::randn({batch, 512, 64, 64}, device);
+    auto w = torch::randn({512, 512, 3, 3}, device);
+    const double flop = 2.0 * batch * 512 * 512 * 9 * 62 * 62;
+    const auto t = time_runs(reps, [&] {
+        torch::conv2d(x, w);
+        finish(device);
+    });
     return flop / t.front() * 1e-9;
 }
 
 // A random-initialised generator styled by seed 0: the bench measures cost, not quality.
-std::unique_ptr<StyledGenerator> random_generator(const GeneratorConfig& c) {
+std::unique_ptr<StyledGenerator> random_generator(const GeneratorConfig& c,
+                                                  const torch::Device& device) {
     Generator g(c);
     g->eval();
-    return StyledGenerator::for_seed(g, torch::kCPU, 0);
+    g->to(device);
+    return StyledGenerator::for_seed(g, device, 0);
 }
 
 double peak_rss_mb() {
@@ -74,17 +87,25 @@ double child_rss(const std::string& exe, const std::string& config, int64_t w, i
 
 // Every layer of one tile's forward pass timed on its own (same inputs as the real pass), with
 // its GFLOP/s against the in-run peak: where the time goes.
-nlohmann::json profile_layers(const GeneratorConfig& c, int64_t n, int reps, double peak) {
+nlohmann::json profile_layers(const GeneratorConfig& c, int64_t n, int reps, double peak,
+                              const torch::Device& device) {
     Generator g(c);
     g->eval();
+    g->to(device);
     auto inputs = make_patch_batch(c, CanvasFields{}, {{0, 0}}, n);
-    auto z = global_latent_for_seed(0, c.global_latent_dim);
+    inputs.local_latent = inputs.local_latent.to(device);
+    inputs.coords = inputs.coords.to(device);
+    for (auto& noise : inputs.noises) noise = noise.to(device);
+    auto z = global_latent_for_seed(0, c.global_latent_dim).to(device);
     auto style = g->texture_synthesizer->mapping(z);
     nlohmann::json layers = nlohmann::json::array();
     double total = 0;
     auto add = [&](const std::string& name, const torch::Tensor& in, const torch::Tensor& out,
                    double macs, const std::function<void()>& fn) {
-        const double s = time_runs(reps, fn).front();
+        const double s = time_runs(reps, [&] {
+                             fn();
+                             finish(device);
+                         }).front();
         total += s;
         layers.push_back({{"layer", name},
                           {"in", in.sizes().vec()},
@@ -137,7 +158,7 @@ double measure_render_rss(const std::string& config, int64_t width, int64_t heig
                           int threads, int64_t workers) {
     set_threads(threads);
     torch::NoGradGuard no_grad;
-    auto model = random_generator(load_model_config(config).generator);
+    auto model = random_generator(load_model_config(config).generator, torch::kCPU);
     RenderOptions o;
     o.tile = tile;
     o.workers = workers;
@@ -166,13 +187,14 @@ std::string run_bench(const BenchRequest& r) {
     const ModelConfig config = load_model_config(r.config);
     const int64_t tile = r.tile > 0 ? r.tile : 256;
     const int reps = std::max(1, r.repetitions);
-    auto model = random_generator(config.generator);
+    const torch::Device device = parse_device(r.device);
+    auto model = random_generator(config.generator, device);
     const CanvasGeometry geo(config.generator);
     const int64_t batch = std::max<int64_t>(1, r.batch);
     // One strip with a forward pass for every worker: the unit of work that keeps them all busy.
     // Cheap tiles get longer strips (a run of at least a second), so that starting the worker
     // threads weighs no more than it does in a real render.
-    const int64_t workers = r.workers > 0 ? r.workers : threads;
+    const int64_t workers = !device.is_cpu() ? 1 : r.workers > 0 ? r.workers : threads;
     RenderOptions o;
     o.tile = tile;
     o.batch = batch;
@@ -186,10 +208,10 @@ std::string run_bench(const BenchRequest& r) {
     const Rect rect{0, 0, tile * tiles, tile};
     // The peak is measured before and after the generator and the better one kept: on a shared
     // machine this makes the fraction conservative rather than flattering.
-    const double peak_before = conv_peak_gflops(reps);
+    const double peak_before = conv_peak_gflops(reps, device);
     // The sizing run above was the warm-up.
     const auto t = time_runs(reps, [&] { render_region(*model, rect, o); }, false);
-    const double peak = std::max(peak_before, conv_peak_gflops(reps));
+    const double peak = std::max(peak_before, conv_peak_gflops(reps, device));
     const int64_t n = geo.window_for(tile);
     const double flop_per_tile = 2.0 * generator_macs(config.generator, n);
     const double tiles_per_s = tiles / median(t);
@@ -200,6 +222,7 @@ std::string run_bench(const BenchRequest& r) {
         overhead[std::to_string(size)] = margin_cost(config.generator, size).per_pixel / cost.limit;
     nlohmann::json j = {
         {"config", r.config},
+        {"device", device.str()},
         {"tile", tile},
         {"batch", batch},
         {"threads", threads},
@@ -223,7 +246,7 @@ std::string run_bench(const BenchRequest& r) {
         {"macs_overhead_vs_no_margin", cost.per_pixel / cost.limit},
         {"macs_overhead_by_tile", overhead},
     };
-    if (r.scaling && threads > 1) {
+    if (r.scaling && threads > 1 && device.is_cpu()) {
         // The same strip on one thread (one pass at a time).
         set_threads(1);
         RenderOptions one = o;
@@ -233,8 +256,8 @@ std::string run_bench(const BenchRequest& r) {
         j["tiles_per_s_1_thread"] = tiles / median(t1);
         j["thread_scaling"] = median(t1) / median(t);
     }
-    if (r.profile) j["profile"] = profile_layers(config.generator, n, reps, peak);
-    if (r.measure_rss && !r.self_exe.empty()) {
+    if (r.profile) j["profile"] = profile_layers(config.generator, n, reps, peak, device);
+    if (r.measure_rss && !r.self_exe.empty() && device.is_cpu()) {
         const int64_t strips = kRssStripRows * tile;
         auto h = [&](int64_t v) { return v > 0 ? v : strips; };
         j["rss_small"] = std::to_string(r.rss_small_width) + "x" + std::to_string(h(r.rss_small_height));

@@ -12,11 +12,10 @@
 #include "model/state.h"
 #include "render/renderer.h"
 #include "render/styled_generator.h"
+#include "api/device.h"
 #include "api/engine_impl.h"
 
 namespace igan {
-
-namespace {
 
 torch::Device parse_device(const std::string& name) {
     if (name == "cpu") return torch::kCPU;
@@ -29,8 +28,6 @@ torch::Device parse_device(const std::string& name) {
     }
     throw UsageError("unknown device '" + name + "': use cpu or cuda");
 }
-
-}  // namespace
 
 Engine::Engine(const std::string& model_path, const std::string& device,
                const std::string& config_override)

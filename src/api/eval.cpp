@@ -6,7 +6,7 @@
 #include <optional>
 #include <set>
 
-#include "render/styled_generator.h"
+#include "api/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "eval/fid.h"
@@ -17,6 +17,7 @@
 #include "eval/swd.h"
 #include "render/canvas.h"
 #include "render/renderer.h"
+#include "render/styled_generator.h"
 #include "weights/model_file.h"
 
 namespace igan {
@@ -30,16 +31,6 @@ constexpr int64_t kInceptionBatch = 8;
 constexpr int64_t kMaxSeamSeeds = 2;
 constexpr int64_t kSeamSeedWork = 12;
 constexpr int64_t kMaxScale = 64;
-
-torch::Device eval_device(const std::string& name) {
-    if (name == "cpu") return torch::kCPU;
-    if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-        if (!torch::cuda::is_available())
-            throw UsageError("--device " + name + ": CUDA is not available; use --device cpu");
-        return torch::Device(name);
-    }
-    throw UsageError("unknown device '" + name + "': use cpu or cuda");
-}
 
 class Progressor {
 public:
@@ -208,7 +199,7 @@ std::string run_eval(const EvalRequest& r, const ProgressFn& on_progress) {
     validate_eval_request(r);
     const Wanted want = parse_metrics(r.metrics);
     const auto start = std::chrono::steady_clock::now();
-    const torch::Device device = eval_device(r.device);
+    const torch::Device device = parse_device(r.device);
     torch::NoGradGuard no_grad;
 
     // Everything that can fail fast does so before the long part.

@@ -1,6 +1,11 @@
 #include "common/test_util.h"
 
+#include <cstdio>
+#include <filesystem>
 #include <sstream>
+#include <vector>
+
+#include "io/png.h"
 
 #include "render/styled_generator.h"
 
@@ -58,9 +63,62 @@ Generator micro_generator(double noise_strength) {
 }
 
 std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,
-                                                    double noise_strength, uint64_t style_seed) {
-    return StyledGenerator::for_seed(random_generator(config, noise_strength), torch::kCPU,
-                                     style_seed);
+                                                    double noise_strength, uint64_t style_seed,
+                                                    torch::Device device) {
+    auto g = random_generator(config, noise_strength);
+    g->to(device);
+    return StyledGenerator::for_seed(g, device, style_seed);
 }
+
+// A very small model (2 upsamplings, 29-px patches) so that steps take milliseconds.
+ModelConfig micro_train_config() {
+    ModelConfig c;
+    c.name = "micro";
+    c.generator = micro_generator_config(48);
+    c.discriminator.patch_size = c.generator.patch_size();
+    c.discriminator.d_extra_multiplier = 1.0 / 32;
+    c.discriminator.stddev_group = 4;
+    return c;
+}
+
+// Synthetic "photos": sky-like gradient above, textured ground below.
+std::string make_train_dataset(const std::string& name) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("igan_train_data_" + name);
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (int k = 0; k < 3; ++k) {
+        const int64_t w = 90 + 10 * k, h = 64;
+        std::vector<uint8_t> px(size_t(w * h * 3));
+        for (int64_t y = 0; y < h; ++y)
+            for (int64_t x = 0; x < w; ++x)
+                for (int c = 0; c < 3; ++c)
+                    px[(y * w + x) * 3 + c] = uint8_t(y < h / 2 ? 120 + 2 * y + 20 * c
+                                                                : (x * 7 + y * 13 + 40 * c + k * 30) % 200);
+        PngWriter png((dir / ("img" + std::to_string(k) + ".png")).string(), w, h, {});
+        png.write_rows(px.data(), h);
+        png.finish();
+    }
+    // An unreadable file must be skipped, not fatal.
+    std::FILE* f = std::fopen((dir / "broken.jpg").c_str(), "wb");
+    std::fputs("not a jpeg", f);
+    std::fclose(f);
+    return dir.string();
+}
+
+TrainOptions micro_train_options(const std::string& data, int64_t batch) {
+    TrainOptions o;
+    o.model = micro_train_config();
+    o.data.folder = data;
+    o.data.full_size = o.model.generator.full_size;
+    o.data.patch_size = o.model.generator.patch_size();
+    o.data.seed = 5;
+    o.batch = batch;
+    o.seed = 5;
+    o.d_reg_every = 2;  // exercise R1 and path length within a few steps
+    o.g_reg_every = 2;
+    return o;
+}
+
 
 }  // namespace igan::test

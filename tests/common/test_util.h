@@ -7,6 +7,7 @@
 #include <string>
 
 #include "render/styled_generator.h"
+#include "train/trainer.h"
 
 namespace igan::test {
 
@@ -24,6 +25,13 @@ Generator micro_generator(double noise_strength = 0.3);
 // that noise alignment matters, styled by global-latent seed 1.
 std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& config,
                                                     double noise_strength = 0.3,
-                                                    uint64_t style_seed = 1);
+                                                    uint64_t style_seed = 1,
+                                                    torch::Device device = torch::kCPU);
+
+// Training on a very small model (2 upsamplings, 29-px patches), so that steps take milliseconds.
+ModelConfig micro_train_config();
+// Synthetic "photos" in a fresh temporary folder named after `name`, plus one unreadable file.
+std::string make_train_dataset(const std::string& name);
+TrainOptions micro_train_options(const std::string& data, int64_t batch);
 
 }  // namespace igan::test
