@@ -21,7 +21,7 @@ int default_threads() {
 
 void set_threads(int threads) {
     const int n = threads > 0 ? threads : default_threads();
-    at::set_num_threads(n);
+    set_process_intra_op_threads(n);
     set_blas_threads(n);
 }
 

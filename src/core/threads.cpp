@@ -4,6 +4,9 @@
 #include <dlfcn.h>
 #include <omp.h>
 
+#include <cstdlib>
+#include <string>
+
 namespace igan {
 
 void set_this_thread_intra_op_threads(int threads) {
@@ -11,6 +14,14 @@ void set_this_thread_intra_op_threads(int threads) {
     // parallel operator: do that now so it cannot overwrite ours later.
     at::internal::lazy_init_num_threads();
     omp_set_num_threads(threads > 0 ? threads : 1);
+}
+
+void set_process_intra_op_threads(int threads) {
+    const int n = threads > 0 ? threads : 1;
+    // What LibTorch's lazy per-thread initialisation reads while at::set_num_threads was never
+    // called: then a new thread takes this count and nothing else.
+    setenv("OMP_NUM_THREADS", std::to_string(n).c_str(), 1);
+    set_this_thread_intra_op_threads(n);
 }
 
 IntraOpThreadsScope::IntraOpThreadsScope(int threads) {
