@@ -16,6 +16,11 @@ struct PngWriterState;  // libpng state, defined in png.cpp
 // hostile file can otherwise declare gigabytes of pixels.
 constexpr int64_t kDefaultMaxPixels = int64_t{1} << 28;
 
+// zlib level of written PNGs: on rendered landscapes level 4 compresses 5x faster than libpng's
+// default 6 for files 4% larger (25-MB 8192x1024 canvas: 0.6 s against 3.4 s). Rendering
+// competes with the compression for the same cores, so speed wins.
+constexpr int kPngCompressionLevel = 4;
+
 // Writes an 8-bit RGB PNG into a temporary file beside `path` and renames it to `path` in
 // finish(). Destroyed without finish() (say, an exception mid-render), it removes the
 // temporary file, so `path` never holds a partial image.
@@ -24,7 +29,7 @@ public:
     // Text chunks (iTXt, UTF-8 values; keys 1-79 printable ASCII) precede the image data.
     PngWriter(const std::string& path, int64_t width, int64_t height,
               std::vector<std::pair<std::string, std::string>> text_chunks,
-              int compression_level = 6);
+              int compression_level = kPngCompressionLevel);
     ~PngWriter();
 
     PngWriter(const PngWriter&) = delete;

@@ -17,10 +17,10 @@ std::string encode_png(const uint8_t* rgb, int64_t width, int64_t height) {
     image.width = png_uint_32(width);
     image.height = png_uint_32(height);
     image.format = PNG_FORMAT_RGB;
-    png_alloc_size_t size = 0;
-    if (!png_image_write_to_memory(&image, nullptr, &size, 0, rgb, 0, nullptr))
-        throw Error(std::string("encode_png: ") + image.message);
-    std::string out(size, '\0');
+    // One pass into a buffer of the worst-case size: asking libpng for the size first would
+    // compress the image twice.
+    std::string out(PNG_IMAGE_PNG_SIZE_MAX(image), '\0');
+    png_alloc_size_t size = out.size();
     if (!png_image_write_to_memory(&image, out.data(), &size, 0, rgb, 0, nullptr))
         throw Error(std::string("encode_png: ") + image.message);
     out.resize(size);
