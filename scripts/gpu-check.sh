@@ -11,7 +11,14 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 
 torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-prefix="$torch_prefix${DEPS_ROOT:+;$DEPS_ROOT/usr}"
+prefix="$torch_prefix"
+if [ -n "${DEPS_ROOT:-}" ]; then
+    prefix="$prefix;$DEPS_ROOT/usr"
+    # The unpacked .pc files say prefix=/usr: the sysroot moves them to DEPS_ROOT.
+    export PKG_CONFIG_SYSROOT_DIR="$DEPS_ROOT"
+    export PKG_CONFIG_PATH="$DEPS_ROOT/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS_ROOT/usr/share/pkgconfig"
+    export LD_LIBRARY_PATH="$DEPS_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
     >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" --target igan igan_gpu_tests >"$out/build.log" 2>&1 ||
