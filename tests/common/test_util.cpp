@@ -70,7 +70,15 @@ std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& confi
     return StyledGenerator::for_seed(g, device, style_seed);
 }
 
-// A very small model (2 upsamplings, 29-px patches) so that steps take milliseconds.
+RenderOptions opts(int64_t tile, int64_t batch, uint64_t seed, int64_t workers) {
+    RenderOptions o;
+    o.tile = tile;
+    o.batch = batch;
+    o.workers = workers;
+    o.fields.seed = seed;
+    return o;
+}
+
 ModelConfig micro_train_config() {
     ModelConfig c;
     c.name = "micro";

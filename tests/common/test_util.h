@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "render/renderer.h"
 #include "render/styled_generator.h"
 #include "train/trainer.h"
 
@@ -27,6 +28,9 @@ std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& confi
                                                     double noise_strength = 0.3,
                                                     uint64_t style_seed = 1,
                                                     torch::Device device = torch::kCPU);
+
+// Render options for tests: canvas seed 9 unless given, `workers` concurrent passes.
+RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9, int64_t workers = 1);
 
 // Training on a very small model (2 upsamplings, 29-px patches), so that steps take milliseconds.
 ModelConfig micro_train_config();

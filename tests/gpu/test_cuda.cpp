@@ -21,13 +21,7 @@ protected:
     }
 };
 
-RenderOptions opts(int64_t tile, int64_t batch = 1) {
-    RenderOptions o;
-    o.tile = tile;
-    o.batch = batch;
-    o.fields.seed = 9;
-    return o;
-}
+using test::opts;
 
 TEST_F(Cuda, RenderEqualsCpu) {
     const auto config = test::micro_generator_config();

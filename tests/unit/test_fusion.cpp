@@ -12,13 +12,7 @@ namespace {
 
 constexpr double kTol = 1e-4;
 
-RenderOptions opts(int64_t tile, int64_t batch = 1) {
-    RenderOptions o;
-    o.tile = tile;
-    o.batch = batch;
-    o.fields.seed = 9;
-    return o;
-}
+using test::opts;
 
 struct Palette {
     torch::Tensor z, w;  // (N, G), (N, n_latent, G)

@@ -12,12 +12,7 @@ namespace {
 
 constexpr double kTol = 1e-4;
 
-RenderOptions opts(int64_t tile, uint64_t seed) {
-    RenderOptions o;
-    o.tile = tile;
-    o.fields.seed = seed;
-    return o;
-}
+RenderOptions opts(int64_t tile, uint64_t seed) { return test::opts(tile, 1, seed); }
 
 
 // One inversion shared by the tests: a 24 x 20 crop the model generated with style seed 5 and

@@ -18,14 +18,7 @@ namespace {
 
 GeneratorConfig test_config() { return test::micro_generator_config(); }
 
-RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9, int64_t workers = 1) {
-    RenderOptions o;
-    o.tile = tile;
-    o.batch = batch;
-    o.workers = workers;
-    o.fields.seed = seed;
-    return o;
-}
+using test::opts;
 
 constexpr double kTol = 1e-4;  // SPEC §4, on the [-1, 1] scale (outputs here are similar)
 
