@@ -252,9 +252,13 @@ std::string run_bench(const BenchRequest& r) {
         RenderOptions one = o;
         one.workers = 1;
         const auto t1 = time_runs(reps, [&] { render_region(*model, rect, one); });
+        // The convolution's own 1 -> 2 thread scaling on this machine, as the yardstick.
+        const double peak_1_thread = conv_peak_gflops(reps, device);
         set_threads(threads);
         j["tiles_per_s_1_thread"] = tiles / median(t1);
         j["thread_scaling"] = median(t1) / median(t);
+        j["peak_gflops_1_thread"] = peak_1_thread;
+        j["peak_thread_scaling"] = peak / peak_1_thread;
     }
     if (r.profile) j["profile"] = profile_layers(config.generator, n, reps, peak, device);
     if (r.measure_rss && !r.self_exe.empty() && device.is_cpu()) {
