@@ -194,11 +194,11 @@ std::string run_bench(const BenchRequest& r) {
     // One strip with a forward pass for every worker: the unit of work that keeps them all busy.
     // Cheap tiles get longer strips (a run of at least a second), so that starting the worker
     // threads weighs no more than it does in a real render.
-    const int64_t workers = !device.is_cpu() ? 1 : r.workers > 0 ? r.workers : threads;
     RenderOptions o;
     o.tile = tile;
     o.batch = batch;
-    o.workers = workers;
+    o.workers = r.workers;
+    const int64_t workers = concurrent_passes(o, *model);
     const Rect unit{0, 0, tile * batch * workers, tile};
     const auto warm = Clock::now();
     render_region(*model, unit, o);

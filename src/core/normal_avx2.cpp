@@ -50,9 +50,9 @@ void normal_row_avx2(const NormalRow& row) {
             ix[l] = row.ix0 + c + l;
             if (row.period_x > 0) ix[l] = wrap(ix[l], row.period_x);
         }
-        __m256i w0 = _mm256_and_si256(_mm256_set_epi64x(ix[3], ix[2], ix[1], ix[0]), low32);
-        __m256i w1 = _mm256_and_si256(
-            _mm256_srli_epi64(_mm256_set_epi64x(ix[3], ix[2], ix[1], ix[0]), 32), low32);
+        const __m256i columns = _mm256_set_epi64x(ix[3], ix[2], ix[1], ix[0]);
+        __m256i w0 = _mm256_and_si256(columns, low32);
+        __m256i w1 = _mm256_srli_epi64(columns, 32);
         __m256i w2 = iy_lo, w3 = iy_hi;
         for (int round = 0; round < 10; ++round) {
             const __m256i p0 = _mm256_mul_epu32(w0, mul0);

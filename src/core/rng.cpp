@@ -79,15 +79,6 @@ void normal_row_scalar(const detail::NormalRow& row) {
     }
 }
 
-bool cpu_runs_vector_kernel() {
-#if IGAN_NORMAL_AVX2
-    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return yes;
-#else
-    return false;
-#endif
-}
-
 void fill_field(bool vector_kernel, float* out, uint64_t seed, uint64_t stream, int64_t channels,
                 int64_t iy0, int64_t ix0, int64_t rows, int64_t cols, int64_t period_x) {
     const int64_t groups = (channels + 3) / 4;
@@ -122,9 +113,18 @@ void fill_field(bool vector_kernel, float* out, uint64_t seed, uint64_t stream, 
 
 }  // namespace
 
+bool normal_field_is_vectorised() {
+#if IGAN_NORMAL_AVX2
+    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return yes;
+#else
+    return false;
+#endif
+}
+
 void fill_normal_field(float* out, uint64_t seed, uint64_t stream, int64_t channels, int64_t iy0,
                        int64_t ix0, int64_t rows, int64_t cols, int64_t period_x) {
-    fill_field(cpu_runs_vector_kernel(), out, seed, stream, channels, iy0, ix0, rows, cols, period_x);
+    fill_field(normal_field_is_vectorised(), out, seed, stream, channels, iy0, ix0, rows, cols, period_x);
 }
 
 void fill_normal_field_scalar(float* out, uint64_t seed, uint64_t stream, int64_t channels,
@@ -132,7 +132,5 @@ void fill_normal_field_scalar(float* out, uint64_t seed, uint64_t stream, int64_
                               int64_t period_x) {
     fill_field(false, out, seed, stream, channels, iy0, ix0, rows, cols, period_x);
 }
-
-bool normal_field_is_vectorised() { return cpu_runs_vector_kernel(); }
 
 }  // namespace igan

@@ -39,6 +39,11 @@ TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const Rende
     return p;
 }
 
+int64_t concurrent_passes(const RenderOptions& options, const PatchModel& model) {
+    if (!model.device().is_cpu()) return 1;
+    return options.workers > 0 ? options.workers : at::get_num_threads();
+}
+
 namespace {
 
 // One forward pass: `count` tiles of strip `row` starting at column `col0`.
@@ -47,9 +52,7 @@ struct Job {
 };
 
 int64_t resolve_workers(const RenderOptions& options, const PatchModel& model, size_t jobs) {
-    if (!model.device().is_cpu()) return 1;  // one device queue: concurrency buys nothing
-    const int64_t wanted = options.workers > 0 ? options.workers : at::get_num_threads();
-    return std::max<int64_t>(1, std::min<int64_t>(wanted, int64_t(jobs)));
+    return std::max<int64_t>(1, std::min<int64_t>(concurrent_passes(options, model), int64_t(jobs)));
 }
 
 // OpenBLAS's process-wide thread count, set for a scope and restored after it.

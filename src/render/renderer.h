@@ -37,6 +37,10 @@ struct TilePlan {
 
 TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const RenderOptions& options);
 
+// Forward passes a render with enough tiles runs at once: options.workers (0: one per intra-op
+// thread) on the CPU, one on a GPU (one device queue: concurrency buys nothing there).
+int64_t concurrent_passes(const RenderOptions& options, const PatchModel& model);
+
 // Called with (tiles done, tiles total).
 using TileProgressFn = std::function<void(int64_t, int64_t)>;
 // A finished tile: its rectangle (canvas coordinates) and float RGB (3, t.h, t.w) on CPU.

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "io/png.h"
-
 #include "render/styled_generator.h"
 
 namespace igan::test {
@@ -127,6 +126,5 @@ TrainOptions micro_train_options(const std::string& data, int64_t batch) {
     o.g_reg_every = 2;
     return o;
 }
-
 
 }  // namespace igan::test
