@@ -46,6 +46,15 @@ RegisterCommand reg(70, [](CLI::App& app, Globals&) {
         ->capture_default_str();
     cmd->add_option("--max-scale", r->max_scale, "random scale of the short side before cropping")
         ->capture_default_str();
+    cmd->add_option("--augment", r->augment,
+                    "D's input augmentation: ada (adaptive, default for a new run), diffaug or "
+                    "none; on --resume the checkpoint's unless given");
+    cmd->add_option("--augment-p", r->augment_p, "ada: initial probability p")
+        ->capture_default_str();
+    cmd->add_option("--ada-target", r->ada_target, "ada: target of r_t = E[sign(D(real))]")
+        ->capture_default_str();
+    cmd->add_option("--ada-kimg", r->ada_kimg, "ada: thousands of images for p to move by 1")
+        ->capture_default_str();
     cmd->add_option("--rank", r->rank, "process rank (env RANK)")->capture_default_str();
     cmd->add_option("--world-size", r->world_size, "processes (env WORLD_SIZE)")
         ->capture_default_str();

@@ -207,6 +207,12 @@ struct TrainRequest {
     int keep = 3;                  // checkpoints kept
     std::string diversity = "paper";  // "paper" (L1 mode seeking) or "angular" (original code)
     double max_scale = 1.5;        // random scale of the short side before cropping
+    // D's input augmentation: none, diffaug or ada; "" = ada for a new run, the checkpoint's
+    // choice on --resume.
+    std::string augment;
+    double augment_p = 0;          // ada's initial p
+    double ada_target = 0.6;       // ada's target for r_t = E[sign(D(real))]
+    double ada_kimg = 100;         // ada: thousands of images for p to move by 1
     int rank = 0, world_size = 1;  // data parallelism (torchrun-style RANK/WORLD_SIZE)
     std::string master_addr = "127.0.0.1";
     int master_port = 29500;

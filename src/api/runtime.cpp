@@ -8,11 +8,11 @@
 #include "core/threads.h"
 #include "model/state.h"
 
-#ifndef IGAN_GIT_DESCRIBE
-#define IGAN_GIT_DESCRIBE "unknown"
-#endif
-
 namespace igan {
+
+namespace detail {
+const char* git_describe();  // generated at build time (cmake/version.cmake)
+}
 
 int default_threads() {
     const unsigned n = std::thread::hardware_concurrency();
@@ -25,7 +25,7 @@ void set_threads(int threads) {
     set_blas_threads(n);
 }
 
-std::string version_string() { return IGAN_GIT_DESCRIBE; }
+std::string version_string() { return detail::git_describe(); }
 
 namespace {
 

@@ -53,8 +53,9 @@ void write_samples(Generator g, const std::string& path) {
 
 // Small multiples of the logged curves (moving average over 20 records) as one SVG.
 void write_plot(const std::string& log_path, const std::string& svg_path) {
-    const std::vector<std::string> keys = {"d_loss", "g_loss", "ac_real", "ac_fake",
-                                           "diversity", "r1", "path_length_mean", "it_per_s"};
+    const std::vector<std::string> keys = {"d_loss",    "g_loss", "ac_real",          "ac_fake",
+                                           "diversity", "r1",     "path_length_mean", "it_per_s",
+                                           "augment_p", "ada_rt"};
     std::map<std::string, std::vector<std::pair<double, double>>> series;
     std::ifstream in(log_path);
     std::string line;
@@ -120,6 +121,10 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
         throw UsageError("--checkpoint-every, --sample-every and --log-every must be >= 1");
     if (r.diversity != "paper" && r.diversity != "angular")
         throw UsageError("--diversity must be paper or angular");
+    if (!r.augment.empty()) parse_augment_mode(r.augment);
+    if (!(r.augment_p >= 0 && r.augment_p <= 1)) throw UsageError("--augment-p must be in [0, 1]");
+    if (!(r.ada_target > 0 && r.ada_target < 1)) throw UsageError("--ada-target must be in (0, 1)");
+    if (!(r.ada_kimg > 0)) throw UsageError("--ada-kimg must be > 0");
     const fs::path run(r.out);
     const bool main_rank = r.rank == 0;
     std::string resume_from;
@@ -141,6 +146,12 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     o.seed = r.seed;
     o.device = r.device;
     o.diversity = r.diversity == "paper" ? DiversityForm::kPaper : DiversityForm::kAngular;
+    o.augment = parse_augment_mode(!r.augment.empty()      ? r.augment
+                                   : resume_from.empty() ? std::string("ada")
+                                                         : checkpoint_augment_mode(resume_from));
+    o.augment_p = r.augment_p;
+    o.ada.target = r.ada_target;
+    o.ada.kimg = r.ada_kimg;
     o.rank = r.rank;
     o.world_size = r.world_size;
     o.master_addr = r.master_addr;
@@ -185,6 +196,7 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
                                 {"wall_s", now}};
             if (s.did_r1) j["r1"] = s.r1;
             if (s.did_path) j["path"] = s.path, j["path_length_mean"] = s.path_length_mean;
+            if (o.augment == AugmentMode::kAda) j["augment_p"] = s.augment_p, j["ada_rt"] = s.ada_rt;
             log << j.dump() << "\n" << std::flush;
             window_start = now;
             window_steps = 0;

@@ -25,7 +25,16 @@ namespace fs = std::filesystem;
 namespace {
 
 // Purposes keep the random draws of one step independent of each other.
-enum : uint64_t { kDiscriminatorDraw = 1, kGeneratorDraw = 2, kPathDraw = 3, kPathNoiseDraw = 7 };
+// A step has eight purposes (0..7).
+enum : uint64_t {
+    kGeneratorAugmentDraw = 0,
+    kDiscriminatorDraw = 1,
+    kGeneratorDraw = 2,
+    kPathDraw = 3,
+    kRealAugmentDraw = 4,
+    kFakeAugmentDraw = 5,
+    kPathNoiseDraw = 7
+};
 
 void set_requires_grad(torch::nn::Module& m, bool on) {
     for (auto& p : m.parameters()) p.set_requires_grad(on);
@@ -90,6 +99,7 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
         d_->parameters(), torch::optim::AdamOptions(o.lr * d_ratio)
                               .betas({0.0, std::pow(0.99, d_ratio)}));
     ema_decay_ = std::pow(0.5, 32.0 / o.ema_half_life_images);
+    ada_.p = o.augment == AugmentMode::kAda ? o.augment_p : 0;
 
     if (o.world_size > 1) {
         c10d::TCPStoreOptions so;
@@ -190,23 +200,33 @@ double Trainer::all_reduce_mean(double v) {
     return t[0].item<double>() / options_.world_size;
 }
 
-void Trainer::d_step(const Batch& real) {
+AugmentBatch Trainer::augment(const torch::Tensor& images, const torch::Tensor& labels,
+                              uint64_t purpose) {
+    if (options_.augment == AugmentMode::kNone) return {images, labels};
+    const int64_t b = images.size(0), gb = b * options_.world_size, begin = options_.rank * b;
+    auto gen = draw_generator(step_, purpose);
+    const auto params = draw_augment_params(options_.augment, ada_.p, images.size(3), gb, gen);
+    const double span = double(options_.data.full_size - options_.data.patch_size);
+    return apply_augment({images, labels}, params.slice(begin, begin + b), std::max(1.0, span));
+}
+
+void Trainer::d_step(const AugmentBatch& real) {
     set_requires_grad(*g_, false);
     set_requires_grad(*d_, true);
     const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
     const auto z = sample_latents(step_, kDiscriminatorDraw, gb, begin, begin + b);
-    torch::Tensor fake;
+    torch::Tensor fake_image;
     {
         torch::NoGradGuard no_grad;
-        fake = generate(z).image;
+        fake_image = generate(z).image;
     }
-    const auto images = real.images.to(device_);
-    const auto labels = real.labels.to(device_).unsqueeze(1);
-    const auto dr = d_->forward(images);
-    const auto df = d_->forward(fake);
+    const auto fake = augment(fake_image, z.coords.ac_label, kFakeAugmentDraw);
+    const auto dr = d_->forward(real.images);
+    const auto df = d_->forward(fake.images);
+    if (options_.augment == AugmentMode::kAda) ada_accumulate(ada_, dr.d_patch);
     const auto adv = d_logistic_loss(dr.d_patch, df.d_patch);
-    const auto ac_real = coord_ac_loss(dr.ac_coords_pred, labels);
-    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, z.coords.ac_label);
+    const auto ac_real = coord_ac_loss(dr.ac_coords_pred, real.labels);
+    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, fake.labels);
     const auto loss = adv + options_.coord_ac_w * (ac_real + ac_fake);
     d_opt_->zero_grad();
     loss.backward();
@@ -218,8 +238,8 @@ void Trainer::d_step(const Batch& real) {
     stats_.ac_real = ac_real.item<double>();
 }
 
-void Trainer::r1_step(const Batch& real) {
-    auto images = real.images.to(device_).detach().requires_grad_(true);
+void Trainer::r1_step(const AugmentBatch& real) {
+    auto images = real.images.detach().requires_grad_(true);
     const auto out = d_->forward(images).d_patch;
     const auto grad = torch::autograd::grad({out.sum()}, {images}, {}, true, true)[0];
     const auto penalty = grad.pow(2).flatten(1).sum(1).mean();
@@ -237,9 +257,10 @@ void Trainer::g_step() {
     const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
     const auto z = sample_latents(step_, kGeneratorDraw, gb, begin, begin + b);
     const auto fake = generate(z);
-    const auto df = d_->forward(fake.image);
+    const auto seen = augment(fake.image, z.coords.ac_label, kGeneratorAugmentDraw);
+    const auto df = d_->forward(seen.images);
     const auto adv = g_nonsaturating_loss(df.d_patch);
-    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, z.coords.ac_label);
+    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, seen.labels);
     auto loss = adv + options_.coord_ac_w * ac_fake;
     if (options_.diversity_z_w > 0) {
         const auto div = diversity_loss(z.local, fake.structure, options_.diversity);
@@ -294,7 +315,9 @@ void Trainer::step() {
     }
     stats_ = StepStats{};
     stats_.step = step_;
-    const Batch real = prefetch_->next();
+    const Batch batch = prefetch_->next();
+    const auto real = augment(batch.images.to(device_), batch.labels.to(device_).unsqueeze(1),
+                              kRealAugmentDraw);
     d_step(real);
     if (step_ % options_.d_reg_every == 0) {
         r1_step(real);
@@ -306,6 +329,16 @@ void Trainer::step() {
         stats_.did_path = true;
     }
     ema_update();
+    if (options_.augment == AugmentMode::kAda) {
+        ada_maybe_update(ada_, options_.ada, step_, options_.batch * options_.world_size,
+                         [&](double sum, double count) {
+                             // Equal batches on every rank: the mean of the ranks' sums and
+                             // counts has the global ratio.
+                             return std::make_pair(all_reduce_mean(sum), all_reduce_mean(count));
+                         });
+    }
+    stats_.augment_p = ada_.p;
+    stats_.ada_rt = ada_.rt;
     ++step_;
 }
 
@@ -326,6 +359,11 @@ void Trainer::save_checkpoint(const std::string& dir) const {
                             {"seed", options_.seed},
                             {"batch", options_.batch},
                             {"world_size", options_.world_size},
+                            {"augment", augment_mode_name(options_.augment)},
+                            {"ada", {{"p", ada_.p},
+                                     {"rt", ada_.rt},
+                                     {"sign_sum", ada_.sign_sum},
+                                     {"sign_count", ada_.sign_count}}},
                             {"config", nlohmann::json::parse(model_config_to_string(options_.model))}};
     {
         std::ofstream f(tmp / "trainer_state.json");
@@ -336,16 +374,28 @@ void Trainer::save_checkpoint(const std::string& dir) const {
     fs::rename(tmp, final_dir);
 }
 
-void Trainer::load_checkpoint(const std::string& dir) {
-    const fs::path d(dir);
-    std::ifstream f(d / "trainer_state.json");
+namespace {
+
+nlohmann::json read_trainer_state(const std::string& dir) {
+    std::ifstream f(fs::path(dir) / "trainer_state.json");
     if (!f) throw Error(dir + ": no trainer_state.json (not a checkpoint folder)");
-    nlohmann::json state;
     try {
-        state = nlohmann::json::parse(f);
+        return nlohmann::json::parse(f);
     } catch (const nlohmann::json::exception& e) {
         throw Error(dir + "/trainer_state.json: " + e.what());
     }
+}
+
+}  // namespace
+
+std::string checkpoint_augment_mode(const std::string& dir) {
+    const auto state = read_trainer_state(dir);
+    return state.contains("augment") ? state.at("augment").get<std::string>() : "none";
+}
+
+void Trainer::load_checkpoint(const std::string& dir) {
+    const fs::path d(dir);
+    const auto state = read_trainer_state(dir);
     auto load_into = [&](const std::string& name, torch::nn::Module& m) {
         const auto file = read_safetensors((d / name).string());
         load_state_dict(m, file.tensors, (d / name).string());
@@ -357,6 +407,15 @@ void Trainer::load_checkpoint(const std::string& dir) {
     torch::load(*d_opt_, (d / "optim_d.pt").string());
     step_ = state.at("step").get<int64_t>();
     mean_path_length_ = state.at("mean_path_length").get<double>();
+    // Checkpoints from before augmentation existed have no "ada": p starts at --augment-p.
+    if (state.contains("ada") && options_.augment == AugmentMode::kAda &&
+        state.value("augment", "none") == "ada") {
+        const auto& a = state.at("ada");
+        ada_.p = a.at("p").get<double>();
+        ada_.rt = a.at("rt").get<double>();
+        ada_.sign_sum = a.at("sign_sum").get<double>();
+        ada_.sign_count = a.at("sign_count").get<double>();
+    }
     prefetch_.reset();
 }
 

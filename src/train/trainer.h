@@ -15,6 +15,7 @@
 #include "model/discriminator.h"
 #include "model/generator.h"
 #include "model/losses.h"
+#include "train/augment.h"
 #include "train/data.h"
 
 namespace igan {
@@ -35,6 +36,9 @@ struct TrainOptions {
     DiversityForm diversity = DiversityForm::kPaper;
     double coord_ac_w = 1;
     double ema_half_life_images = 10000;  // the original: 0.5^(32/10k) per step
+    AugmentMode augment = AugmentMode::kNone;
+    double augment_p = 0;  // initial p of ada (diffaug ignores it)
+    AdaOptions ada;
     uint64_t seed = 0;
     std::string device = "cpu";
     int rank = 0, world_size = 1;
@@ -46,7 +50,7 @@ struct TrainOptions {
 struct StepStats {
     int64_t step = 0;
     double d_loss = 0, g_loss = 0, d_real = 0, d_fake = 0, ac_real = 0, ac_fake = 0,
-           diversity = 0, r1 = 0, path = 0, path_length_mean = 0;
+           diversity = 0, r1 = 0, path = 0, path_length_mean = 0, augment_p = 0, ada_rt = 0;
     bool did_r1 = false, did_path = false;
 };
 
@@ -65,6 +69,7 @@ public:
     Discriminator& discriminator() { return d_; }
     const TrainOptions& options() const { return options_; }
     const ImageDataset& dataset() const { return *data_; }
+    const AdaState& ada_state() const { return ada_; }
 
     // Checkpoint folder: G/D/G_ema safetensors, optimiser states, trainer_state.json.
     void save_checkpoint(const std::string& dir) const;
@@ -80,8 +85,11 @@ private:
         torch::Tensor image, structure, styles;
     };
     Fake generate(const Latents& z);
-    void d_step(const Batch& real);
-    void r1_step(const Batch& real);
+    // D's view of a batch: augmented with this step's draw of `purpose` (identity without
+    // augmentation). Rows [begin, begin + B) of the global batch.
+    AugmentBatch augment(const torch::Tensor& images, const torch::Tensor& labels, uint64_t purpose);
+    void d_step(const AugmentBatch& real);
+    void r1_step(const AugmentBatch& real);
     void g_step();
     void path_step();
     void ema_update();
@@ -100,8 +108,12 @@ private:
     int64_t step_ = 0;
     double mean_path_length_ = 0;
     double ema_decay_ = 0;
+    AdaState ada_;
     StepStats stats_;
 };
+
+// The augmentation a checkpoint was trained with ("none" for checkpoints from before it).
+std::string checkpoint_augment_mode(const std::string& dir);
 
 // Latest complete checkpoint folder under `run_dir`/checkpoints, or "" if none.
 std::string latest_checkpoint(const std::string& run_dir);
