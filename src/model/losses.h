@@ -12,11 +12,20 @@ torch::Tensor d_logistic_loss(const torch::Tensor& real_logit, const torch::Tens
 torch::Tensor coord_ac_loss(const torch::Tensor& pred, const torch::Tensor& target);
 
 enum class DiversityForm {
-    kPaper,    // L1 distances: mean|z1 - z2| / mean|x1 - x2| (mode seeking, as in the paper)
-    kAngular,  // the original code: angular similarities 1 - acos(cos_sim)/pi
+    kPaper,    // L1 distances mean|z1 - z2|, mean|x1 - x2| (mode seeking, as in the paper)
+    kAngular,  // the original's configs (diversity_angular): 1 - acos(cos_sim)/pi
 };
-// Over consecutive pairs (0,1), (2,3), ...; an odd last sample is ignored.
-// Returns mean over pairs of 1 / (f(x1, x2) / f(z1, z2) + 1e-5).
+// f over consecutive pairs (0,1), (2,3), ..., averaged over the pairs; an odd last sample is
+// ignored. z from the local latents, x from the structure latents.
+struct DiversityDistances {
+    torch::Tensor z, x;
+};
+DiversityDistances diversity_distances(const torch::Tensor& local_latent,
+                                       const torch::Tensor& structure, DiversityForm form);
+// 1 / (x / z + 1e-5). As the original, one ratio of the pair-averaged distances (not a mean of
+// per-pair ratios).
+torch::Tensor diversity_ratio(const DiversityDistances& d);
+// diversity_ratio(diversity_distances(...)).
 torch::Tensor diversity_loss(const torch::Tensor& local_latent, const torch::Tensor& structure,
                              DiversityForm form);
 

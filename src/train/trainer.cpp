@@ -263,7 +263,13 @@ void Trainer::g_step() {
     const auto ac_fake = coord_ac_loss(df.ac_coords_pred, seen.labels);
     auto loss = adv + options_.coord_ac_w * ac_fake;
     if (options_.diversity_z_w > 0) {
-        const auto div = diversity_loss(z.local, fake.structure, options_.diversity);
+        auto d = diversity_distances(z.local, fake.structure, options_.diversity);
+        // A ratio of batch means: every rank takes the whole batch's means (its gradient flows
+        // through its own share), so that ranks equal one process with the whole batch.
+        if (comm_)
+            for (auto* t : {&d.z, &d.x})
+                *t = *t + (all_reduce_mean(t->item<double>()) - t->detach());
+        const auto div = diversity_ratio(d);
         loss = loss + options_.diversity_z_w * div;
         stats_.diversity = div.item<double>();
     }

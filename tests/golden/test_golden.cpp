@@ -8,6 +8,7 @@
 #include "weights/model_file.h"
 #include "common/test_util.h"
 #include "io/safetensors.h"
+#include "model/losses.h"
 #include "igan/igan.h"
 
 namespace igan {
@@ -54,6 +55,23 @@ TEST_F(Golden, StyleMixing) { expect_case("b_mix."); }
 TEST_F(Golden, InfiniteCanvasPatchwise) { expect_case("c."); }
 TEST_F(Golden, Discriminator) { expect_case("d."); }
 TEST_F(Golden, TrainingForwardAndLosses) { expect_case("e."); }
+
+// The loss alone, on the original's own local and structure latents, and igan's in-forward value,
+// both far tighter than the 1e-4 above. (This case's two pairs have nearly equal ratios, so it
+// cannot tell the original's ratio of means from a mean of ratios: test_losses.cpp does.)
+TEST_F(Golden, DiversityLossMatchesOriginal) {
+    const auto inputs = read_safetensors(test::data_path("golden/inputs.safetensors")).tensors;
+    const auto z = inputs.at("e.local_latent"), x = expected_.at("e.structure_latent");
+    const auto ref = expected_.at("e.diversity_z_loss");
+    const auto ref3 = expected_.at("e.diversity_z_loss_iso_odd3");
+    EXPECT_TRUE(test::all_close(diversity_loss(z, x, DiversityForm::kAngular).reshape({1}), ref,
+                                0, 1e-6));
+    EXPECT_TRUE(test::all_close(diversity_loss(z.narrow(0, 0, 3), x.narrow(0, 0, 3),
+                                               DiversityForm::kAngular).reshape({1}),
+                                ref3, 0, 1e-6));
+    EXPECT_TRUE(test::all_close(actual_.at("e.diversity_z_loss"), ref, 0, 1e-5));
+    EXPECT_TRUE(test::all_close(actual_.at("e.diversity_z_loss_iso_odd3"), ref3, 0, 1e-5));
+}
 
 TEST(GoldenConfig, OriginalConfigResolvesToGoldenPreset) {
     const auto from_file = load_model_config(test::data_path("golden/config.json"));
