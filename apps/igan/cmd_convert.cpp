@@ -1,4 +1,5 @@
-// `igan convert IN.pth OUT.safetensors`: checkpoints of the original implementation to igan.
+// `igan convert IN.pth OUT.safetensors`: checkpoints of the original implementation to igan;
+// `igan convert --from tfjs DIR OUT.safetensors`: the feature network (docs/features.md).
 #include <cstdio>
 #include <iostream>
 
@@ -11,9 +12,14 @@ RegisterCommand convert_reg(50, [](CLI::App& app, Globals&) {
     auto r = std::make_shared<ConvertRequest>();
     auto* cmd = app.add_subcommand(
         "convert", "convert a checkpoint of the original implementation (torch.save) to safetensors");
-    cmd->add_option("in", r->in, "checkpoint written by the original train.py (.pth/.pth.tar)")
+    cmd->add_option("in", r->in, "checkpoint written by the original train.py (.pth/.pth.tar), or the TF.js model")
         ->required();
     cmd->add_option("out", r->out, "output .safetensors (for generate, forward, inspect)")->required();
+    cmd->add_option("--from", r->from,
+                    "pth: an original checkpoint; tfjs: a TF.js Keras MobileNetV2 (model.json or "
+                    "nsfwjs's model.min.js, or its folder) to feature weights for eval/inversion")
+        ->check(CLI::IsMember({"pth", "tfjs"}))
+        ->capture_default_str();
     cmd->add_option("--part", r->part, "which network: g_ema, g or d")->capture_default_str();
     cmd->add_option("--config", r->config,
                     "paper, tiny, golden, an original configs/model/*.yaml or a JSON config; "

@@ -290,11 +290,16 @@ std::string run_eval(const EvalRequest& request, const ProgressFn& progress = {}
 // in one Error. The output carries the resolved config and the checkpoint's `iter` as its step.
 struct ConvertRequest {
     std::string in, out;
+    // "pth": an original checkpoint (below). "tfjs": a TF.js Keras MobileNetV2 (model.json or
+    // nsfwjs's model.min.js, or their folder) to igan's feature-network weights (docs/features.md);
+    // part and config are then unused.
+    std::string from = "pth";
     std::string part = "g_ema";    // g_ema, g or d
     std::string config = "paper";  // preset, .yaml or .json
 };
 struct ConvertResult {
-    std::string arch;         // "infinitygan.generator" or "infinitygan.discriminator"
+    // "infinitygan.generator", "infinitygan.discriminator" or "mobilenetv2.features"
+    std::string arch;
     std::string config_json;  // the resolved config, as written into the metadata
     int64_t tensors = 0, values = 0;
     int64_t step = 0;                // the checkpoint's `iter` (0 when absent)

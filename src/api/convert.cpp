@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,10 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "features/mobilenet_v2.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "io/tfjs.h"
 #include "io/torch_pickle.h"
 #include "model/config.h"
 #include "model/discriminator.h"
@@ -468,9 +473,48 @@ double approx_parameters(const ModelConfig& c, bool generator) {
     return n + ch * (9 * (ch + 1) + 2 * ch * fs * fs);
 }
 
+// Where a TF.js model came from, for the weights' metadata: the npm package.json above it (nsfwjs
+// ships its models under package/dist/models/NAME/), else the path alone.
+std::string tfjs_origin(const std::string& in) {
+    namespace fs = std::filesystem;
+    const fs::path model = fs::absolute(in);
+    fs::path dir = fs::is_directory(model) ? model : model.parent_path();
+    for (int up = 0; up < 4 && !dir.empty(); ++up, dir = dir.parent_path()) {
+        const fs::path manifest = dir / "package.json";
+        if (!fs::is_regular_file(manifest)) continue;
+        const auto j = json::parse(read_file(manifest.string()), nullptr, false);
+        if (!j.is_object() || !j.contains("name")) continue;  // nested {"type": ...} stubs
+        return j.value("name", "?") + "@" + j.value("version", "?") + " (" +
+               j.value("license", "licence unknown") + "), " +
+               fs::relative(model, dir).generic_string();
+    }
+    return "TF.js model " + model.filename().string();
+}
+
+ConvertResult convert_tfjs(const ConvertRequest& request) {
+    const TfjsModel model = read_tfjs_model(request.in);
+    const TensorFile file = mobilenet_v2_from_tfjs(model, tfjs_origin(request.in), request.in);
+    write_safetensors(request.out, file);
+    ConvertResult result;
+    result.arch = kMobileNetV2Arch;
+    result.config_json = file.metadata.at("igan.config");
+    for (const auto& [name, t] : file.tensors) {
+        ++result.tensors;
+        result.values += t.numel();
+    }
+    result.notes.push_back("from " + file.metadata.at("igan.origin") + ": " + model.format + ", " +
+                           std::to_string(model.weights.size()) + " weights (" +
+                           model.weights.front().stored_dtype +
+                           "), blocks 0-10 kept, batch norm folded");
+    return result;
+}
+
 }  // namespace
 
 ConvertResult convert_checkpoint(const ConvertRequest& request) {
+    if (request.from == "tfjs") return convert_tfjs(request);
+    if (request.from != "pth")
+        throw UsageError("--from must be pth or tfjs, got '" + request.from + "'");
     const std::string& part = request.part;
     if (part != "g_ema" && part != "g" && part != "d")
         throw UsageError("--part must be g_ema, g or d, got '" + part + "'");
