@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -35,17 +36,89 @@ std::string parent_directory(const std::string& path) {
     return path.substr(0, slash);
 }
 
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+// Outputs are replaced by renaming a new file onto them, which would destroy a device node or
+// FIFO (as root, /dev/null itself): only regular files or new paths are accepted.
+void refuse_non_regular_output(const std::string& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+        throw Error("cannot write " + path + ": it is " + file_kind(info.st_mode) +
+                    "; outputs must be regular files (give a file name)");
+    }
+}
+
+// Temporary paths of live AtomicFiles as preallocated C strings, so a signal handler can unlink
+// them without allocating. A slot is free (0), being filled (1) or ready (2); `generation`
+// changes on every reuse, so the sweep never acts on a path rewritten under it.
+constexpr int kPendingSlots = 64;
+constexpr size_t kPendingPathBytes = 4096;
+struct PendingSlot {
+    std::atomic<int> state{0};
+    std::atomic<unsigned> generation{0};
+    char path[kPendingPathBytes];
+};
+PendingSlot g_pending[kPendingSlots];
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<unsigned>::is_always_lock_free,
+              "the signal-time sweep needs lock-free atomics");
+
+// Returns the slot, or -1 when the path is too long or every slot is taken (then only the
+// destructor removes the file).
+int register_pending(const std::string& path) {
+    if (path.size() >= kPendingPathBytes) return -1;
+    for (int i = 0; i < kPendingSlots; ++i) {
+        int expected = 0;
+        if (!g_pending[i].state.compare_exchange_strong(expected, 1)) continue;
+        std::memcpy(g_pending[i].path, path.c_str(), path.size() + 1);
+        g_pending[i].generation.fetch_add(1);
+        g_pending[i].state.store(2);
+        return i;
+    }
+    return -1;
+}
+
+void release_pending(int slot) {
+    if (slot >= 0) g_pending[slot].state.store(0);
+}
+
 }  // namespace
 
-std::string read_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+void remove_pending_temp_files() noexcept {
+    for (PendingSlot& slot : g_pending) {
+        const unsigned generation = slot.generation.load();
+        if (slot.state.load() != 2) continue;
+        char path[kPendingPathBytes];
+        std::memcpy(path, slot.path, sizeof path);
+        path[sizeof path - 1] = '\0';
+        if (slot.state.load() == 2 && slot.generation.load() == generation) ::unlink(path);
+    }
+}
+
+std::string read_file(const std::string& path, size_t max_bytes) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
     const FdCloser closer{fd};
     struct stat info {};
-    std::string bytes;
-    if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
-        bytes.reserve(static_cast<size_t>(info.st_size));
+    if (::fstat(fd, &info) != 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+    if (!S_ISREG(info.st_mode)) {
+        throw Error("cannot read " + path + ": it is " + file_kind(info.st_mode) +
+                    ", not a regular file");
     }
+    const auto too_large = [&] {
+        return Error("cannot read " + path + ": larger than the " + std::to_string(max_bytes) +
+                     "-byte limit for this kind of file");
+    };
+    if (static_cast<uint64_t>(info.st_size) > max_bytes) throw too_large();
+    std::string bytes;
+    bytes.reserve(static_cast<size_t>(info.st_size));
     char chunk[1 << 16];
     for (;;) {
         const ssize_t got = ::read(fd, chunk, sizeof chunk);
@@ -54,22 +127,26 @@ std::string read_file(const std::string& path) {
             if (errno == EINTR) continue;
             throw Error("cannot read " + path + ": " + std::strerror(errno));
         }
+        if (bytes.size() + static_cast<size_t>(got) > max_bytes) throw too_large();  // it grew
         bytes.append(chunk, static_cast<size_t>(got));
     }
     return bytes;
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path), temp_path_(path + random_suffix()) {
+    refuse_non_regular_output(path_);
     // O_EXCL: never reuse a file someone else created under our temporary name.
     const int fd = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
         throw Error("cannot create " + path_ + ": " + std::strerror(errno));
     }
+    pending_slot_ = register_pending(temp_path_);
     file_ = ::fdopen(fd, "wb");
     if (file_ == nullptr) {
         const int err = errno;
         ::close(fd);
         ::unlink(temp_path_.c_str());
+        release_pending(pending_slot_);
         throw Error("cannot create " + path_ + ": " + std::strerror(err));
     }
 }
@@ -77,6 +154,7 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path), temp_path_(path +
 AtomicFile::~AtomicFile() {
     if (file_ != nullptr) std::fclose(file_);
     if (!committed_) ::unlink(temp_path_.c_str());
+    release_pending(pending_slot_);
 }
 
 void AtomicFile::fail(const std::string& what, int err) {
@@ -95,16 +173,17 @@ void AtomicFile::commit() {
     std::FILE* file = file_;
     file_ = nullptr;
     if (std::fclose(file) != 0) fail("cannot write", errno);
+    refuse_non_regular_output(path_);  // it may have appeared while we wrote
     if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) fail("cannot rename to", errno);
     committed_ = true;
+    release_pending(pending_slot_);
+    pending_slot_ = -1;
 }
 
 void check_writable_path(const std::string& path) {
     if (path.empty()) throw Error("output path is empty");
+    refuse_non_regular_output(path);
     struct stat info {};
-    if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
-        throw Error("cannot write " + path + ": it is a directory");
-    }
     const std::string dir = parent_directory(path);
     if (::stat(dir.c_str(), &info) != 0) {
         throw Error("cannot write " + path + ": directory " + dir + ": " + std::strerror(errno));

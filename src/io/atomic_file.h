@@ -8,11 +8,14 @@
 namespace igan {
 
 // The whole file as bytes; throws igan::Error "cannot open <path>: <OS error>" and the like.
-std::string read_file(const std::string& path);
+// Only regular files of at most `max_bytes` are read: a device such as /dev/zero never ends.
+std::string read_file(const std::string& path, std::size_t max_bytes = std::size_t{1} << 32);
 
 class AtomicFile {
 public:
     // Creates `path + ".tmp-<pid>-<random>"` next to `path` (same directory, so rename is atomic).
+    // Refuses a `path` that exists and is not a regular file (a device, FIFO or socket): the
+    // rename would replace it.
     explicit AtomicFile(const std::string& path);
     // Without commit() the temporary file is removed and `path` is left untouched.
     ~AtomicFile();
@@ -36,10 +39,16 @@ private:
     std::string temp_path_;
     std::FILE* file_ = nullptr;
     bool committed_ = false;
+    int pending_slot_ = -1;  // in the registry remove_pending_temp_files() sweeps
 };
 
+// Unlinks the temporary file of every AtomicFile alive in this process. Async-signal-safe: a
+// signal handler calls it before the process dies, so no `<path>.tmp-*` outlives the process.
+void remove_pending_temp_files() noexcept;
+
 // Throws igan::Error unless `path` could be created: its parent directory must exist and be
-// writable, and `path` must not be a directory. Lets tools fail before hours of work.
+// writable, and `path` must not exist as anything but a regular file (not a directory, device,
+// FIFO or socket). Lets tools fail before hours of work.
 void check_writable_path(const std::string& path);
 
 }  // namespace igan

@@ -1,8 +1,14 @@
 #include "io/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -78,52 +84,54 @@ struct Entry {
     uint64_t end;
 };
 
+// Tensor bytes come from a whole file in memory or from a file descriptor, read tensor by tensor
+// into the tensors' own storage (so loading never holds the file twice).
+using ReadAt = std::function<void(uint64_t offset, void* out, size_t size)>;
+
+// The header is parsed and checked against the file size before any tensor data is read, so a
+// hostile file costs at most its (bounded) header.
 class Parser {
 public:
-    Parser(const std::string& bytes, const std::string& name) : bytes_(bytes), name_(name) {}
+    explicit Parser(const std::string& name) : name_(name) {}
 
-    TensorFile parse() {
-        if (bytes_.size() < 8) {
-            fail("file has only " + std::to_string(bytes_.size()) +
+    // The header length field: checked against the limit and the file size.
+    uint64_t header_length(const unsigned char* field, uint64_t file_size) const {
+        if (file_size < 8) {
+            fail("file has only " + std::to_string(file_size) +
                  " bytes, too few for a safetensors header" + kNotSafetensors);
         }
         uint64_t header_size = 0;
-        for (int i = 7; i >= 0; --i) {
-            header_size = header_size << 8 | static_cast<unsigned char>(bytes_[i]);
-        }
+        for (int i = 7; i >= 0; --i) header_size = header_size << 8 | field[i];
         if (header_size > kMaxHeaderBytes) {
             fail("header length " + std::to_string(header_size) + " exceeds the 100 MB limit" +
                  kNotSafetensors);
         }
-        if (header_size > bytes_.size() - 8) {
+        if (header_size > file_size - 8) {
             fail("truncated: header declares " + std::to_string(header_size) +
-                 " bytes of JSON, file has " + std::to_string(bytes_.size() - 8) +
+                 " bytes of JSON, file has " + std::to_string(file_size - 8) +
                  " after the length field" + kNotSafetensors);
         }
-        const char* header = bytes_.data() + 8;
+        return header_size;
+    }
+
+    // Parses the JSON header and checks the layout against the `data_size` bytes that follow it.
+    void parse_header(const char* header, uint64_t header_size, uint64_t data_size) {
         const Json root = parse_json(header, header + header_size);
         if (!root.is_object()) fail(std::string("header is not a JSON object") + kNotSafetensors);
-
-        data_ = header + header_size;
-        data_size_ = bytes_.size() - 8 - header_size;
-
-        TensorFile file;
-        std::vector<Entry> entries;
-        uint64_t data_needed = 0;
         for (const auto& [key, value] : root.items()) {
             if (key == kMetadataKey) {
-                file.metadata = parse_metadata(value);
+                metadata_ = parse_metadata(value);
                 continue;
             }
-            entries.push_back(parse_entry(key, value));
-            data_needed = std::max(data_needed, entries.back().end);
+            entries_.push_back(parse_entry(key, value));
         }
-        if (data_needed > data_size_) {
-            fail("truncated: header declares " + std::to_string(data_needed) +
-                 " bytes of tensor data, file has " + std::to_string(data_size_) +
-                 " (incomplete download or copy?)");
-        }
-        for (const Entry& entry : entries) file.tensors.emplace(entry.name, load(entry));
+        check_layout(data_size);
+    }
+
+    TensorFile load(const ReadAt& read_data) const {
+        TensorFile file;
+        file.metadata = metadata_;
+        for (const Entry& entry : entries_) file.tensors.emplace(entry.name, load(entry, read_data));
         return file;
     }
 
@@ -134,6 +142,45 @@ private:
 
     [[noreturn]] void fail_tensor(const std::string& tensor, const std::string& problem) const {
         fail("tensor " + quote(tensor) + ": " + problem + kCorrupt);
+    }
+
+    // The format requires the tensors to tile the data section exactly: no overlaps (two
+    // tensors aliasing the same bytes), no holes, nothing after the last one.
+    void check_layout(uint64_t data_size) const {
+        std::vector<const Entry*> sorted;
+        for (const Entry& entry : entries_) sorted.push_back(&entry);
+        std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
+            return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+        });
+        uint64_t data_needed = 0;
+        for (const Entry* entry : sorted) data_needed = std::max(data_needed, entry->end);
+        if (data_needed > data_size) {
+            fail("truncated: header declares " + std::to_string(data_needed) +
+                 " bytes of tensor data, file has " + std::to_string(data_size) +
+                 " (incomplete download or copy?)");
+        }
+        uint64_t covered = 0;
+        const Entry* previous = nullptr;
+        for (const Entry* entry : sorted) {
+            if (entry->begin < covered) {
+                fail_tensor(entry->name, "data_offsets [" + std::to_string(entry->begin) + ", " +
+                                             std::to_string(entry->end) + "] overlap tensor " +
+                                             quote(previous->name) +
+                                             "; the format forbids shared bytes");
+            }
+            if (entry->begin > covered) {
+                fail_tensor(entry->name, "data_offsets begin at " + std::to_string(entry->begin) +
+                                             " but the previous tensor ends at " +
+                                             std::to_string(covered) +
+                                             "; the format forbids holes in the data");
+            }
+            covered = entry->end;
+            previous = entry;
+        }
+        if (covered < data_size) {
+            fail("the file has " + std::to_string(data_size - covered) +
+                 " bytes after the last tensor's data; the format forbids them" + kCorrupt);
+        }
     }
 
     Json parse_json(const char* begin, const char* end) const {
@@ -220,36 +267,78 @@ private:
         return entry;
     }
 
-    at::Tensor load(const Entry& entry) const {
-        const char* source = data_ + entry.begin;
+    at::Tensor load(const Entry& entry, const ReadAt& read_data) const {
+        at::Tensor tensor = at::empty(entry.shape, at::TensorOptions().dtype(entry.dtype->type));
         const size_t nbytes = entry.end - entry.begin;
+        if (nbytes > 0) read_data(entry.begin, tensor.data_ptr(), nbytes);
         // Any byte but 0 or 1 in a bool is undefined behaviour once torch reads it.
         if (entry.dtype->type == at::kBool) {
+            const auto* bytes = static_cast<const unsigned char*>(tensor.data_ptr());
             for (size_t i = 0; i < nbytes; ++i) {
-                if (static_cast<unsigned char>(source[i]) > 1) {
-                    fail_tensor(entry.name, "BOOL data holds a byte other than 0 or 1");
-                }
+                if (bytes[i] > 1) fail_tensor(entry.name, "BOOL data holds a byte other than 0 or 1");
             }
         }
-        at::Tensor tensor = at::empty(entry.shape, at::TensorOptions().dtype(entry.dtype->type));
-        if (nbytes > 0) std::memcpy(tensor.data_ptr(), source, nbytes);
         return tensor;
     }
 
-    const std::string& bytes_;
     const std::string& name_;
-    const char* data_ = nullptr;
-    uint64_t data_size_ = 0;
+    std::map<std::string, std::string> metadata_;
+    std::vector<Entry> entries_;
 };
 
 }  // namespace
 
 TensorFile parse_safetensors(const std::string& bytes, const std::string& name_for_errors) {
-    return Parser(bytes, name_for_errors).parse();
+    Parser parser(name_for_errors);
+    const uint64_t header_size = parser.header_length(
+        reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    const char* data = bytes.data() + 8 + header_size;
+    parser.parse_header(bytes.data() + 8, header_size, bytes.size() - 8 - header_size);
+    return parser.load(
+        [data](uint64_t offset, void* out, size_t size) { std::memcpy(out, data + offset, size); });
 }
 
 TensorFile read_safetensors(const std::string& path) {
-    return parse_safetensors(read_file(path), path);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    // Exactly `size` bytes at `offset`, or an error naming the file.
+    const auto read_at = [&](uint64_t offset, void* out, size_t size) {
+        auto* dst = static_cast<char*>(out);
+        while (size > 0) {
+            const ssize_t got = ::pread(fd, dst, std::min<size_t>(size, size_t{1} << 30),
+                                        static_cast<off_t>(offset));
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+            if (got == 0) throw Error(path + ": truncated while reading (the file shrank?)");
+            dst += got;
+            offset += static_cast<uint64_t>(got);
+            size -= static_cast<size_t>(got);
+        }
+    };
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+    // A device such as /dev/zero would never end; a FIFO cannot be sized.
+    if (!S_ISREG(info.st_mode)) {
+        throw Error(path + ": not a regular file (a device, FIFO or directory); give a "
+                           ".safetensors file");
+    }
+    const uint64_t file_size = static_cast<uint64_t>(info.st_size);
+    Parser parser(path);
+    unsigned char field[8] = {};
+    read_at(0, field, std::min<uint64_t>(8, file_size));
+    const uint64_t header_size = parser.header_length(field, file_size);
+    std::string header(header_size, '\0');
+    read_at(8, header.data(), header_size);
+    parser.parse_header(header.data(), header_size, file_size - 8 - header_size);
+    const uint64_t data_start = 8 + header_size;
+    return parser.load([&](uint64_t offset, void* out, size_t size) {
+        read_at(data_start + offset, out, size);
+    });
 }
 
 void write_safetensors(const std::string& path, const TensorFile& file) {

@@ -169,6 +169,11 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     };
     int64_t done = 0;
     auto deliver = [&](const Job& job, const torch::Tensor& rgb) {
+        // NaN would quantize to black: a silent all-black image instead of an error.
+        if (!torch::isfinite(rgb).all().item<bool>())
+            throw Error("the generator produced NaN or infinite pixels (tile row " +
+                        std::to_string(job.row) + "): the model's weights overflow in float32; "
+                        "nothing was written");
         for (int64_t i = 0; i < job.count; ++i) {
             const Rect t = plan.tile_rect(job.row, job.col0 + i);
             const auto [oy, ox] = origin_of(t);

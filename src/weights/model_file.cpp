@@ -10,6 +10,28 @@ namespace {
 
 constexpr const char* kFormatVersion = "1";
 
+// What every weight file must satisfy before its tensors are used: a format version this igan
+// reads (files without one predate the field or come from other tools) and finite values only
+// (NaN or Inf weights render black images without any error).
+void check_weights(const TensorFile& file, const std::string& path) {
+    const auto version = file.metadata.find("igan.format_version");
+    if (version != file.metadata.end() && version->second != kFormatVersion)
+        throw Error(path + ": igan.format_version is '" + version->second.substr(0, 20) +
+                    "' but this igan reads version " + kFormatVersion +
+                    " (written by another igan release: use a matching igan, or re-export it)");
+    std::vector<std::string> bad;
+    for (const auto& [name, tensor] : file.tensors)
+        if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>())
+            bad.push_back(name);
+    if (bad.empty()) return;
+    std::string names;
+    for (size_t i = 0; i < bad.size() && i < 5; ++i) names += (i ? ", " : "") + bad[i];
+    if (bad.size() > 5) names += ", ... (" + std::to_string(bad.size() - 5) + " more)";
+    throw Error(path + ": " + std::to_string(bad.size()) +
+                (bad.size() == 1 ? " tensor holds" : " tensors hold") + " NaN or infinite values (" + names +
+                "); the file is corrupt or its training diverged: use an earlier checkpoint");
+}
+
 ModelConfig resolve_config(const TensorFile& file, const std::string& path,
                            const std::string& config_override) {
     if (!config_override.empty()) return load_model_config(config_override);
@@ -29,6 +51,7 @@ ModelConfig resolve_config(const TensorFile& file, const std::string& path,
 
 LoadedGenerator load_generator(const std::string& path, const std::string& config_override) {
     const TensorFile file = read_safetensors(path);
+    check_weights(file, path);
     auto arch = file.metadata.find("igan.arch");
     if (arch != file.metadata.end() && arch->second != "infinitygan.generator")
         throw Error(path + ": holds '" + arch->second + "', not an InfinityGAN generator");
@@ -44,6 +67,7 @@ LoadedGenerator load_generator(const std::string& path, const std::string& confi
 
 Discriminator load_discriminator(const std::string& path, const ModelConfig& config) {
     const TensorFile file = read_safetensors(path);
+    check_weights(file, path);
     Discriminator d(config.discriminator);
     load_state_dict(*d, file.tensors, path);
     return d;

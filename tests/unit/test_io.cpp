@@ -2,9 +2,11 @@
 // generated here, including deliberately broken ones.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
@@ -261,6 +263,49 @@ TEST(Safetensors, CorruptInputsGiveOneLineErrors) {
     }
 }
 
+// The format requires the tensors to tile the data section: no shared bytes, no holes, nothing
+// after the last tensor.
+TEST(Safetensors, OverlapsHolesAndTrailingBytesAreRefused) {
+    const std::string f32x4 = raw<float>({1.0f, 2.0f, 3.0f, 4.0f});
+    const auto two = [](const char* a, const char* b) {
+        return std::string(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":)") + a +
+               R"(},"b":{"dtype":"F32","shape":[2],"data_offsets":)" + b + "}}";
+    };
+    EXPECT_NO_THROW(parse_safetensors(safetensors_bytes(two("[8,16]", "[0,8]"), f32x4), "ok"));
+    const std::pair<std::string, const char*> cases[] = {
+        {safetensors_bytes(two("[0,8]", "[4,12]"), f32x4.substr(0, 12)), "overlap tensor \"a\""},
+        {safetensors_bytes(two("[0,8]", "[0,8]"), f32x4.substr(0, 8)), "overlap tensor"},
+        {safetensors_bytes(two("[0,8]", "[12,20]"), f32x4 + "1234"), "forbids holes"},
+        {safetensors_bytes(two("[0,8]", "[8,16]"), f32x4 + "x"), "1 bytes after the last tensor"},
+        {safetensors_bytes("{}", "trailing"), "8 bytes after the last tensor"},
+    };
+    for (const auto& [bytes, expected] : cases) {
+        const std::string message = error_of([&] { parse_safetensors(bytes, "bad.st"); });
+        EXPECT_NE(message.find(expected), std::string::npos) << message;
+    }
+}
+
+// A model path that is a device, a FIFO or a huge sparse file must fail at once, not read
+// forever (or gigabytes) before the header is checked.
+TEST_F(IoTest, SafetensorsReadsOnlyWhatItsHeaderDescribes) {
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_NE(error_of([&] { read_safetensors("/dev/zero"); }).find("not a regular file"),
+              std::string::npos);
+    ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0600), 0);  // open() must not wait for a writer
+    EXPECT_NE(error_of([&] { read_safetensors(path("fifo")); }).find("not a regular file"),
+              std::string::npos);
+    const std::string header = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+    write_bytes(path("sparse.safetensors"), safetensors_bytes(header, raw<float>({1.0f, 2.0f})));
+    fs::resize_file(path("sparse.safetensors"), uint64_t{2} << 30);  // a 2 GB hole
+    EXPECT_NE(error_of([&] {
+                  read_safetensors(path("sparse.safetensors"));
+              }).find("bytes after the last tensor"),
+              std::string::npos);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+    EXPECT_NE(error_of([&] { read_file("/dev/zero"); }).find("not a regular file"),
+              std::string::npos);
+}
+
 TEST_F(IoTest, SafetensorsFileErrorsNameThePath) {
     EXPECT_EQ(error_of([&] { read_safetensors(path("missing.safetensors")); }),
               "cannot open " + path("missing.safetensors") + ": No such file or directory");
@@ -364,6 +409,38 @@ TEST_F(IoTest, CheckWritablePathFailsEarly) {
     EXPECT_NE(error_of([&] { check_writable_path(dir_.string()); }).find("is a directory"),
               std::string::npos);
     EXPECT_THROW(check_writable_path(""), Error);
+}
+
+// Outputs are renamed into place: a FIFO or device node there would be replaced by a file
+// (as root, /dev/null itself).
+TEST_F(IoTest, NonRegularOutputsAreRefusedAndLeftAlone) {
+    ASSERT_EQ(::mkfifo(path("fifo.png").c_str(), 0600), 0);
+    EXPECT_NE(error_of([&] { check_writable_path(path("fifo.png")); }).find("it is a FIFO"),
+              std::string::npos);
+    EXPECT_THROW(AtomicFile file(path("fifo.png")), Error);
+    EXPECT_THROW(PngWriter(path("fifo.png"), 1, 1, {}), Error);
+    EXPECT_NE(error_of([&] { check_writable_path("/dev/null"); }).find("character device"),
+              std::string::npos);
+    struct stat info {};
+    ASSERT_EQ(::stat(path("fifo.png").c_str(), &info), 0);
+    EXPECT_TRUE(S_ISFIFO(info.st_mode));
+    EXPECT_EQ(listing(), std::vector<std::string>{"fifo.png"});
+}
+
+// What a signal handler calls before the process dies: every live temporary file goes, committed
+// outputs stay.
+TEST_F(IoTest, PendingTemporaryFilesAreSweptAndCommittedOnesKept) {
+    AtomicFile done(path("done"));
+    done.write("x", 1);
+    done.commit();
+    AtomicFile a(path("a")), b(path("b"));
+    a.write("partial", 7);
+    EXPECT_EQ(listing().size(), 3u);
+    remove_pending_temp_files();
+    EXPECT_EQ(listing(), std::vector<std::string>{"done"});
+    AtomicFile c(path("c"));  // slots are reused after their files go
+    remove_pending_temp_files();
+    EXPECT_EQ(listing(), std::vector<std::string>{"done"});
 }
 
 TEST_F(IoTest, ReadOnlyDirectoryIsRefused) {

@@ -9,6 +9,7 @@
 #include "common/test_util.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/discriminator.h"
 #include "model/generator.h"
 #include "model/layers.h"
 #include "model/state.h"
@@ -127,6 +128,79 @@ TEST(ModelFile, TruncatedFileIsAnError) {
     save_module(path, *g, c, "infinitygan.generator", 0);
     std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
     EXPECT_THROW(load_generator(path), Error);
+    std::filesystem::remove(path);
+}
+
+TEST(ModelFile, NonFiniteWeightsAreRefusedByName) {
+    const auto c = preset_config("tiny");
+    torch::manual_seed(1);
+    Generator g(c.generator);
+    {
+        torch::NoGradGuard no_grad;
+        auto state = state_dict(*g);
+        state.at("texture_synthesizer.mapping.1.weight").view(-1)[3] = NAN;
+        state.at("texture_synthesizer.to_rgbs.0.bias").fill_(-INFINITY);
+    }
+    const auto path = temp_file("nan.safetensors");
+    save_module(path, *g, c, "infinitygan.generator", 0);
+    try {
+        load_generator(path);
+        FAIL() << "NaN weights were accepted";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("2 tensors hold NaN or infinite values"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("texture_synthesizer.mapping.1.weight"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("texture_synthesizer.to_rgbs.0.bias"), std::string::npos) << msg;
+    }
+    Discriminator d(c.discriminator);
+    {
+        torch::NoGradGuard no_grad;
+        d->parameters().front().fill_(NAN);
+    }
+    save_module(path, *d, c, "infinitygan.discriminator", 0);
+    EXPECT_THROW(load_discriminator(path, c), Error);
+    std::filesystem::remove(path);
+}
+
+TEST(ModelFile, OverflowingWeightsGiveAnErrorNotABlackImage) {
+    // Finite weights whose activations overflow float32: the render must fail, not quantize
+    // NaN to black.
+    const auto c = preset_config("tiny");
+    Generator g(c.generator);
+    {
+        torch::NoGradGuard no_grad;
+        for (auto& p : g->parameters()) p.fill_(1e38);
+    }
+    const auto path = temp_file("huge.safetensors");
+    save_module(path, *g, c, "infinitygan.generator", 0);
+    const Engine engine(path);
+    GenerateRequest r;
+    r.width = r.height = 16;
+    try {
+        engine.render_rgb(r);
+        FAIL() << "an overflowing generator rendered an image";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("NaN or infinite"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove(path);
+}
+
+TEST(ModelFile, OtherFormatVersionsAreRefused) {
+    const auto c = preset_config("tiny");
+    Generator g(c.generator);
+    const auto path = temp_file("version.safetensors");
+    save_module(path, *g, c, "infinitygan.generator", 0);
+    TensorFile file = read_safetensors(path);
+    EXPECT_EQ(file.metadata.at("igan.format_version"), "1");
+    file.metadata["igan.format_version"] = "99";
+    write_safetensors(path, file);
+    try {
+        load_generator(path);
+        FAIL() << "format version 99 was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("igan.format_version is '99'"), std::string::npos)
+            << e.what();
+    }
     std::filesystem::remove(path);
 }
 
