@@ -1,6 +1,8 @@
 // `igan generate`: render rectangles of the endless canvas to PNG.
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -11,29 +13,47 @@
 namespace igan::cli {
 namespace {
 
-// "0-31,42" -> {0..31, 42}
+constexpr uint64_t kMaxSeeds = 100000;
+
+// A seed: 1-20 decimal digits that fit uint64 (no sign, so "-5" is not a huge number).
+bool parse_seed(const std::string& text, uint64_t* out) {
+    if (text.empty() || text.size() > 20 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+        return false;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), *out);
+    return r.ec == std::errc() && r.ptr == text.data() + text.size();
+}
+
+// "0-31,42" -> {0..31, 42}. Every range is checked before any is expanded, so the list never
+// holds more than kMaxSeeds.
 std::vector<uint64_t> parse_seed_list(const std::string& spec) {
-    std::vector<uint64_t> seeds;
+    const auto fail = [&](const std::string& why) {
+        return UsageError("--seeds '" + spec + "': " + why +
+                          "; expected a list like 0-31,42 of seeds in [0, 18446744073709551615]");
+    };
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    uint64_t total = 0;
     std::stringstream ss(spec);
     std::string part;
     while (std::getline(ss, part, ',')) {
-        try {
-            const auto dash = part.find('-', 1);
-            size_t used = 0;
-            if (dash == std::string::npos) {
-                seeds.push_back(std::stoull(part, &used));
-                if (used != part.size()) throw std::invalid_argument(part);
-            } else {
-                const uint64_t a = std::stoull(part.substr(0, dash));
-                const uint64_t b = std::stoull(part.substr(dash + 1));
-                if (b < a || b - a > 100000) throw std::invalid_argument(part);
-                for (uint64_t s = a; s <= b; ++s) seeds.push_back(s);
-            }
-        } catch (const std::exception&) {
-            throw UsageError("--seeds '" + spec + "': expected a list like 0-31,42");
-        }
+        const auto dash = part.find('-');
+        uint64_t a = 0, b = 0;
+        if (!parse_seed(part.substr(0, dash), &a) ||
+            (dash != std::string::npos && !parse_seed(part.substr(dash + 1), &b)))
+            throw fail("'" + part + "' is not a seed or a range A-B");
+        if (dash == std::string::npos) b = a;
+        if (b < a) throw fail("range " + part + " ends before it starts");
+        if (b - a >= kMaxSeeds || (total += b - a + 1) > kMaxSeeds)
+            throw fail("more than " + std::to_string(kMaxSeeds) + " seeds");
+        ranges.emplace_back(a, b);
     }
-    if (seeds.empty()) throw UsageError("--seeds is empty");
+    if (ranges.empty()) throw UsageError("--seeds is empty");
+    std::vector<uint64_t> seeds;
+    for (const auto& [a, b] : ranges)
+        for (uint64_t s = a;; ++s) {  // not `s <= b`: b may be the largest uint64
+            seeds.push_back(s);
+            if (s == b) break;
+        }
     return seeds;
 }
 
@@ -86,7 +106,11 @@ int run_generate(const GenerateArgs& a) {
     std::vector<std::pair<uint64_t, std::string>> jobs;
     if (!a.seeds.empty()) {
         if (a.outdir.empty()) throw UsageError("--seeds needs --outdir");
-        for (uint64_t s : parse_seed_list(a.seeds)) {
+        const auto seeds = parse_seed_list(a.seeds);
+        std::error_code ec;
+        std::filesystem::create_directories(a.outdir, ec);
+        if (ec) throw UsageError("--outdir " + a.outdir + ": cannot create it: " + ec.message());
+        for (uint64_t s : seeds) {
             char name[64];
             std::snprintf(name, sizeof name, "/seed%04llu.png", (unsigned long long)s);
             jobs.emplace_back(s, a.outdir + name);

@@ -45,7 +45,7 @@ void add_inversion_options(CLI::App* cmd, InvertArgs& a) {
 }
 
 void check_seed(int64_t seed) {
-    if (seed < 0) throw UsageError("--seed must be >= 0");
+    if (seed < 0) throw UsageError("--seed must be in [0, 9223372036854775807]");
 }
 
 int report(const InvertArgs& a, const igan::ApplicationResult& r) {

@@ -11,7 +11,8 @@ namespace igan::cli {
 
 uint64_t resolve_seed(int64_t seed, bool quiet) {
     if (seed >= 0) return uint64_t(seed);
-    if (seed != -1) throw UsageError("--seed must be >= 0, or -1 for a random seed");
+    if (seed != -1)
+        throw UsageError("--seed must be in [0, 9223372036854775807], or -1 for a random seed");
     std::random_device rd;
     const uint64_t s = ((uint64_t(rd()) << 32) | rd()) >> 1;
     if (!quiet) std::fprintf(stderr, "seed: %llu\n", (unsigned long long)s);

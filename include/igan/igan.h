@@ -29,8 +29,12 @@ struct Progress {
 using ProgressFn = std::function<void(const Progress&)>;
 
 // Library-wide runtime settings: LibTorch defaults to one thread here, so set it explicitly.
+constexpr int kMaxThreads = 1024;
 void set_threads(int threads);  // <= 0: all available cores
 int default_threads();
+// Unlinks the temporary file of every output being written (`OUT.tmp-<pid>-<hex>`), for a
+// signal handler that then ends the process. Async-signal-safe.
+void remove_temporary_outputs() noexcept;
 std::string version_report();   // git describe, LibTorch version, CUDA, BLAS in use
 std::string version_string();   // git describe only
 

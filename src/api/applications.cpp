@@ -54,15 +54,43 @@ Image resize_to_height(const Image& in, int64_t height) {
     return out;
 }
 
+// Inversion optimises a square window as wide as the image's longer side, with gradients:
+// memory grows with its square (a 1x2000 strip costs as much as 2000x2000, over 10 GB with the
+// tiny model), and slivers carry too little to invert.
+constexpr int64_t kMaxInvertSide = 1024, kMinInvertSide = 8, kMaxInvertAspect = 16;
+
+std::string size_of(const Image& image) {
+    return std::to_string(image.width) + "x" + std::to_string(image.height);
+}
+
+void check_inversion_aspect(const Image& image, const std::string& path, const char* what) {
+    const int64_t lo = std::min(image.width, image.height), hi = std::max(image.width, image.height);
+    if (lo < kMinInvertSide || hi > kMaxInvertAspect * lo)
+        throw UsageError(std::string(what) + " image " + path + " is " + size_of(image) +
+                         ": inversion needs at least " + std::to_string(kMinInvertSide) +
+                         " pixels a side and an aspect ratio of at most " +
+                         std::to_string(kMaxInvertAspect) + ":1; crop it");
+}
+
+void check_inversion_size(const Image& image, const std::string& path, const char* what) {
+    if (std::max(image.width, image.height) > kMaxInvertSide)
+        throw UsageError(std::string(what) + " image " + path + " is " + size_of(image) +
+                         ": inversion takes at most " + std::to_string(kMaxInvertSide) +
+                         " pixels a side (memory grows with the square of the longer side); "
+                         "shrink it, e.g. with --fit-height");
+}
+
 Known load_known(const std::string& path, const std::string& mask_path, const char* what,
                  int64_t fit_height) {
     Known k;
     k.image = read_input(path, what);
+    check_inversion_aspect(k.image, path, what);  // before --fit-height multiplies a sliver
     if (fit_height > 0) {
         if (!mask_path.empty())
             throw UsageError("--fit-height cannot be combined with --mask: resize both yourself");
         k.image = resize_to_height(k.image, fit_height);
     }
+    check_inversion_size(k.image, path, what);
     k.mask.assign(size_t(k.image.width * k.image.height), 1);
     if (!mask_path.empty()) {
         const Image m = read_input(mask_path, "mask");

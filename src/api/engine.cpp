@@ -103,6 +103,8 @@ void check_output_path(const std::string& path) {
     }
 }
 
+void remove_temporary_outputs() noexcept { remove_pending_temp_files(); }
+
 void Engine::validate(const GenerateRequest& r, bool force) const {
     validate_request(r, force);
     if (r.cyclic_width != 0) {

@@ -42,7 +42,10 @@ for f in missing trunc garbage wrongshape; do
   [ ! -e "$W/bad-$f.png" ] && ok || bad "model $f left an output file"
 done
 grep -q "wrong shape" "$W/err" && ok || bad "shape mismatch not named"
-expect 1 "unknown config" -- "$IGAN" init --config nosuch --out "$W/x.safetensors"
+# A --config that is not a config is a usage error, like any bad option value.
+expect 2 "unknown config" -- "$IGAN" init --config nosuch --out "$W/x.safetensors"
+expect 2 "config not JSON" -- $G --config /etc/passwd --width 16 --height 16 --out "$W/n.png"
+expect 2 "config device" -- timeout 20 $G --config /dev/zero --width 16 --height 16 --out "$W/n.png"
 
 # Bad options: exit 2.
 expect 2 "negative width" -- $G --width -5 --height 16 --out "$W/n.png"
@@ -75,6 +78,89 @@ expect 2 "outpaint bad canvas" -- $O --input "$W/a.png" --canvas 72x32 --out "$W
 expect 0 "inbetween" -- "$IGAN" inbetween --model "$M" --quiet --steps 3 --left "$W/a.png" --right "$W/b.png" --gap 16 --out "$W/ib.png"
 [ -s "$W/ib.png" ] && ok || bad "inbetween wrote nothing"
 expect 2 "inbetween missing image" -- "$IGAN" inbetween --model "$M" --quiet --left "$W/nosuch.png" --right "$W/b.png" --gap 16 --out "$W/n.png"
+[ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
+
+# Hostile model files: exit 1 at once, naming the problem (devices and sparse files are not
+# read whole; NaN weights, overlapping tensors and unknown format versions are refused).
+mkfifo "$W/fifo.safetensors"
+expect 1 "model /dev/zero" -- timeout 20 "$IGAN" inspect /dev/zero
+expect 1 "model FIFO" -- timeout 20 "$IGAN" inspect "$W/fifo.safetensors"
+python3 - "$M" "$W" <<'PY'
+import json, math, struct, sys
+src, w = sys.argv[1:]
+raw = open(src, 'rb').read(); n = struct.unpack('<Q', raw[:8])[0]
+def write(name, mutate):
+    h = json.loads(raw[8:8+n]); data = bytearray(raw[8+n:]); mutate(h, data)
+    hdr = json.dumps(h).encode(); hdr += b' ' * (-len(hdr) % 8)
+    open(w + '/' + name, 'wb').write(struct.pack('<Q', len(hdr)) + hdr + bytes(data))
+names = sorted(k for k in json.loads(raw[8:8+n]) if k != '__metadata__')
+def nan(h, d): b = h[names[0]]['data_offsets'][0]; d[b:b+4] = struct.pack('<f', math.nan)
+def huge(h, d):
+    for k in names:
+        b, e = h[k]['data_offsets']; d[b:e] = struct.pack('<f', 1e38) * ((e - b) // 4)
+def overlap(h, d): h[names[1]]['data_offsets'] = [x - 4 for x in h[names[1]]['data_offsets']]
+def version(h, d): h['__metadata__']['igan.format_version'] = '99'
+def sparse(h, d): d.extend(bytes(64 << 20))
+for name, f in [('nan', nan), ('huge', huge), ('overlap', overlap), ('v99', version),
+                ('sparse', sparse)]:
+    write(name + '.safetensors', f)
+PY
+for f in nan overlap v99 sparse; do
+  expect 1 "model $f" -- "$IGAN" inspect "$W/$f.safetensors"
+done
+grep -q "after the last tensor" "$W/err" && ok || bad "trailing bytes not named"
+expect 1 "NaN weights" -- "$IGAN" generate --quiet --model "$W/nan.safetensors" --width 16 --height 16 --out "$W/n.png"
+grep -q "NaN or infinite values (structure_synthesizer" "$W/err" && ok || bad "NaN tensor not named"
+expect 1 "overflowing weights" -- "$IGAN" generate --quiet --model "$W/huge.safetensors" --width 16 --height 16 --out "$W/n.png"
+grep -q "NaN or infinite pixels" "$W/err" && ok || bad "overflow not named"
+expect 1 "format version" -- "$IGAN" generate --quiet --model "$W/v99.safetensors" --width 16 --height 16 --out "$W/n.png"
+
+# Outputs that are not regular files (a FIFO here; /dev/null as root) are refused, not replaced.
+mkfifo "$W/fifo.png"
+expect 2 "FIFO output" -- $G --seed 1 --width 16 --height 16 --out "$W/fifo.png"
+[ -p "$W/fifo.png" ] && ok || bad "the FIFO was replaced by a file"
+grep -q "it is a FIFO" "$W/err" && ok || bad "FIFO output not named"
+
+# Numbers: seed lists and seeds are parsed strictly, without wrapping or expanding first.
+for spec in "-5--1" "-2--1" "0-100000" "1-2,x"; do
+  expect 2 "seeds $spec" -- timeout 20 $G --seeds="$spec" --outdir "$W/s" --width 16 --height 16
+done
+for s in 99999999999999999999999 18446744073709551615 -5; do
+  expect 2 "seed $s" -- $G --seed "$s" --width 16 --height 16 --out "$W/n.png"
+  grep -q "9223372036854775807" "$W/err" && ok || bad "seed $s: valid range not given"
+done
+expect 0 "seed 010 is decimal" -- $G --seed 010 --width 16 --height 16 --json --out "$W/d.png"
+grep -q '"seed":10,' "$W/out" && ok || bad "--seed 010 was not read as 10"
+expect 2 "absurd threads" -- "$IGAN" --threads 2147483647 generate --model "$M" --width 16 --height 16 --out "$W/n.png"
+expect 2 "width beyond int64" -- $G --width 99999999999999999999 --height 16 --out "$W/n.png"
+expect 0 "outdir created" -- $G --seeds 1 --outdir "$W/new/dir" --width 16 --height 16
+[ -f "$W/new/dir/seed0001.png" ] && ok || bad "--outdir was not created"
+
+# Signals: the temporary output goes, the exit status is 128 + n.
+for sig in TERM INT HUP; do
+  # A background job ignores SIGINT unless reset.
+  env --default-signal=INT "$IGAN" --threads 1 generate --model "$M" --quiet --seed 1 \
+    --width 4096 --height 2048 --out "$W/sig.png" 2>"$W/err" &
+  pid=$!
+  for _ in $(seq 1 400); do ls "$W"/sig.png.tmp-* >/dev/null 2>&1 && break; sleep 0.05; done
+  ls "$W"/sig.png.tmp-* >/dev/null 2>&1 && ok || bad "SIG$sig: no temporary file seen"
+  kill -s "$sig" "$pid"; wait "$pid"; rc=$?
+  want=$((128 + $(kill -l "$sig")))
+  [ "$rc" = "$want" ] && ok || bad "SIG$sig: exit $rc, want $want"
+  [ -z "$(ls "$W" | grep '^sig\.png')" ] && ok || bad "SIG$sig left $(ls "$W" | grep '^sig')"
+done
+
+# Inversion inputs: slivers and extreme aspect ratios are refused before any work (exit 2);
+# inputs that are not images are usage errors like any bad input (docs/cli.md, exit codes).
+$G --seed 1 --width 2000 --height 1 --out "$W/wide.png" && $G --seed 1 --width 1 --height 2000 --out "$W/tall.png"
+for f in wide tall; do
+  expect 2 "inbetween $f" -- timeout 60 "$IGAN" inbetween --model "$M" --quiet --steps 2 --left "$W/$f.png" --right "$W/b.png" --gap 8 --out "$W/n.png"
+  grep -q "aspect ratio" "$W/err" && ok || bad "inbetween $f: no reason given"
+  expect 2 "outpaint $f" -- timeout 60 "$IGAN" outpaint --model "$M" --quiet --steps 2 --input "$W/$f.png" --canvas 2100x2100+0+0 --out "$W/n.png"
+done
+expect 2 "inbetween broken image" -- "$IGAN" inbetween --model "$M" --quiet --left "$W/broken.png" --right "$W/b.png" --gap 16 --out "$W/n.png"
+expect 2 "outpaint broken mask" -- $O --input "$W/a.png" --mask "$W/broken.png" --canvas 72x32+8+4 --out "$W/n.png"
+expect 2 "outpaint device input" -- timeout 20 $O --input /dev/zero --canvas 72x32+8+4 --out "$W/n.png"
 [ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
 
 summary "CLI contract"
