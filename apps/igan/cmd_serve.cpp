@@ -105,8 +105,13 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--max-render-pixels", o.max_render_pixels, "/render: most pixels (else 413)")
         ->capture_default_str();
     cmd->add_option("--timeout-ms", o.timeout_ms,
-                    "read/write timeout per connection (slow clients)")
+                    "a request must arrive within this (else 408) and a response write may "
+                    "stall this long; also bounds shutdown")
         ->capture_default_str();
+    cmd->add_option("--max-client-connections", o.max_client_connections,
+                    "connections served at once per client address (beyond: 503)")
+        ->capture_default_str()
+        ->envname("IGAN_MAX_CLIENT_CONNECTIONS");
     cmd->add_flag("-q,--quiet", a->quiet, "no log lines on stderr");
     return std::make_pair(cmd, Runner([a] { return run_serve(*a); }));
 });

@@ -34,7 +34,10 @@ struct ServeOptions {
     int min_zoom = -3;               // coarsest level, in [-4, 0]
     int64_t max_render_side = 4096;  // /render caps; beyond: 413
     int64_t max_render_pixels = int64_t{1} << 22;
-    int timeout_ms = 5000;  // read/write timeout per connection (slow clients)
+    // A request's head and body must arrive within this of its first byte (else 408), and a
+    // response write may wait this long for progress; shutdown takes about this long at most.
+    int timeout_ms = 5000;
+    int max_client_connections = 32;  // served at once per client address; beyond: 503
     std::function<void(const std::string&)> log;  // one line per event; may be empty
 };
 void validate_serve_options(const ServeOptions& options);  // throws UsageError
@@ -50,7 +53,8 @@ public:
     // Binds the listening socket; returns the port (the chosen one when options.port = 0).
     // Throws Error when the address cannot be bound.
     int bind();
-    // Serves until stop(); bind() first. In-flight requests finish before it returns.
+    // Serves until stop(); bind() first. Requests being handled finish before it returns;
+    // connections waiting for or reading a request close at once (within timeout_ms in all).
     void run();
     // Thread-safe; not async-signal-safe (call it from a thread that waited for the signal).
     void stop();

@@ -5,6 +5,7 @@
 // tile goes through the byte-bounded LRU cache with single-flight production.
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "igan/igan.h"
 #include "igan/image.h"
 #include "igan/serve.h"
+#include "serve/http_server.h"
 #include "serve/metrics.h"
 #include "serve/routes.h"
 #include "serve/tile_cache.h"
@@ -21,6 +23,9 @@
 namespace igan {
 
 namespace {
+
+constexpr size_t kMaxBodyBytes = 64 * 1024;  // nothing here takes a body
+constexpr size_t kMaxRequestsPerConnection = 1000;
 
 struct Busy : std::runtime_error {
     Busy() : std::runtime_error("server busy: render queue full") {}
@@ -155,6 +160,8 @@ void validate_serve_options(const ServeOptions& o) {
         problems.push_back("--max-render-pixels must be in [1, 2^28]");
     if (o.timeout_ms < 10 || o.timeout_ms > 600000)
         problems.push_back("--timeout-ms must be in [10, 600000]");
+    if (o.max_client_connections < 1 || o.max_client_connections > 1024)
+        problems.push_back("--max-client-connections must be in [1, 1024]");
     if (!problems.empty()) {
         std::string all;
         for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
@@ -171,14 +178,25 @@ struct TileServer::Impl {
     explicit Impl(ServeOptions o)
         : opt(std::move(o)),
           store(opt.cache_mb * (int64_t{1} << 20)),
-          pool(opt.workers, opt.queue) {}
+          pool(opt.workers, opt.queue),
+          http(limits(opt)) {}
+
+    static ConnectionLimits limits(const ServeOptions& o) {
+        ConnectionLimits l;
+        l.request_timeout = l.write_timeout = std::chrono::milliseconds(o.timeout_ms);
+        l.idle_timeout = std::chrono::milliseconds(std::clamp(o.timeout_ms, 1000, 2000));
+        l.max_body_bytes = kMaxBodyBytes;
+        l.max_requests = kMaxRequestsPerConnection;
+        l.max_per_client = o.max_client_connections;
+        return l;
+    }
 
     ServeOptions opt;
     std::vector<Model> models;
     TileStore store;
     RenderPool pool;
     Metrics metrics;
-    httplib::Server http;
+    HttpServer http;
     int port = -1;
     std::mutex run_mutex;
     bool stop_requested = false;
@@ -335,12 +353,13 @@ struct TileServer::Impl {
 
     void setup() {
         http.new_task_queue = [n = opt.http_threads] { return new httplib::ThreadPool(n); };
-        const time_t sec = opt.timeout_ms / 1000, usec = (opt.timeout_ms % 1000) * 1000;
-        http.set_read_timeout(sec, usec);
-        http.set_write_timeout(sec, usec);
-        http.set_keep_alive_timeout(std::max<time_t>(1, std::min<time_t>(sec, 2)));
-        http.set_keep_alive_max_count(1000);
-        http.set_payload_max_length(64 * 1024);
+        // Only for the Keep-Alive header httplib writes; HttpServer enforces the limits.
+        http.set_keep_alive_timeout(std::max(1, std::min(opt.timeout_ms, 2000) / 1000));
+        http.set_keep_alive_max_count(kMaxRequestsPerConnection);
+        http.set_payload_max_length(kMaxBodyBytes);
+        http.on_early_answer = [this](int status, double seconds) {
+            metrics.request("other", status, seconds);
+        };
         http.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
             t_request_start = Clock::now();
             res.set_header("Access-Control-Allow-Origin", "*");
@@ -442,6 +461,7 @@ struct TileServer::Impl {
         gauge("igan_renders_active", "Renders running.", pool.active());
         gauge("igan_renders_waiting", "Renders waiting for a worker.", pool.waiting());
         gauge("igan_tiles_in_flight", "Distinct tiles being produced.", double(store.in_flight()));
+        gauge("igan_http_connections", "Client connections being served.", http.connections());
         return metrics.text(extra);
     }
 };
@@ -498,6 +518,7 @@ void TileServer::stop() {
     // run() may be between its check and listening: wait until httplib is running.
     while (impl_->in_run && !impl_->http.is_running())
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    impl_->http.begin_shutdown();
     impl_->http.stop();
 }
 

@@ -41,6 +41,27 @@ wait $PID; rc=$?; PID=""
 [ $rc = 0 ] && ok || bad "serve exit code $rc after SIGTERM"
 grep -q "shutting down" "$W/serve.log" && ok || bad "no shutdown message"
 
+# SIGTERM with a client dripping one header byte every 0.2 s: shutdown still takes about
+# --timeout-ms, not as long as the client likes.
+"$IGAN" serve --model "land=$M" --port 0 --timeout-ms 1000 >"$W/serve2.log" 2>&1 &
+PID=$!
+PORT=""
+for _ in $(seq 1 300); do
+  PORT=$(sed -n 's#^serving on http://127.0.0.1:\([0-9]*\)/$#\1#p' "$W/serve2.log")
+  [ -n "$PORT" ] && break; sleep 0.1
+done
+( exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /healthz HTTP/1.1\r\n' >&3 &&
+  for _ in $(seq 1 100); do printf 'X' >&3 || break; sleep 0.2; done ) 2>/dev/null &
+DRIP=$!
+sleep 0.5
+start=$(date +%s%N)
+kill -TERM $PID
+wait $PID; rc=$?; PID=""
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $rc = 0 ] && ok || bad "serve exit code $rc after SIGTERM with a slow client"
+[ $ms -lt 3000 ] && ok || bad "shutdown took ${ms} ms with a slow client (want about --timeout-ms 1000)"
+kill $DRIP 2>/dev/null; wait $DRIP 2>/dev/null
+
 expect 2 "serve without model" -- "$IGAN" serve --port 0
 expect 2 "serve duplicate names" -- "$IGAN" serve --model "a=$M" --model "a=$M" --port 0
 expect 2 "serve bad zoom" -- "$IGAN" serve --model "$M" --min-zoom -7 --port 0

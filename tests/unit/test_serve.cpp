@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -549,6 +550,169 @@ TEST_F(ServerTest, SlowClientsAreCutOffAndDoNotBlockOthers) {
         close(fd);
     }
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+// Everything the server sends until it closes (or 5 s pass).
+std::string read_all(int fd) {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, size_t(n));
+    return out;
+}
+
+int count_of(const std::string& text, const std::string& what) {
+    int n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+}
+
+// One header byte every 50 ms never trips a per-read timeout; the request as a whole must
+// arrive within timeout_ms (300 here) of its first byte.
+TEST_F(ServerTest, SlowDripClientsAreCutOffWithinTheRequestTimeout) {
+    const int fd = connect_raw(port_);
+    ASSERT_GE(fd, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_GT(send(fd, "GET /healthz HTTP/1.1\r\nX-Drip: ", 31, MSG_NOSIGNAL), 0);
+    std::string answer;
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3)) {
+        if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) break;
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+            answer = read_all(fd);
+            break;
+        }
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    close(fd);
+    EXPECT_LT(took, std::chrono::milliseconds(1500)) << "a dripping client was never cut off";
+    EXPECT_EQ(answer.rfind("HTTP/1.1 408", 0), 0u) << answer.substr(0, 60);
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+    const int fd = connect_raw(port_);
+    ASSERT_GE(fd, 0);
+    const std::string requests =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /api/info HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    ASSERT_EQ(send(fd, requests.data(), requests.size(), MSG_NOSIGNAL), ssize_t(requests.size()));
+    const std::string out = read_all(fd);
+    close(fd);
+    const size_t a = out.find("HTTP/1.1 200"), b = out.find("HTTP/1.1 200", a + 1),
+                 c = out.find("HTTP/1.1 404");
+    ASSERT_NE(b, std::string::npos) << out.substr(0, 200);
+    ASSERT_NE(c, std::string::npos) << out.substr(0, 200);
+    EXPECT_LT(b, c);
+    EXPECT_NE(out.find("\"tile_size\""), std::string::npos);  // the second is /api/info's
+    EXPECT_EQ(count_of(out, "HTTP/1.1 "), 3);
+}
+
+TEST_F(ServerTest, HalfClosedClientsGetTheirAnswer) {
+    const int fd = connect_raw(port_);
+    ASSERT_GE(fd, 0);
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
+    shutdown(fd, SHUT_WR);
+    const std::string out = read_all(fd);
+    close(fd);
+    EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out.substr(0, 60);
+}
+
+TEST_F(ServerTest, Http10AnswersCloseWithoutKeepAlive) {
+    const auto out = raw_exchange(port_, "GET /healthz HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out.substr(0, 60);
+    EXPECT_NE(out.find("Connection: close"), std::string::npos) << out;
+    EXPECT_EQ(out.find("Keep-Alive"), std::string::npos) << out;
+}
+
+TEST_F(ServerTest, OnlyGetAndHeadAreAllowed) {
+    for (const char* method : {"POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"}) {
+        const auto out = raw_exchange(
+            port_, std::string(method) + " /tiles/tiny/1/0/0/0.png HTTP/1.1\r\nHost: x\r\n\r\n");
+        EXPECT_EQ(out.rfind("HTTP/1.1 405", 0), 0u) << method << ": " << out.substr(0, 60);
+        EXPECT_NE(out.find("Allow: GET, HEAD"), std::string::npos) << method;
+    }
+    const auto head = raw_exchange(port_, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head.substr(0, 60);
+}
+
+TEST_F(ServerTest, BadLengthsAndOversizedHeadsAreRefused) {
+    const auto negative =
+        raw_exchange(port_, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n");
+    EXPECT_EQ(negative.rfind("HTTP/1.1 400", 0), 0u) << negative.substr(0, 60);
+    const auto big = raw_exchange(
+        port_, "GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + std::string(9000, 'a') + "\r\n\r\n");
+    EXPECT_EQ(big.rfind("HTTP/1.1 431", 0), 0u) << big.substr(0, 60);
+    EXPECT_EQ(status("/healthz"), 200);
+}
+
+// A separate server: its per-client connection cap is 2 and its timeout long enough for idle
+// connections to hold their slots.
+TEST(ServeLimits, ConnectionsPerClientAreCapped) {
+    ServeOptions o;
+    o.models = {parse_serve_model("tiny=" + tiny_model())};
+    o.port = 0;
+    o.tile_size = 32;
+    o.timeout_ms = 3000;
+    o.max_client_connections = 2;
+    TileServer server(o);
+    const int port = server.bind();
+    std::thread t([&] { server.run(); });
+    const int a = connect_raw(port), b = connect_raw(port);
+    ASSERT_GE(a, 0);
+    ASSERT_GE(b, 0);
+    for (int i = 0; i < 500 && server.metrics_text().find("igan_http_connections 2") ==
+                                   std::string::npos; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const auto refused = raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused.substr(0, 60);
+    EXPECT_NE(refused.find("too many connections"), std::string::npos) << refused;
+    close(a);
+    close(b);
+    std::string later;
+    for (int i = 0; i < 100 && later.rfind("HTTP/1.1 200", 0) != 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        later = raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    EXPECT_EQ(later.rfind("HTTP/1.1 200", 0), 0u) << "slots are released when clients leave";
+    server.stop();
+    t.join();
+}
+
+// Shutdown must not wait for clients: a dripping one and an idle keep-alive one are dropped
+// within about timeout_ms.
+TEST(ServeLimits, SlowClientsDoNotDelayShutdown) {
+    ServeOptions o;
+    o.models = {parse_serve_model("tiny=" + tiny_model())};
+    o.port = 0;
+    o.tile_size = 32;
+    o.timeout_ms = 500;
+    TileServer server(o);
+    const int port = server.bind();
+    std::thread t([&] { server.run(); });
+    std::atomic<bool> done{false};
+    std::thread drip([&] {
+        const int fd = connect_raw(port);
+        (void)!send(fd, "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL);
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!done && std::chrono::steady_clock::now() < give_up &&
+               send(fd, "X", 1, MSG_NOSIGNAL) == 1)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        close(fd);
+    });
+    const int idle = connect_raw(port);
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    (void)!send(idle, request.data(), request.size(), MSG_NOSIGNAL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto t0 = std::chrono::steady_clock::now();
+    server.stop();
+    t.join();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    done = true;
+    drip.join();
+    close(idle);
+    EXPECT_LT(took, std::chrono::milliseconds(1500));
 }
 
 TEST(ServeQueue, FullQueueAnswers503) {
