@@ -37,7 +37,8 @@ torch::Tensor pad_bottom_right(const torch::Tensor& x) {
     return F::pad(x, F::PadFuncOptions({0, 1, 0, 1}));
 }
 
-torch::Tensor clamp6(const torch::Tensor& x) { return x.clamp(0, 6); }
+// ReLU6 in place on a fresh convolution output (autograd keeps what hardtanh_ needs).
+torch::Tensor clamp6(torch::Tensor x) { return torch::hardtanh_(x, 0, 6); }
 
 std::string shape_str(const torch::Tensor& t) {
     std::ostringstream s;

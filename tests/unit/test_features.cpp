@@ -10,7 +10,9 @@
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "eval/mnv2_features.h"
 #include "features/mobilenet_v2.h"
+#include "features/perceptual.h"
 #include "io/tfjs.h"
 
 namespace igan {
@@ -339,6 +341,53 @@ TEST(MobileNetV2, LoadingIsStrict) {
         EXPECT_NE(msg.find("missing stem.bias"), std::string::npos) << msg;
         EXPECT_NE(msg.find("unexpected head.weight"), std::string::npos) << msg;
     }
+}
+
+// Smooth random images in [-1, 1]: a low-resolution field upsampled.
+torch::Tensor smooth_images(int64_t n, int64_t size, uint64_t seed) {
+    torch::manual_seed(seed);
+    return torch::tanh(
+        F::interpolate(torch::randn({n, 3, 6, 6}) * 1.5, F::InterpolateFuncOptions()
+                                                             .size(std::vector<int64_t>{size, size})
+                                                             .mode(torch::kBicubic)
+                                                             .align_corners(false)));
+}
+
+TEST(MobileNetV2, DescriptorsArePooledMapsOfTheResizedImages) {
+    torch::manual_seed(4);
+    MobileNetV2Features net;  // random weights
+    const auto images = smooth_images(3, 40, 1);
+    const auto d = mnv2_descriptors(net, images, 64);
+    ASSERT_EQ(d.sizes().vec(), (std::vector<int64_t>{3, kMnv2Descriptor}));
+    const auto resized = F::interpolate(images, F::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{64, 64})
+                                                    .mode(torch::kBilinear)
+                                                    .align_corners(false));
+    const auto maps = net->forward(resized);
+    EXPECT_TRUE(test::all_close(d.slice(1, 0, 16), maps[0].mean({2, 3}), 1e-6));
+    EXPECT_TRUE(test::all_close(d.slice(1, 72), maps[3].mean({2, 3}), 1e-6));
+}
+
+TEST(Perceptual, ZeroForIdenticalSymmetricGrowsWithNoise) {
+    torch::manual_seed(4);
+    MobileNetV2Features net;
+    const auto a = smooth_images(2, 48, 2);
+    EXPECT_TRUE(test::all_close(perceptual_distance(net, a, a), torch::zeros({2}), 1e-7));
+    torch::manual_seed(9);
+    const auto noise = torch::randn_like(a);
+    double previous = 0;
+    for (double sigma : {0.02, 0.1, 0.3}) {
+        const auto b = (a + sigma * noise).clamp(-1, 1);
+        const auto ab = perceptual_distance(net, a, b), ba = perceptual_distance(net, b, a);
+        EXPECT_TRUE(test::all_close(ab, ba, 1e-6));
+        EXPECT_GT(ab.min().item<double>(), previous) << "sigma " << sigma;
+        previous = ab.max().item<double>();
+    }
+    // Differentiable in the images, the network stays frozen.
+    const auto b = a.detach().clone().requires_grad_(true);
+    perceptual_distance(net, a + 0.1 * noise, b).sum().backward();
+    ASSERT_TRUE(b.grad().defined());
+    EXPECT_GT(b.grad().abs().sum().item<double>(), 0);
 }
 
 }  // namespace
