@@ -25,6 +25,13 @@ void add_inversion_options(CLI::App* cmd, InvertArgs& a) {
     cmd->add_option("--perceptual", a.inversion.perceptual,
                     "discriminator weights for the perceptual loss (default: the model's "
                     "<stem>/discriminator.safetensors beside it when present)");
+    cmd->add_option("--feature-loss", a.inversion.feature_weight,
+                    "weight of the MobileNetV2 perceptual distance to the known pixels "
+                    "(docs/features.md); 0 = off")
+        ->capture_default_str();
+    cmd->add_option("--features", a.inversion.features,
+                    "feature network for --feature-loss (default "
+                    "data-cache/features/mobilenetv2.safetensors, from scripts/fetch-features.sh)");
     cmd->add_option("--save-every", a.inversion.save_every,
                     "write the reconstruction every N steps (<stem>-<image>-stepNNNNNN.png)");
     cmd->add_option("--fit-height", a.inversion.fit_height,

@@ -101,6 +101,11 @@ struct InversionOptions {
     // Perceptual features: a discriminator (igan safetensors). Empty: the model's sidecar
     // `<model dir>/<model stem>/discriminator.safetensors` when it exists, else the pixel loss alone.
     std::string perceptual;
+    // Weight of the MobileNetV2 perceptual distance (docs/features.md) between the prediction and
+    // the known pixels; 0 = off. `features`: its weights ("" =
+    // data-cache/features/mobilenetv2.safetensors).
+    double feature_weight = 0;
+    std::string features;
     int64_t save_every = 0;  // > 0: write the reconstruction every N steps beside the output
     // > 0: resize input photos to this height first (the model's scale: about its training
     // image size, e.g. 101 for tiny); 0 = use them as they are

@@ -7,6 +7,7 @@
 #include "api/engine_impl.h"
 #include "core/error.h"
 #include "eval/images.h"
+#include "features/mobilenet_v2.h"
 #include "invert/inversion.h"
 #include "io/png.h"
 
@@ -117,6 +118,8 @@ void check_inversion_options(const InversionOptions& o) {
     if (o.save_every < 0) throw UsageError("--save-every must be >= 0");
     if (!o.perceptual.empty() && !fs::is_regular_file(o.perceptual))
         throw UsageError("--perceptual " + o.perceptual + " does not exist");
+    if (!(o.feature_weight >= 0 && o.feature_weight <= 1e6))
+        throw UsageError("--feature-loss must be in [0, 1e6]");
 }
 
 void check_samples(int64_t samples, int64_t tile, int64_t batch) {
@@ -177,6 +180,7 @@ struct ApplicationRunner {
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     Discriminator perceptual{nullptr};
     std::string perceptual_path;
+    MobileNetV2Features features{nullptr};
 
     ApplicationRunner(const Engine::Impl& e, const InversionOptions& o, const ProgressFn& p,
                       std::string out_path)
@@ -194,6 +198,9 @@ struct ApplicationRunner {
             perceptual->eval();
             for (auto& p : perceptual->parameters()) p.set_requires_grad(false);
         }
+        if (options.feature_weight > 0)
+            features = load_mobilenet_v2(
+                options.features.empty() ? kDefaultFeaturesPath : options.features, engine.device);
     }
 
     // The generation record stored in each output PNG.
@@ -203,7 +210,8 @@ struct ApplicationRunner {
                 {"application", application},
                 {"seed", seed},
                 {"steps", options.steps},
-                {"perceptual", perceptual_path}};
+                {"perceptual", perceptual_path},
+                {"feature_loss", options.feature_weight}};
     }
 
     // Inverts a known image placed at canvas (x0 + k.x, y0 + k.y).
@@ -221,6 +229,8 @@ struct ApplicationRunner {
         s.lr = options.lr;
         s.seed = seed;
         s.perceptual = perceptual;
+        s.features = features;
+        s.feature_weight = options.feature_weight;
         Generator g = engine.model.generator;
         return invert(g, engine.device, t, s,
                       [&](int64_t step, int64_t steps, double loss, const torch::Tensor& pred) {

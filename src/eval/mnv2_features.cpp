@@ -4,7 +4,7 @@ namespace igan {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor mnv2_descriptors(MobileNetV2Features& net, const torch::Tensor& images,
+torch::Tensor mnv2_descriptors(MobileNetV2Features net, const torch::Tensor& images,
                                int64_t input_size) {
     TORCH_CHECK(images.dim() == 4 && images.size(1) == 3,
                 "mnv2_descriptors: expected (N, 3, H, W)");

@@ -16,7 +16,7 @@ constexpr int64_t kMnv2Descriptor = 168;
 // (N, 3, H, W) in [-1, 1] -> (N, 168): the images resized bilinearly (align_corners false) to
 // input_size x input_size, then each of the network's four maps (strides 2 to 16) averaged over
 // space, concatenated. Runs on the network's device; returns CPU tensors.
-torch::Tensor mnv2_descriptors(MobileNetV2Features& net, const torch::Tensor& images,
+torch::Tensor mnv2_descriptors(MobileNetV2Features net, const torch::Tensor& images,
                                int64_t input_size = kMnv2EvalSize);
 
 }  // namespace igan

@@ -1,5 +1,6 @@
 #include "features/mobilenet_v2.h"
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -229,6 +230,9 @@ TensorFile mobilenet_v2_from_tfjs(const TfjsModel& model, const std::string& ori
 }
 
 MobileNetV2Features load_mobilenet_v2(const std::string& path, const torch::Device& device) {
+    if (!std::filesystem::exists(path))
+        throw Error(path + " not found: scripts/fetch-features.sh fetches and converts the feature "
+                           "network (docs/features.md)");
     const TensorFile file = read_safetensors(path);
     const auto arch = file.metadata.find("igan.arch");
     if (arch == file.metadata.end() || arch->second != kMobileNetV2Arch)

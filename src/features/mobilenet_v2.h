@@ -53,6 +53,8 @@ private:
 TORCH_MODULE(MobileNetV2Features);
 
 constexpr const char* kMobileNetV2Arch = "mobilenetv2.features";
+// Where scripts/fetch-features.sh writes the converted weights (relative to the repository).
+constexpr const char* kDefaultFeaturesPath = "data-cache/features/mobilenetv2.safetensors";
 
 // The weight file for MobileNetV2Features from a TF.js layers model of
 // keras.applications.MobileNetV2 (alpha 1.0): Keras names mapped to the module's, kernels
@@ -63,7 +65,8 @@ constexpr const char* kMobileNetV2Arch = "mobilenetv2.features";
 TensorFile mobilenet_v2_from_tfjs(const TfjsModel& model, const std::string& origin,
                                   const std::string& source);
 
-// Strict loading (every problem in one igan::Error); eval mode, frozen, on `device`.
+// Strict loading (every problem in one igan::Error; a missing file names
+// scripts/fetch-features.sh); eval mode, frozen, on `device`.
 MobileNetV2Features load_mobilenet_v2(const std::string& path,
                                       const torch::Device& device = torch::kCPU);
 MobileNetV2Features mobilenet_v2_from_tensors(const std::map<std::string, torch::Tensor>& tensors,

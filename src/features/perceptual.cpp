@@ -2,7 +2,7 @@
 
 namespace igan {
 
-torch::Tensor perceptual_distance(MobileNetV2Features& net, const torch::Tensor& a,
+torch::Tensor perceptual_distance(MobileNetV2Features net, const torch::Tensor& a,
                                   const torch::Tensor& b) {
     TORCH_CHECK(a.sizes() == b.sizes(), "perceptual_distance: images differ in shape");
     const int64_t n = a.size(0);

@@ -11,7 +11,7 @@
 namespace igan {
 
 // a, b: (N, 3, H, W) in [-1, 1], H and W >= 16 -> (N,) distances.
-torch::Tensor perceptual_distance(MobileNetV2Features& net, const torch::Tensor& a,
+torch::Tensor perceptual_distance(MobileNetV2Features net, const torch::Tensor& a,
                                   const torch::Tensor& b);
 
 }  // namespace igan

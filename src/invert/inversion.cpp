@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "features/perceptual.h"
 
 namespace igan {
 
@@ -61,6 +62,8 @@ Inversion invert(Generator g, torch::Device device, const InversionTarget& targe
     const int64_t up = geo.upscale(), r = geo.ss_margin();
     const int64_t h = target.image.size(1), w = target.image.size(2);
     if (target.mask.sum().item<double>() < 1) throw Error("the inversion target has no known pixel");
+    if (settings.features && settings.feature_weight > 0 && std::min(h, w) < 16)
+        throw Error("the feature loss needs an image of at least 16 x 16 pixels");
     const int64_t ay = floor_div(target.y, up), ax = floor_div(target.x, up);
     const int64_t oy = target.y - up * ay, ox = target.x - up * ax;
     const int64_t n = geo.window_for(std::max(h, w));
@@ -147,6 +150,10 @@ Inversion invert(Generator g, torch::Device device, const InversionTarget& targe
             for (size_t i = 0; i < features.size(); ++i)
                 loss = loss + settings.perceptual_weight *
                                   (features[i] - target_features[i]).pow(2).sum(1).mean();
+        }
+        if (settings.features && settings.feature_weight > 0) {
+            const auto d = perceptual_distance(settings.features, pred * mask, image * mask);
+            loss = loss + settings.feature_weight * d.mean();
         }
         loss = loss + settings.noise_weight * noise_regularisation(noises);
         loss = loss + settings.latent_prior_weight * (gaussian_prior(z) + gaussian_prior(local));

@@ -7,6 +7,7 @@
 
 #include <functional>
 
+#include "features/mobilenet_v2.h"
 #include "model/discriminator.h"
 #include "model/generator.h"
 #include "render/styled_generator.h"
@@ -24,6 +25,10 @@ struct InversionSettings {
     double lr = 0.1;                 // base rate: W+ and noise; z_g and z_l use lr / 10
     uint64_t seed = 0;               // initial z_g, z_l and noise come from this seed's fields
     Discriminator perceptual{nullptr};  // its trunk features give the perceptual loss (optional)
+    // MobileNetV2 features for an LPIPS-style distance (features/perceptual.h), weighted by
+    // feature_weight (optional; the known region needs >= 16 px a side).
+    MobileNetV2Features features{nullptr};
+    double feature_weight = 0;
     // The original's noise weight (1000) suits full-canvas noise maps; a patch's small maps give
     // noisy autocorrelation estimates that then dominate the loss.
     double pixel_weight = 10, perceptual_weight = 10, noise_weight = 10;

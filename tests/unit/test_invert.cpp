@@ -4,6 +4,7 @@
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "features/perceptual.h"
 #include "invert/inversion.h"
 #include "render/renderer.h"
 
@@ -63,6 +64,39 @@ TEST(Inversion, PinnedCanvasReproducesTheKnownRegionForAnyFieldsAndTiling) {
     EXPECT_TRUE(test::all_close(inside(b), f.inv.reconstruction, kTol));
     // Multi-modal: other fields seeds give other continuations outside the known region.
     EXPECT_GT((a - b).abs().max().item<float>(), 0.1f);
+}
+
+// The MobileNetV2 feature loss adds weight x perceptual_distance(prediction, target) to the first
+// step's objective (the prediction is the same with and without it until the first update).
+TEST(Inversion, FeatureLossEntersTheObjective) {
+    const auto& f = fixture();
+    torch::manual_seed(4);
+    MobileNetV2Features net;  // random weights
+    InversionTarget t{f.target, torch::ones({1, f.known.h, f.known.w}), f.known.x, f.known.y};
+    auto first_step = [&](double weight, torch::Tensor* pred) {
+        InversionSettings s;
+        s.steps = 1;
+        s.features = net;
+        s.feature_weight = weight;
+        double loss = 0;
+        invert(f.g, torch::kCPU, t, s, [&](int64_t, int64_t, double l, const torch::Tensor& p) {
+            loss = l;
+            if (pred) *pred = p.clone();
+        });
+        return loss;
+    };
+    torch::Tensor pred;
+    const double without = first_step(0, &pred), with = first_step(2.5, nullptr);
+    const double d =
+        perceptual_distance(net, pred.unsqueeze(0), f.target.unsqueeze(0)).item<double>();
+    EXPECT_GT(d, 0);
+    EXPECT_NEAR(with - without, 2.5 * d, 1e-4 * (1 + 2.5 * d));
+    // Too small for the network's four strides.
+    InversionTarget small{torch::zeros({3, 12, 20}), torch::ones({1, 12, 20}), 0, 0};
+    InversionSettings s;
+    s.features = net;
+    s.feature_weight = 1;
+    EXPECT_THROW(invert(f.g, torch::kCPU, small, s), Error);
 }
 
 TEST(Inversion, RejectsAnEmptyMask) {
