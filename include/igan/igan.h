@@ -270,11 +270,21 @@ struct EvalRequest {
     std::string model;   // model mode: weights (.safetensors)
     std::string fake;    // folder mode: generated images
     std::string real;    // real images (.png/.jpg/.jpeg directly in the folder); required
+    std::string floor;   // optional: training photos, sampled as `real`, for the floor row
     std::vector<std::string> metrics = {"swd"};  // swd, fid, kid, seam (seam: model mode)
     std::vector<int64_t> scales = {1};           // ScaleInv factors (model mode)
-    int64_t n = 0;        // images per scale in model mode; 0 = as many as real images
-    int64_t size = 0;     // folder mode: 0 = every image must have one size; > 0 = centre-crop
-                          // each image to a square and resize it to size x size
+    // Generated samples per scale (model mode), fake images and floor crops; 0 = as many as the
+    // real set holds.
+    int64_t n = 0;
+    int64_t size = 0;     // folder mode: 0 = every image must have one size; > 0 = crop to
+                          // size x size (as below, or the centred square with crops_per_image 0)
+    // Random crops per real photo at the model's scale (docs/evaluation.md); 0 = one centred
+    // square per photo, resized.
+    int64_t crops_per_image = 64;
+    double max_scale = 1.5;     // crops: short side scaled by U(1, max_scale), as igan train
+    uint64_t sample_seed = 0;   // crops, generated seeds (sample_seed * 2^32 + i), bootstrap
+    int64_t bootstrap = 20;     // draws for each metric's spread (0 = none)
+    uint64_t random_seed = 1;   // model mode: the random-model row, as `igan init --seed`
     std::string inception;  // pytorch-fid InceptionV3 weights as safetensors (fid, kid)
     std::string device = "cpu";
     std::string config_override;  // as Engine's, for weight files without igan metadata
@@ -285,8 +295,10 @@ struct EvalRequest {
 std::vector<std::string> eval_metric_names();
 // Checks a request without touching files; throws UsageError.
 void validate_eval_request(const EvalRequest& request);
-// Runs the evaluation and returns one JSON object (the top-level "swd" is the first scale's).
-// Progress counts training-size images read or generated (a sample at scale s counts s^2).
+// Runs the evaluation and returns one JSON object: rows for the model (or the fake folder), a
+// random model (model mode) and the floor (with `floor`); the top-level "swd" is the model's
+// first scale. Progress counts training-size images read or generated (a sample at scale s
+// counts s^2) and set comparisons.
 // Bad folders (missing, empty, unreadable, mixed sizes) throw UsageError; corrupt images throw
 // Error naming the file.
 std::string run_eval(const EvalRequest& request, const ProgressFn& progress = {});

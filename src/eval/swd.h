@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "eval/bootstrap.h"
+
 namespace igan {
 
 struct SwdConfig {
@@ -75,5 +77,16 @@ struct SwdResult {
 
 // Throws igan::Error when the sets differ in image size or either is empty.
 SwdResult swd(const SwdDescriptors& a, const SwdDescriptors& b);
+
+// SWD of paired bootstrap draws of the two sets' images: result[i] for (draws_a[i], draws_b[i]),
+// each draw counting the set's images in the order they were added. Each set keeps the channel
+// normalisation of its full set, so a draw changes only which images' descriptors enter the
+// distance; draws of all ones give swd(a, b) up to float round-off (projections are float
+// here). The projections are sorted once for every draw: the 1-D distance is the integral of
+// |F_a - F_b| over the merged sorted projections, each descriptor weighted by its image's
+// count. `threads` workers share the directions; the numbers do not depend on it.
+std::vector<SwdResult> swd_draws(const SwdDescriptors& a, const SwdDescriptors& b,
+                                 const std::vector<Draw>& draws_a, const std::vector<Draw>& draws_b,
+                                 int threads = 1);
 
 }  // namespace igan

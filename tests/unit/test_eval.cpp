@@ -1,16 +1,20 @@
 // Evaluation metrics (SPEC §6) on small synthetic images: SWD properties, closed-form Fréchet
-// distances, KID, the InceptionV3 layout with random weights, ScaleInv resizing, seam scores and
-// the folder errors of run_eval.
+// distances, KID, the InceptionV3 layout with random weights, ScaleInv resizing, seam scores,
+// crop sampling, bootstrap spreads, and run_eval's rows and folder errors.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "core/threads.h"
+#include "eval/bootstrap.h"
+#include "eval/crops.h"
 #include "eval/fid.h"
 #include "eval/images.h"
 #include "eval/inception.h"
@@ -18,8 +22,10 @@
 #include "eval/seam.h"
 #include "eval/swd.h"
 #include "io/png.h"
+#include "model/config.h"
 #include "model/generator.h"
 #include "render/renderer.h"
+#include "weights/model_file.h"
 
 namespace igan {
 namespace {
@@ -310,6 +316,123 @@ TEST(Seam, TiledRenderIsSeamlessIndependentTilesAreNot) {
     EXPECT_EQ(sample.sizes(), torch::IntArrayRef({3, 32, 32}));
 }
 
+TEST(Crops, PureFunctionOfSeedPhotoAndIndex) {
+    torch::manual_seed(4);
+    const auto image = torch::rand({3, 60, 90}) * 2 - 1;
+    CropSampling s;
+    s.size = 24;
+    const auto photo = prepare_photo(image, s);
+    EXPECT_EQ(photo.sizes(), torch::IntArrayRef({3, 36, 54}));  // short side ceil(24 * 1.5)
+    const uint64_t key = photo_key("/some/folder/photo.jpg");
+    EXPECT_EQ(key, photo_key("/elsewhere/photo.jpg"));
+    EXPECT_NE(key, photo_key("/some/folder/other.jpg"));
+    std::vector<torch::Tensor> forward;
+    for (int64_t i = 0; i < 6; ++i) forward.push_back(sample_crop(photo, s, key, i));
+    // Backwards, on one intra-op thread, and after other photos' crops: the very same pixels.
+    IntraOpThreadsScope one_thread(1);
+    sample_crop(prepare_photo(image.flip({1}), s), s, key + 1, 3);
+    for (int64_t i = 5; i >= 0; --i) {
+        const auto again = sample_crop(photo, s, key, i);
+        EXPECT_EQ(again.sizes(), torch::IntArrayRef({3, 24, 24}));
+        EXPECT_TRUE(torch::equal(again, forward[size_t(i)])) << "crop " << i;
+    }
+    EXPECT_FALSE(torch::equal(forward[0], forward[1]));
+    s.seed = 1;
+    EXPECT_FALSE(torch::equal(sample_crop(photo, s, key, 0), forward[0]));
+}
+
+TEST(Crops, AtScaleOneAWindowOfThePhotoOrItsMirror) {
+    torch::manual_seed(5);
+    const auto image = torch::rand({3, 24, 40});
+    CropSampling s;
+    s.size = 24;
+    s.max_scale = 1.0;
+    const auto photo = prepare_photo(image, s);
+    EXPECT_TRUE(torch::equal(photo, image));
+    int flipped = 0;
+    for (int64_t i = 0; i < 16; ++i) {
+        const auto crop = sample_crop(photo, s, 7, i);
+        bool found = false;
+        for (int64_t x = 0; x + 24 <= 40 && !found; ++x) {
+            const auto window = image.narrow(2, x, 24);
+            if (torch::equal(crop, window)) found = true;
+            if (torch::equal(crop, window.flip({2}))) found = true, ++flipped;
+        }
+        EXPECT_TRUE(found) << "crop " << i;
+    }
+    EXPECT_GT(flipped, 0);
+    EXPECT_LT(flipped, 16);
+}
+
+TEST(Bootstrap, DrawsAreDeterministicResamples) {
+    const auto draws = bootstrap_draws(10, 5, 42);
+    ASSERT_EQ(draws.size(), 6u);
+    EXPECT_EQ(draws[0], Draw(10, 1));
+    for (const auto& d : draws) EXPECT_EQ(std::accumulate(d.begin(), d.end(), 0), 10);
+    EXPECT_NE(draws[1], draws[2]);
+    EXPECT_EQ(bootstrap_draws(10, 5, 42), draws);
+    EXPECT_NE(bootstrap_draws(10, 5, 43), draws);
+    EXPECT_EQ(draw_indices(Draw{0, 2, 1}).sizes(), torch::IntArrayRef({3}));
+    EXPECT_TRUE(torch::equal(draw_indices(Draw{0, 2, 1}), torch::tensor({1, 1, 2}, torch::kLong)));
+}
+
+TEST(Bootstrap, SpreadIsZeroWhenResamplingCannotChangeTheSets) {
+    // The difference of the means of two sets of scalars.
+    auto mean_gap = [](const std::vector<double>& real, const std::vector<double>& fake) {
+        return per_draw([&](const Draw& r, const Draw& f) {
+            double a = 0, b = 0;
+            for (size_t i = 0; i < real.size(); ++i) a += r[i] * real[i] / double(real.size());
+            for (size_t i = 0; i < fake.size(); ++i) b += f[i] * fake[i] / double(fake.size());
+            return a - b;
+        });
+    };
+    const std::vector<double> same(8, 0.5), spread = {0, 1, 2, 3, 4, 5, 6, 7};
+    const auto flat = bootstrap(mean_gap(same, std::vector<double>(5, 0.25)), 8, 5, 30, 1);
+    EXPECT_DOUBLE_EQ(flat.value, 0.25);
+    EXPECT_NEAR(flat.std, 0.0, 1e-12);  // round-off of sums in another order
+    EXPECT_EQ(flat.draws, 30);
+    const auto noisy = bootstrap(mean_gap(spread, same), 8, 8, 200, 1);
+    EXPECT_DOUBLE_EQ(noisy.value, 3.0);
+    // The standard error of a mean of 8 draws from {0..7}: sqrt(5.25 / 8) = 0.81.
+    EXPECT_NEAR(noisy.std, 0.81, 0.15);
+    EXPECT_EQ(bootstrap(mean_gap(spread, same), 8, 8, 0, 1).std, 0.0);
+}
+
+TEST(Swd, DrawsOfAllOnesEqualSwdAndSpreadIsZeroOnlyForRepeatedImages) {
+    const auto a = textures(5, 32, 1), b = textures(3, 32, 2);
+    const auto da = descriptors(a), db = descriptors(b);
+    const auto direct = swd(da, db);
+    const auto drawn = swd_draws(da, db, bootstrap_draws(5, 4, 1), bootstrap_draws(3, 4, 2), 3);
+    ASSERT_EQ(drawn.size(), 5u);
+    ASSERT_EQ(drawn[0].levels.size(), direct.levels.size());
+    for (size_t l = 0; l < direct.levels.size(); ++l)  // float projections against double
+        EXPECT_NEAR(drawn[0].levels[l], direct.levels[l], 1e-5 * direct.levels[l]);
+    EXPECT_EQ(drawn[0].resolutions, direct.resolutions);
+    EXPECT_NE(drawn[1].mean, drawn[2].mean);
+    // On one thread: the same numbers.
+    const auto again = swd_draws(da, db, bootstrap_draws(5, 4, 1), bootstrap_draws(3, 4, 2), 1);
+    for (size_t t = 0; t < drawn.size(); ++t) EXPECT_EQ(again[t].mean, drawn[t].mean);
+    // Sets of one repeated image: every draw is the same set.
+    const std::vector<torch::Tensor> ra(4, a[0]), rb(6, b[0]);
+    const auto dra = descriptors(ra), drb = descriptors(rb);
+    const auto metric = [&](const std::vector<Draw>& x, const std::vector<Draw>& y) {
+        std::vector<double> v;
+        for (const auto& r : swd_draws(dra, drb, x, y)) v.push_back(r.mean);
+        return v;
+    };
+    const auto flat = bootstrap(metric, 4, 6, 8, 3);
+    EXPECT_GT(flat.value, 1.0);
+    EXPECT_NEAR(flat.std, 0.0, 1e-9 * flat.value);
+    const auto varied = bootstrap(
+        [&](const std::vector<Draw>& x, const std::vector<Draw>& y) {
+            std::vector<double> v;
+            for (const auto& r : swd_draws(da, db, x, y)) v.push_back(r.mean);
+            return v;
+        },
+        5, 3, 8, 3);
+    EXPECT_GT(varied.std, 1e-3 * varied.value);
+}
+
 // Folders of tiny PNGs, some deliberately broken.
 class EvalFolders : public ::testing::Test {
 protected:
@@ -374,7 +497,83 @@ TEST_F(EvalFolders, SwdOfFoldersAndClearErrors) {
     // --size resolves mixed sizes.
     r.fake = mixed;
     r.size = 24;
+    r.crops_per_image = 2;
     EXPECT_GT(nlohmann::json::parse(run_eval(r))["swd"].get<double>(), 0.0);
+}
+
+TEST_F(EvalFolders, CropsOfOneFolderScoreZeroAndTheFloorRowAppears) {
+    const auto a = dir("a"), b = dir("b");
+    for (int i = 0; i < 3; ++i) {
+        png(a + "/" + std::to_string(i) + ".png", 48, 40, uint8_t(10 * i));
+        png(b + "/" + std::to_string(i) + ".png", 44, 36, uint8_t(100 + 10 * i));
+    }
+    EvalRequest r;
+    r.fake = a;
+    r.real = a;
+    r.floor = b;
+    r.size = 24;
+    r.crops_per_image = 4;
+    r.bootstrap = 5;
+    const auto same = nlohmann::json::parse(run_eval(r));
+    EXPECT_EQ(same["n_real"].get<int64_t>(), 12);
+    EXPECT_EQ(same["n_fake"].get<int64_t>(), 12);
+    EXPECT_LT(same["swd"].get<double>(), 1e-9);
+    EXPECT_GT(same["swd_std"].get<double>(), 0.0);  // the two sides are drawn independently
+    EXPECT_LT(same["swd_ratio"].get<double>(), 1e-9);
+    ASSERT_TRUE(same.contains("floor"));
+    const auto& floor = same["floor"];
+    EXPECT_EQ(floor["n"].get<int64_t>(), 12);
+    EXPECT_GT(floor["swd"].get<double>(), 1.0);
+    EXPECT_GT(floor["swd_std"].get<double>(), 0.0);
+    // The same folder as fake and as floor: both rows sample it alike.
+    r.fake = b;
+    const auto other = nlohmann::json::parse(run_eval(r));
+    EXPECT_EQ(other["swd"].get<double>(), other["floor"]["swd"].get<double>());
+    EXPECT_EQ(other["swd"].get<double>(), floor["swd"].get<double>());
+    EXPECT_DOUBLE_EQ(other["swd_ratio"].get<double>(), 1.0);
+    // Another sample seed draws other crops.
+    r.sample_seed = 1;
+    EXPECT_NE(nlohmann::json::parse(run_eval(r))["swd"].get<double>(), other["swd"].get<double>());
+}
+
+TEST_F(EvalFolders, ModelModeReportsModelRandomAndFloorRows) {
+    const auto real = dir("real"), train = dir("train");
+    for (int i = 0; i < 2; ++i)
+        png(real + "/" + std::to_string(i) + ".png", 64, 50, uint8_t(20 * i));
+    for (int i = 0; i < 3; ++i)
+        png(train + "/" + std::to_string(i) + ".png", 60, 52, uint8_t(30 + 20 * i));
+    // A micro model written the way `igan init --seed 7` writes one.
+    const auto config = (root_ / "micro.json").string();
+    nlohmann::json cj = test::micro_train_config();
+    std::ofstream(config) << cj.dump();
+    InitRequest init;
+    init.config = config;
+    init.seed = 7;
+    init.out = (root_ / "micro.safetensors").string();
+    init_model(init);
+
+    EvalRequest r;
+    r.model = init.out;
+    r.real = real;
+    r.floor = train;
+    r.crops_per_image = 2;
+    r.n = 3;
+    r.bootstrap = 3;
+    r.random_seed = 7;
+    const auto j = nlohmann::json::parse(run_eval(r));
+    EXPECT_EQ(j["n_real"].get<int64_t>(), 4);
+    EXPECT_EQ(j["n"].get<int64_t>(), 3);
+    EXPECT_EQ(j["floor"]["n"].get<int64_t>(), 3);
+    const auto& model = j["scales"][0];
+    const auto& random = j["random"]["scales"][0];
+    for (const auto* row : {&model, &random})
+        for (const char* key : {"swd", "swd_std", "swd_ratio", "swd_levels"})
+            EXPECT_TRUE(row->contains(key)) << key;
+    // The random row is the model `igan init --seed 7` writes: here, the model itself.
+    EXPECT_EQ(random["swd"].get<double>(), model["swd"].get<double>());
+    EXPECT_EQ(j["swd"].get<double>(), model["swd"].get<double>());
+    EXPECT_DOUBLE_EQ(model["swd_ratio"].get<double>(),
+                     model["swd"].get<double>() / j["floor"]["swd"].get<double>());
 }
 
 }  // namespace
