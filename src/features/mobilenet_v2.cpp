@@ -133,14 +133,19 @@ MobileNetV2FeaturesImpl::MobileNetV2FeaturesImpl() {
         blocks->push_back(block_list_.back());
         in = s.c;
     }
-    for (auto& p : parameters()) p.set_requires_grad(false);
+    // Channels-last: 2-4x faster on the CPU here (measured at 101 px), and what cuDNN prefers.
+    for (auto& p : parameters()) {
+        p.set_requires_grad(false);
+        if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    }
 }
 
 std::vector<torch::Tensor> MobileNetV2FeaturesImpl::forward(const torch::Tensor& rgb) {
     TORCH_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "MobileNetV2Features: expected (N, 3, H, W)");
     TORCH_CHECK(rgb.size(2) >= 16 && rgb.size(3) >= 16,
                 "MobileNetV2Features: images must be at least 16 x 16");
-    auto x = clamp6(stem(pad_bottom_right((rgb + 1) * 0.5)));
+    const auto x01 = pad_bottom_right((rgb + 1) * 0.5).contiguous(at::MemoryFormat::ChannelsLast);
+    auto x = clamp6(stem(x01));
     std::vector<torch::Tensor> out;
     size_t tap = 0;
     for (int64_t i = 0; i < kBlocks; ++i) {
@@ -231,8 +236,9 @@ TensorFile mobilenet_v2_from_tfjs(const TfjsModel& model, const std::string& ori
 
 MobileNetV2Features load_mobilenet_v2(const std::string& path, const torch::Device& device) {
     if (!std::filesystem::exists(path))
-        throw Error(path + " not found: scripts/fetch-features.sh fetches and converts the feature "
-                           "network (docs/features.md)");
+        throw Error(path +
+                    " not found: scripts/fetch-features.sh fetches and converts the feature "
+                    "network (docs/features.md)");
     const TensorFile file = read_safetensors(path);
     const auto arch = file.metadata.find("igan.arch");
     if (arch == file.metadata.end() || arch->second != kMobileNetV2Arch)

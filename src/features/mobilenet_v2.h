@@ -42,6 +42,7 @@ public:
     // (N, 3, H, W) RGB in [-1, 1] (igan's range; mapped to the [0, 1] the network was trained
     // on) -> four maps (N, C_i, H_i, W_i): C = kChannels, H_i = floor(H / 2^(i+1)), the same
     // for W; e.g. 101 px -> 50, 25, 12, 6. H and W must be at least 16.
+    // The maps are channels-last in memory, as the weights are (.contiguous() before .view()).
     std::vector<torch::Tensor> forward(const torch::Tensor& rgb);
 
     torch::nn::Conv2d stem{nullptr};  // key "stem"
