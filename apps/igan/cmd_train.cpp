@@ -46,6 +46,8 @@ RegisterCommand reg(70, [](CLI::App& app, Globals&) {
         ->capture_default_str();
     cmd->add_option("--max-scale", r->max_scale, "random scale of the short side before cropping")
         ->capture_default_str();
+    cmd->add_option("--r1", r->r1, "R1 penalty weight gamma on D's real inputs")
+        ->capture_default_str();
     cmd->add_option("--augment", r->augment,
                     "D's input augmentation: ada (adaptive, default for a new run), diffaug or "
                     "none; on --resume the checkpoint's unless given");

@@ -222,6 +222,7 @@ struct TrainRequest {
     double augment_p = 0;          // ada's initial p
     double ada_target = 0.6;       // ada's target for r_t = E[sign(D(real))]
     double ada_kimg = 100;         // ada: thousands of images for p to move by 1
+    double r1 = 10;                // R1 weight (gamma); the paper's 10 suits 101-px patches
     int rank = 0, world_size = 1;  // data parallelism (torchrun-style RANK/WORLD_SIZE)
     std::string master_addr = "127.0.0.1";
     int master_port = 29500;

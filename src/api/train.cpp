@@ -125,6 +125,7 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     if (!(r.augment_p >= 0 && r.augment_p <= 1)) throw UsageError("--augment-p must be in [0, 1]");
     if (!(r.ada_target > 0 && r.ada_target < 1)) throw UsageError("--ada-target must be in (0, 1)");
     if (!(r.ada_kimg > 0)) throw UsageError("--ada-kimg must be > 0");
+    if (!(r.r1 >= 0 && r.r1 <= 1e4)) throw UsageError("--r1 must be in [0, 10000]");
     const fs::path run(r.out);
     const bool main_rank = r.rank == 0;
     std::string resume_from;
@@ -143,6 +144,7 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     o.data.seed = r.seed;
     o.batch = r.batch;
     o.iters = r.iters;
+    o.r1 = r.r1;
     o.seed = r.seed;
     o.device = r.device;
     o.diversity = r.diversity == "paper" ? DiversityForm::kPaper : DiversityForm::kAngular;
