@@ -14,7 +14,7 @@ W=$(mktemp -d)
 PID=""
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
 "$IGAN" serve --model "m=$MODEL" --port 0 --threads "$THREADS" --workers "$WORKERS" \
-  --cache-mb "$CACHE_MB" --queue 256 >"$W/serve.log" 2>&1 &
+  --cache-mb "$CACHE_MB" --queue 256 --max-client-connections 1024 >"$W/serve.log" 2>&1 &
 PID=$!
 PORT=""
 for _ in $(seq 1 600); do

@@ -154,10 +154,13 @@ void Engine::stream_rows(const GenerateRequest& r, const RowsFn& on_rows,
 
 std::vector<uint8_t> Engine::render_rgb(const GenerateRequest& r) const {
     validate(r, false);
-    auto model = impl_->styled(r);
+    // Strip by strip into the 8-bit result: a float canvas (12 bytes a pixel, and as much again
+    // in temporaries while quantizing) made a server's peak RSS grow with its largest /render.
     std::vector<uint8_t> out(size_t(3 * r.width * r.height));
-    quantize_into(render_region(*model, {r.x, r.y, r.width, r.height}, impl_->options(r)),
-                  out.data(), 3 * r.width, 0);
+    const size_t row_bytes = size_t(3 * r.width);
+    stream_rows(r, [&](const uint8_t* rows, int64_t y0, int64_t count) {
+        std::copy(rows, rows + row_bytes * size_t(count), out.begin() + row_bytes * size_t(y0));
+    });
     return out;
 }
 

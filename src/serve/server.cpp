@@ -4,6 +4,7 @@
 // bounded queue (503 beyond it), coarser levels are box-filtered from four finer tiles, and every
 // tile goes through the byte-bounded LRU cache with single-flight production.
 #include <httplib.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -342,7 +343,13 @@ struct TileServer::Impl {
             const auto rgb = render(*m, seed, x, y, w, h, fusion);
             res.set_header("Content-Disposition",
                            "attachment; filename=\"igan-" + m->spec.name + "-" + what + ".png\"");
-            res.set_content(encode_png(rgb.data(), w, h), "image/png");
+            res.body = encode_png(rgb.data(), w, h);  // moved, not copied as set_content would
+            res.set_header("Content-Type", "image/png");
+#ifdef __GLIBC__
+            // A /render frees tens of MB at once, much of it in the middle of the heap where
+            // the trim threshold does not reach: hand it back to the system now.
+            malloc_trim(0);
+#endif
         } catch (const Busy& e) {
             res.set_header("Retry-After", "1");
             send_error(res, 503, e.what());

@@ -30,6 +30,13 @@ for p in "/tiles/land/1/0/../../etc/passwd" "/tiles/land/x/0/0/0.png" \
   r=$(c "$p" /dev/null --path-as-is); case "$r" in 4??) ok ;; *) bad "$p (as is) -> $r" ;; esac
 done
 curl -s "$B/metrics" | grep -q '^igan_tiles_served_total 2' && ok || bad "/metrics tiles served"
+# Memory is returned after large /render requests (it stayed: +210 MB after three of these).
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' /proc/$PID/status; }
+before=$(rss)
+for x in 1 2 3; do c "/render?x=$x&y=0&w=1024&h=1024" >/dev/null; done
+sleep 0.5
+after=$(rss)
+[ $((after - before)) -lt 64 ] && ok || bad "RSS grew from $before to $after MB over three 1024x1024 renders"
 # SIGTERM with a render in flight: the render completes, then the server exits 0.
 curl -s -o "$W/r.png" -w '%{http_code}' --max-time 60 "$B/render?x=0&y=0&w=512&h=256" >"$W/r.code" &
 CURL=$!
