@@ -38,7 +38,12 @@ torch::Tensor rgb8_to_tensor(const uint8_t* rgb, int64_t w, int64_t h) {
 }
 
 torch::Tensor load_image_tensor(const std::string& path) {
-    const Image img = read_image(path);
+    Image img;
+    try {
+        img = read_image(path);
+    } catch (const Error& e) {
+        throw UsageError(e.what());  // a bad input image is a usage error (README, exit codes)
+    }
     return rgb8_to_tensor(img.pixels.data(), img.width, img.height);
 }
 

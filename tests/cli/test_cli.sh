@@ -161,6 +161,9 @@ done
 expect 2 "inbetween broken image" -- "$IGAN" inbetween --model "$M" --quiet --left "$W/broken.png" --right "$W/b.png" --gap 16 --out "$W/n.png"
 expect 2 "outpaint broken mask" -- $O --input "$W/a.png" --mask "$W/broken.png" --canvas 72x32+8+4 --out "$W/n.png"
 expect 2 "outpaint device input" -- timeout 20 $O --input /dev/zero --canvas 72x32+8+4 --out "$W/n.png"
+mkdir "$W/ev" && cp "$W/a.png" "$W/ev/a.png" && cp "$W/broken.png" "$W/ev/z.png"
+expect 2 "eval corrupt image" -- "$IGAN" eval --fake "$W/ev" --real "$W/ev"
+grep -q "z.png" "$W/err" && ok || bad "eval does not name the corrupt image"
 [ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
 
 summary "CLI contract"
