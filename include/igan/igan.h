@@ -300,8 +300,8 @@ void validate_eval_request(const EvalRequest& request);
 // random model (model mode) and the floor (with `floor`); the top-level "swd" is the model's
 // first scale. Progress counts training-size images read or generated (a sample at scale s
 // counts s^2) and set comparisons.
-// Bad folders (missing, empty, unreadable, mixed sizes) throw UsageError; corrupt images throw
-// Error naming the file.
+// Bad folders (missing, empty, unreadable, mixed sizes) and corrupt images (named) throw
+// UsageError.
 std::string run_eval(const EvalRequest& request, const ProgressFn& progress = {});
 
 // `igan convert` (docs/convert.md): a checkpoint of the original implementation (torch.save:
