@@ -222,7 +222,13 @@ struct TrainRequest {
     double augment_p = 0;          // ada's initial p
     double ada_target = 0.6;       // ada's target for r_t = E[sign(D(real))]
     double ada_kimg = 100;         // ada: thousands of images for p to move by 1
-    double r1 = 10;                // R1 weight (gamma); the paper's 10 suits 101-px patches
+    // R1 weight (gamma); < 0: the discriminator's default, 10 for stylegan2 (the paper's, set for
+    // 101-px patches) and 0 (no R1 step) for projected, as Projected GANs train without it.
+    double r1 = -1;
+    // D: "stylegan2" or "projected" (frozen MobileNetV2 features, docs/training.md); "" =
+    // stylegan2 for a new run, the checkpoint's on --resume.
+    std::string discriminator;
+    std::string features = "data-cache/features/mobilenetv2.safetensors";  // for projected
     int rank = 0, world_size = 1;  // data parallelism (torchrun-style RANK/WORLD_SIZE)
     std::string master_addr = "127.0.0.1";
     int master_port = 29500;

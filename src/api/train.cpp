@@ -7,6 +7,8 @@
 
 #include "render/styled_generator.h"
 #include "core/error.h"
+#include "features/mobilenet_v2.h"
+#include "io/hash.h"
 #include "io/png.h"
 #include "render/renderer.h"
 #include "train/trainer.h"
@@ -125,7 +127,8 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     if (!(r.augment_p >= 0 && r.augment_p <= 1)) throw UsageError("--augment-p must be in [0, 1]");
     if (!(r.ada_target > 0 && r.ada_target < 1)) throw UsageError("--ada-target must be in (0, 1)");
     if (!(r.ada_kimg > 0)) throw UsageError("--ada-kimg must be > 0");
-    if (!(r.r1 >= 0 && r.r1 <= 1e4)) throw UsageError("--r1 must be in [0, 10000]");
+    if (!(r.r1 <= 1e4)) throw UsageError("--r1 must be at most 10000");
+    if (!r.discriminator.empty()) parse_discriminator_kind(r.discriminator);
     const fs::path run(r.out);
     const bool main_rank = r.rank == 0;
     std::string resume_from;
@@ -144,7 +147,16 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     o.data.seed = r.seed;
     o.batch = r.batch;
     o.iters = r.iters;
-    o.r1 = r.r1;
+    o.discriminator = parse_discriminator_kind(
+        !r.discriminator.empty() ? r.discriminator
+        : resume_from.empty()    ? std::string("stylegan2")
+                                 : checkpoint_discriminator_kind(resume_from));
+    const bool projected = o.discriminator == DiscriminatorKind::kProjected;
+    o.r1 = r.r1 >= 0 ? r.r1 : projected ? 0.0 : 10.0;
+    if (projected) {
+        o.features = load_mobilenet_v2(r.features);
+        o.features_sha256 = sha256_file(r.features);
+    }
     o.seed = r.seed;
     o.device = r.device;
     o.diversity = r.diversity == "paper" ? DiversityForm::kPaper : DiversityForm::kAngular;

@@ -77,7 +77,16 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
         torch::manual_seed(o.seed);
         g_ = Generator(o.model.generator);
         g_ema_ = Generator(o.model.generator);
-        d_ = Discriminator(o.model.discriminator);
+        if (o.discriminator == DiscriminatorKind::kProjected) {
+            if (!o.features) throw Error("the projected discriminator needs a feature network");
+            auto pc = o.projected;
+            pc.coord_num_dir = o.model.discriminator.coord_num_dir;
+            options_.features->to(device_);
+            // The fixed mixing is drawn from the seed, independent of the global generator.
+            pd_ = ProjectedDiscriminator(pc, options_.features, splitmix64(o.seed ^ 0x9d15c0u));
+        } else {
+            d_ = Discriminator(o.model.discriminator);
+        }
     }
     {
         torch::NoGradGuard no_grad;
@@ -86,17 +95,18 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
     }
     g_->to(device_);
     g_ema_->to(device_);
-    d_->to(device_);
+    d_module().to(device_);
     g_ema_->eval();
     set_requires_grad(*g_ema_, false);
 
     const double g_ratio = double(o.g_reg_every) / (o.g_reg_every + 1);
-    const double d_ratio = double(o.d_reg_every) / (o.d_reg_every + 1);
+    // Without R1 D has no lazy regulariser to correct for.
+    const double d_ratio = o.r1 > 0 ? double(o.d_reg_every) / (o.d_reg_every + 1) : 1.0;
     g_opt_ = std::make_unique<torch::optim::Adam>(
         g_->parameters(), torch::optim::AdamOptions(o.lr * g_ratio)
                               .betas({0.0, std::pow(0.99, g_ratio)}));
     d_opt_ = std::make_unique<torch::optim::Adam>(
-        d_->parameters(), torch::optim::AdamOptions(o.lr * d_ratio)
+        d_module().parameters(), torch::optim::AdamOptions(o.lr * d_ratio)
                               .betas({0.0, std::pow(0.99, d_ratio)}));
     ema_decay_ = std::pow(0.5, 32.0 / o.ema_half_life_images);
     ada_.p = o.augment == AugmentMode::kAda ? o.augment_p : 0;
@@ -114,7 +124,7 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
         // Identical start on every rank: rank 0's weights.
         for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(g_.get()),
                                      static_cast<torch::nn::Module*>(g_ema_.get()),
-                                     static_cast<torch::nn::Module*>(d_.get())}) {
+                                     &d_module()}) {
             std::vector<at::Tensor> ts;
             for (auto& p : m->parameters()) ts.push_back(p.data());
             for (auto& b : m->buffers()) ts.push_back(b);
@@ -130,6 +140,15 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
 }
 
 Trainer::~Trainer() = default;
+
+torch::nn::Module& Trainer::d_module() const {
+    if (pd_) return *pd_.ptr();
+    return *d_.ptr();
+}
+
+DiscriminatorOutput Trainer::d_forward(const torch::Tensor& images) {
+    return pd_ ? pd_->forward(images) : d_->forward(images);
+}
 
 at::Generator Trainer::draw_generator(int64_t step, uint64_t purpose) const {
     return at::make_generator<at::CPUGeneratorImpl>(
@@ -212,7 +231,7 @@ AugmentBatch Trainer::augment(const torch::Tensor& images, const torch::Tensor& 
 
 void Trainer::d_step(const AugmentBatch& real) {
     set_requires_grad(*g_, false);
-    set_requires_grad(*d_, true);
+    set_requires_grad(d_module(), true);
     const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
     const auto z = sample_latents(step_, kDiscriminatorDraw, gb, begin, begin + b);
     torch::Tensor fake_image;
@@ -221,8 +240,8 @@ void Trainer::d_step(const AugmentBatch& real) {
         fake_image = generate(z).image;
     }
     const auto fake = augment(fake_image, z.coords.ac_label, kFakeAugmentDraw);
-    const auto dr = d_->forward(real.images);
-    const auto df = d_->forward(fake.images);
+    const auto dr = d_forward(real.images);
+    const auto df = d_forward(fake.images);
     if (options_.augment == AugmentMode::kAda) ada_accumulate(ada_, dr.d_patch);
     const auto adv = d_logistic_loss(dr.d_patch, df.d_patch);
     const auto ac_real = coord_ac_loss(dr.ac_coords_pred, real.labels);
@@ -230,7 +249,7 @@ void Trainer::d_step(const AugmentBatch& real) {
     const auto loss = adv + options_.coord_ac_w * (ac_real + ac_fake);
     d_opt_->zero_grad();
     loss.backward();
-    all_reduce_grads(*d_);
+    all_reduce_grads(d_module());
     d_opt_->step();
     stats_.d_loss = adv.item<double>();
     stats_.d_real = dr.d_patch.mean().item<double>();
@@ -240,25 +259,25 @@ void Trainer::d_step(const AugmentBatch& real) {
 
 void Trainer::r1_step(const AugmentBatch& real) {
     auto images = real.images.detach().requires_grad_(true);
-    const auto out = d_->forward(images).d_patch;
+    const auto out = d_forward(images).d_patch;
     const auto grad = torch::autograd::grad({out.sum()}, {images}, {}, true, true)[0];
     const auto penalty = grad.pow(2).flatten(1).sum(1).mean();
     const auto loss = options_.r1 / 2 * penalty * options_.d_reg_every + 0 * out[0][0];
     d_opt_->zero_grad();
     loss.backward();
-    all_reduce_grads(*d_);
+    all_reduce_grads(d_module());
     d_opt_->step();
     stats_.r1 = penalty.item<double>();
 }
 
 void Trainer::g_step() {
     set_requires_grad(*g_, true);
-    set_requires_grad(*d_, false);
+    set_requires_grad(d_module(), false);
     const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
     const auto z = sample_latents(step_, kGeneratorDraw, gb, begin, begin + b);
     const auto fake = generate(z);
     const auto seen = augment(fake.image, z.coords.ac_label, kGeneratorAugmentDraw);
-    const auto df = d_->forward(seen.images);
+    const auto df = d_forward(seen.images);
     const auto adv = g_nonsaturating_loss(df.d_patch);
     const auto ac_fake = coord_ac_loss(df.ac_coords_pred, seen.labels);
     auto loss = adv + options_.coord_ac_w * ac_fake;
@@ -325,7 +344,7 @@ void Trainer::step() {
     const auto real = augment(batch.images.to(device_), batch.labels.to(device_).unsqueeze(1),
                               kRealAugmentDraw);
     d_step(real);
-    if (step_ % options_.d_reg_every == 0) {
+    if (options_.r1 > 0 && step_ % options_.d_reg_every == 0) {
         r1_step(real);
         stats_.did_r1 = true;
     }
@@ -356,8 +375,9 @@ void Trainer::save_checkpoint(const std::string& dir) const {
     save_module((tmp / "G.safetensors").string(), *g_, options_.model, "infinitygan.generator", step_);
     save_module((tmp / "G_ema.safetensors").string(), *g_ema_, options_.model,
                 "infinitygan.generator", step_);
-    save_module((tmp / "D.safetensors").string(), *d_, options_.model,
-                "infinitygan.discriminator", step_);
+    // The projected D's file holds its heads and fixed mixing, not the feature network.
+    save_module((tmp / "D.safetensors").string(), d_module(), options_.model,
+                pd_ ? "igan.projected_discriminator" : "infinitygan.discriminator", step_);
     torch::save(*g_opt_, (tmp / "optim_g.pt").string());
     torch::save(*d_opt_, (tmp / "optim_d.pt").string());
     nlohmann::json state = {{"step", step_},
@@ -366,11 +386,13 @@ void Trainer::save_checkpoint(const std::string& dir) const {
                             {"batch", options_.batch},
                             {"world_size", options_.world_size},
                             {"augment", augment_mode_name(options_.augment)},
+                            {"discriminator", discriminator_kind_name(options_.discriminator)},
                             {"ada", {{"p", ada_.p},
                                      {"rt", ada_.rt},
                                      {"sign_sum", ada_.sign_sum},
                                      {"sign_count", ada_.sign_count}}},
                             {"config", nlohmann::json::parse(model_config_to_string(options_.model))}};
+    if (pd_) state["features_sha256"] = options_.features_sha256;
     {
         std::ofstream f(tmp / "trainer_state.json");
         f << state.dump(2) << "\n";
@@ -399,16 +421,32 @@ std::string checkpoint_augment_mode(const std::string& dir) {
     return state.contains("augment") ? state.at("augment").get<std::string>() : "none";
 }
 
+std::string checkpoint_discriminator_kind(const std::string& dir) {
+    return read_trainer_state(dir).value("discriminator", std::string("stylegan2"));
+}
+
 void Trainer::load_checkpoint(const std::string& dir) {
     const fs::path d(dir);
     const auto state = read_trainer_state(dir);
+    const auto kind = state.value("discriminator", std::string("stylegan2"));
+    const auto want = discriminator_kind_name(options_.discriminator);
+    if (kind != want)
+        throw Error(dir + " was trained with the " + kind + " discriminator, this run builds the " +
+                    want + " one (resume with --discriminator " + kind + ")");
+    if (pd_) {
+        const auto sha = state.value("features_sha256", std::string());
+        if (sha != options_.features_sha256)
+            throw Error(dir + " was trained on the feature network with sha256 '" + sha +
+                        "', this run loads one with sha256 '" + options_.features_sha256 +
+                        "' (--features must name the file the run started with)");
+    }
     auto load_into = [&](const std::string& name, torch::nn::Module& m) {
         const auto file = read_safetensors((d / name).string());
         load_state_dict(m, file.tensors, (d / name).string());
     };
     load_into("G.safetensors", *g_);
     load_into("G_ema.safetensors", *g_ema_);
-    load_into("D.safetensors", *d_);
+    load_into("D.safetensors", d_module());
     torch::load(*g_opt_, (d / "optim_g.pt").string());
     torch::load(*d_opt_, (d / "optim_d.pt").string());
     step_ = state.at("step").get<int64_t>();

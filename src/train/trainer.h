@@ -17,6 +17,7 @@
 #include "model/losses.h"
 #include "train/augment.h"
 #include "train/data.h"
+#include "train/projected_discriminator.h"
 
 namespace igan {
 
@@ -26,7 +27,7 @@ struct TrainOptions {
     int64_t batch = 16;  // per process
     int64_t iters = 1000;
     double lr = 0.002;
-    double r1 = 10;
+    double r1 = 10;  // 0: no R1 step and no lazy-regularisation correction of D's Adam
     int d_reg_every = 16;
     double path_regularize = 2;
     int path_batch_shrink = 2;
@@ -39,6 +40,12 @@ struct TrainOptions {
     AugmentMode augment = AugmentMode::kNone;
     double augment_p = 0;  // initial p of ada (diffaug ignores it)
     AdaOptions ada;
+    DiscriminatorKind discriminator = DiscriminatorKind::kStyleGan2;
+    // projected: the frozen feature network (the caller loads it; model/ and the trainer's
+    // tests need no file) and its file's sha256, recorded in checkpoints ("" = not from a file).
+    MobileNetV2Features features{nullptr};
+    std::string features_sha256;
+    ProjectedDiscriminatorConfig projected;
     uint64_t seed = 0;
     std::string device = "cpu";
     int rank = 0, world_size = 1;
@@ -66,7 +73,9 @@ public:
 
     Generator& generator() { return g_; }
     Generator& generator_ema() { return g_ema_; }
+    // The one of the two that options().discriminator names; the other is null.
     Discriminator& discriminator() { return d_; }
+    ProjectedDiscriminator& projected_discriminator() { return pd_; }
     const TrainOptions& options() const { return options_; }
     const ImageDataset& dataset() const { return *data_; }
     const AdaState& ada_state() const { return ada_; }
@@ -88,6 +97,9 @@ private:
     // D's view of a batch: augmented with this step's draw of `purpose` (identity without
     // augmentation). Rows [begin, begin + B) of the global batch.
     AugmentBatch augment(const torch::Tensor& images, const torch::Tensor& labels, uint64_t purpose);
+    // The discriminator in use: its trainable module and its forward pass.
+    torch::nn::Module& d_module() const;
+    DiscriminatorOutput d_forward(const torch::Tensor& images);
     void d_step(const AugmentBatch& real);
     void r1_step(const AugmentBatch& real);
     void g_step();
@@ -100,6 +112,7 @@ private:
     torch::Device device_;
     Generator g_{nullptr}, g_ema_{nullptr};
     Discriminator d_{nullptr};
+    ProjectedDiscriminator pd_{nullptr};
     std::unique_ptr<torch::optim::Adam> g_opt_, d_opt_;
     std::unique_ptr<ImageDataset> data_;
     std::unique_ptr<Prefetcher> prefetch_;
@@ -114,6 +127,10 @@ private:
 
 // The augmentation a checkpoint was trained with ("none" for checkpoints from before it).
 std::string checkpoint_augment_mode(const std::string& dir);
+
+// The discriminator a checkpoint was trained with ("stylegan2" for checkpoints from before the
+// choice existed).
+std::string checkpoint_discriminator_kind(const std::string& dir);
 
 // Latest complete checkpoint folder under `run_dir`/checkpoints, or "" if none.
 std::string latest_checkpoint(const std::string& run_dir);
