@@ -35,7 +35,7 @@ ImageDataset::ImageDataset(const DataOptions& options,
     : options_(options) {
     namespace fs = std::filesystem;
     if (!fs::is_directory(options.folder))
-        throw Error("--data " + options.folder + ": not a folder of images");
+        throw UsageError("--data " + options.folder + ": not a folder of images");
     std::vector<fs::path> paths;
     for (const auto& e : fs::recursive_directory_iterator(options.folder))
         if (is_image_file(e.path())) paths.push_back(e.path());
@@ -69,7 +69,7 @@ ImageDataset::ImageDataset(const DataOptions& options,
         }
     }
     if (images_.empty())
-        throw Error("--data " + options.folder + ": no readable .png/.jpg images found");
+        throw UsageError("--data " + options.folder + ": no readable .png/.jpg images found");
 }
 
 Batch ImageDataset::batch(int64_t step, int64_t begin, int64_t end) const {

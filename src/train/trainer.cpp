@@ -370,7 +370,7 @@ void Trainer::step() {
 void Trainer::save_checkpoint(const std::string& dir) const {
     const fs::path final_dir(dir);
     const fs::path tmp = final_dir.string() + ".tmp-" + std::to_string(::getpid());
-    fs::remove_all(tmp);
+    remove_stale_temporaries(final_dir.parent_path().string());  // earlier failed checkpoints
     fs::create_directories(tmp);
     save_module((tmp / "G.safetensors").string(), *g_, options_.model, "infinitygan.generator", step_);
     save_module((tmp / "G_ema.safetensors").string(), *g_ema_, options_.model,
@@ -378,8 +378,8 @@ void Trainer::save_checkpoint(const std::string& dir) const {
     // The projected D's file holds its heads and fixed mixing, not the feature network.
     save_module((tmp / "D.safetensors").string(), d_module(), options_.model,
                 pd_ ? "igan.projected_discriminator" : "infinitygan.discriminator", step_);
-    torch::save(*g_opt_, (tmp / "optim_g.pt").string());
-    torch::save(*d_opt_, (tmp / "optim_d.pt").string());
+    save_optimizer(*g_opt_, (tmp / "optim_g.pt").string());  // a full disk: Error, not SIGABRT
+    save_optimizer(*d_opt_, (tmp / "optim_d.pt").string());
     nlohmann::json state = {{"step", step_},
                             {"mean_path_length", mean_path_length_},
                             {"seed", options_.seed},

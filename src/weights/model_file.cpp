@@ -1,6 +1,10 @@
 #include "weights/model_file.h"
 
+#include <filesystem>
+#include <sstream>
+
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/state.h"
 
@@ -82,6 +86,24 @@ void save_module(const std::string& path, const torch::nn::Module& module,
     file.metadata["igan.config"] = model_config_to_string(config);
     file.metadata["igan.step"] = std::to_string(step);
     write_safetensors(path, file);
+}
+
+void save_optimizer(const torch::optim::Optimizer& optimizer, const std::string& path) {
+    std::ostringstream bytes;
+    torch::save(optimizer, bytes);
+    const std::string data = bytes.str();
+    AtomicFile out(path);
+    out.write(data.data(), data.size());
+    out.commit();
+}
+
+void remove_stale_temporaries(const std::string& dir) {
+    std::error_code ec;
+    std::vector<std::filesystem::path> stale;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.path().filename().string().find(".tmp-") != std::string::npos)
+            stale.push_back(entry.path());
+    for (const auto& path : stale) std::filesystem::remove_all(path, ec);
 }
 
 }  // namespace igan

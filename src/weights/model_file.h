@@ -25,4 +25,12 @@ Discriminator load_discriminator(const std::string& path, const ModelConfig& con
 void save_module(const std::string& path, const torch::nn::Module& module,
                  const ModelConfig& config, const std::string& arch, int64_t step);
 
+// torch::save of an optimizer through an AtomicFile. LibTorch's file writer finishes the archive
+// in its destructor and throws there when the disk is full (std::terminate, SIGABRT); serialized
+// in memory first, a short write is an igan::Error naming the file.
+void save_optimizer(const torch::optim::Optimizer& optimizer, const std::string& path);
+
+// Removes `<dir>/<name>.tmp-*` entries: checkpoints that a crash or a full disk interrupted.
+void remove_stale_temporaries(const std::string& dir);
+
 }  // namespace igan

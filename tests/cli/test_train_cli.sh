@@ -3,7 +3,10 @@
 # kill -9 leaves a loadable checkpoint, bad input exits 1/2. Usage: test_train_cli.sh igan
 . "$(dirname "$0")/lib.sh" "$@"
 PID=
-cleanup() { [ -n "$PID" ] && kill $PID 2>/dev/null; }
+cleanup() {
+  [ -n "$PID" ] && kill $PID 2>/dev/null
+  mountpoint -q "$W/full" 2>/dev/null && umount "$W/full"
+}
 "$IGAN" init --config tiny --seed 2 --out "$W/m.safetensors" >/dev/null
 mkdir "$W/data"
 for s in 1 2 3; do
@@ -42,10 +45,25 @@ $T --iters $(( $(ls "$W/run/checkpoints" | grep -v tmp | sort | tail -1 | sed 's
 
 # Bad input.
 "$IGAN" train --data "$W/nothing" --config tiny --out "$W/r2" --iters 1 >/dev/null 2>"$W/err"
-[ $? = 1 ] && ok || bad "missing data folder should exit 1"
+[ $? = 2 ] && ok || bad "missing data folder should exit 2 (a bad input folder is a usage error)"
 "$IGAN" train --data "$W/data" --config tiny --batch 3 --out "$W/r3" --iters 1 >/dev/null 2>"$W/err"
 [ $? = 2 ] && ok || bad "odd batch should exit 2"
 "$IGAN" train --data "$W/data" --config tiny --out "$W/r4" --iters 1 --resume >/dev/null 2>"$W/err"
 [ $? = 2 ] && ok || bad "--resume without checkpoint should exit 2"
+
+# A disk that fills while checkpointing (a 6 MB tmpfs, where this user may mount one): exit 1
+# with a message, not SIGABRT, and retries do not pile up temporary checkpoint folders.
+mkdir "$W/full"
+if mount -t tmpfs -o size=6M tmpfs "$W/full" 2>/dev/null; then
+  for try in 1 2 3; do
+    "$IGAN" train --data "$W/data" --config tiny --batch 2 --threads 2 --quiet --iters 2 \
+      --out "$W/full/run" >/dev/null 2>"$W/err"; rc=$?
+    [ $rc = 1 ] && ok || bad "disk full, try $try: exit $rc, want 1 ($(tail -1 "$W/err"))"
+  done
+  grep -q "No space left" "$W/err" && ok || bad "disk full not named: $(tail -1 "$W/err")"
+  n=$(ls "$W/full/run/checkpoints" | grep -c tmp)
+  [ "$n" -le 1 ] && ok || bad "$n temporary checkpoint folders left after 3 tries"
+  umount "$W/full"
+fi
 
 summary "train CLI"

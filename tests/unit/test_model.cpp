@@ -1,6 +1,8 @@
 // Configs, geometry, weight files and strict loading.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -202,6 +204,56 @@ TEST(ModelFile, OtherFormatVersionsAreRefused) {
             << e.what();
     }
     std::filesystem::remove(path);
+}
+
+// RLIMIT_FSIZE stands in for a full disk: LibTorch's own file writer throws from its destructor
+// there (std::terminate, SIGABRT); save_optimizer must throw igan::Error and leave nothing.
+TEST(ModelFile, OptimizerStateOnAFullDiskIsAnErrorNotAnAbort) {
+    torch::nn::Linear net(256, 256);
+    torch::optim::Adam adam(net->parameters());
+    net->forward(torch::ones({1, 256})).sum().backward();
+    adam.step();  // Adam's moments: 512 KB of state
+    const auto dir = std::filesystem::path(temp_file("optim"));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const auto path = (dir / "optim.pt").string();
+    rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rlimit small = saved;
+    small.rlim_cur = 64 * 1024;
+    signal(SIGXFSZ, SIG_IGN);
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    std::string message;
+    try {
+        save_optimizer(adam, path);
+    } catch (const Error& e) {
+        message = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &saved);
+    signal(SIGXFSZ, SIG_DFL);
+    EXPECT_NE(message.find("cannot write " + path), std::string::npos) << message;
+    EXPECT_TRUE(std::filesystem::is_empty(dir));
+
+    save_optimizer(adam, path);
+    torch::optim::Adam loaded(net->parameters());
+    torch::load(loaded, path);
+    EXPECT_EQ(loaded.state().size(), adam.state().size());
+    std::filesystem::remove_all(dir);
+}
+
+TEST(ModelFile, StaleTemporariesAreRemoved) {
+    const auto dir = std::filesystem::path(temp_file("stale"));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "step-00000004");
+    std::filesystem::create_directories(dir / "step-00000006.tmp-123");
+    std::filesystem::create_directories(dir / "step-00000006.tmp-456");
+    std::ofstream(dir / "step-00000006.tmp-456" / "G.safetensors") << "partial";
+    remove_stale_temporaries(dir.string());
+    std::vector<std::string> left;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        left.push_back(e.path().filename().string());
+    EXPECT_EQ(left, std::vector<std::string>{"step-00000004"});
+    std::filesystem::remove_all(dir);
 }
 
 TEST(Canvas, GlobalLatentDependsOnlyOnSeed) {
