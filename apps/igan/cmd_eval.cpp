@@ -24,6 +24,8 @@ std::pair<std::string, const char*> metric_format(const std::string& name) {
     if (name == "swd") return {"SWDx1e3", "%.1f"};
     if (name == "fid") return {"FID", "%.2f"};
     if (name == "kid") return {"KID", "%.5f"};
+    if (name == "fd-mnv2") return {"FD-MNV2", "%.3f"};
+    if (name == "kd-mnv2") return {"KD-MNV2", "%.5f"};
     std::string upper = name;
     for (auto& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
     return {upper, "%.4g"};
@@ -139,7 +141,8 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--floor", r.floor,
                     "folder of training photos, sampled like --real: the floor row (what a "
                     "perfect model of them would score)");
-    cmd->add_option("--metrics", r.metrics, "comma-separated: swd, fid, kid, seam")
+    cmd->add_option("--metrics", r.metrics,
+                    "comma-separated: swd, fid, kid, fd-mnv2, kd-mnv2 (docs/features.md), seam")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--scales", r.scales, "ScaleInv factors, e.g. 1,2,4,8 (with --model)")
@@ -165,6 +168,10 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
         ->capture_default_str();
     cmd->add_option("--inception", r.inception,
                     "InceptionV3 weights (safetensors converted from pytorch-fid) for fid/kid");
+    cmd->add_option("--features", r.features,
+                    "MobileNetV2 feature weights for fd-mnv2/kd-mnv2 (scripts/fetch-features.sh; "
+                    "docs/features.md)")
+        ->capture_default_str();
     cmd->add_option("--size", r.size,
                     "with --fake: crop every image to size x size like the real photos (0 = all "
                     "images must share one size and are compared as they are)")

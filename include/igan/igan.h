@@ -278,7 +278,8 @@ struct EvalRequest {
     std::string fake;    // folder mode: generated images
     std::string real;    // real images (.png/.jpg/.jpeg directly in the folder); required
     std::string floor;   // optional: training photos, sampled as `real`, for the floor row
-    std::vector<std::string> metrics = {"swd"};  // swd, fid, kid, seam (seam: model mode)
+    // swd, fid, kid, fd-mnv2, kd-mnv2, seam (seam: model mode)
+    std::vector<std::string> metrics = {"swd"};
     std::vector<int64_t> scales = {1};           // ScaleInv factors (model mode)
     // Generated samples per scale (model mode), fake images and floor crops; 0 = as many as the
     // real set holds.
@@ -293,6 +294,8 @@ struct EvalRequest {
     int64_t bootstrap = 20;     // draws for each metric's spread (0 = none)
     uint64_t random_seed = 1;   // model mode: the random-model row, as `igan init --seed`
     std::string inception;  // pytorch-fid InceptionV3 weights as safetensors (fid, kid)
+    // MobileNetV2 feature weights for fd-mnv2 and kd-mnv2 (docs/features.md)
+    std::string features = "data-cache/features/mobilenetv2.safetensors";
     std::string device = "cpu";
     std::string config_override;  // as Engine's, for weight files without igan metadata
     int64_t tile = 0;             // render tile (0 = 256)

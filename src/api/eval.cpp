@@ -21,6 +21,7 @@
 #include "eval/fid.h"
 #include "eval/images.h"
 #include "eval/inception.h"
+#include "eval/mnv2_features.h"
 #include "eval/scaleinv.h"
 #include "eval/seam.h"
 #include "eval/swd.h"
@@ -138,30 +139,37 @@ torch::Tensor pick(const torch::Tensor& features, const Draw& draw) {
     return features.index_select(0, draw_indices(draw));
 }
 
-std::vector<double> fid_values(ImageSet& real, ImageSet& fake, const std::vector<Draw>& dr,
-                               const std::vector<Draw>& df, const EvalContext&, ojson&) {
-    const auto fr = real.features("inception"), ff = fake.features("inception");
-    return per_draw([&](const Draw& r, const Draw& f) {
-        return frechet_distance(gaussian_stats(pick(ff, f)), gaussian_stats(pick(fr, r)));
-    })(dr, df);
+// Fréchet distance and KID-style kernel distance of a feature network's features.
+MetricValues frechet_values(const std::string& network) {
+    return [network](ImageSet& real, ImageSet& fake, const std::vector<Draw>& dr,
+                     const std::vector<Draw>& df, const EvalContext&, ojson&) {
+        const auto fr = real.features(network), ff = fake.features(network);
+        return per_draw([&](const Draw& r, const Draw& f) {
+            return frechet_distance(gaussian_stats(pick(ff, f)), gaussian_stats(pick(fr, r)));
+        })(dr, df);
+    };
 }
 
-std::vector<double> kid_values(ImageSet& real, ImageSet& fake, const std::vector<Draw>& dr,
-                               const std::vector<Draw>& df, const EvalContext& c, ojson& extra) {
-    const auto fr = real.features("inception"), ff = fake.features("inception");
-    return per_draw([&](const Draw& r, const Draw& f) {
-        const auto k = kernel_inception_distance(pick(ff, f), pick(fr, r), c.request.kid_subsets,
-                                                 c.request.kid_subset_size);
-        extra["kid_subset_size"] = k.subset_size;
-        return k.mean;
-    })(dr, df);
+MetricValues kernel_values(const std::string& network) {
+    return [network](ImageSet& real, ImageSet& fake, const std::vector<Draw>& dr,
+                     const std::vector<Draw>& df, const EvalContext& c, ojson& extra) {
+        const auto fr = real.features(network), ff = fake.features(network);
+        return per_draw([&](const Draw& r, const Draw& f) {
+            const auto k = kernel_inception_distance(
+                pick(ff, f), pick(fr, r), c.request.kid_subsets, c.request.kid_subset_size);
+            extra["kid_subset_size"] = k.subset_size;
+            return k.mean;
+        })(dr, df);
+    };
 }
 
 const std::vector<SetMetricDef>& set_metrics() {
     static const std::vector<SetMetricDef> table = {
         {"swd", "", swd_values},
-        {"fid", "inception", fid_values},
-        {"kid", "inception", kid_values},
+        {"fid", "inception", frechet_values("inception")},
+        {"kid", "inception", kernel_values("inception")},
+        {"fd-mnv2", "mnv2", frechet_values("mnv2")},
+        {"kd-mnv2", "mnv2", kernel_values("mnv2")},
     };
     return table;
 }
@@ -264,7 +272,7 @@ ojson compare(const Wanted& want, ImageSet& real, ImageSet& fake, const EvalCont
     const EvalRequest& r = c.request;
     ojson out;
     for (const auto* m : want.set) {
-        ojson extra;
+        ojson extra = ojson::object();  // update() rejects null: fid and fd-mnv2 add nothing
         const auto e = bootstrap(
             [&](const std::vector<Draw>& dr, const std::vector<Draw>& df) {
                 return m->values(real, fake, dr, df, c, extra);
@@ -491,6 +499,14 @@ std::string run_eval(const EvalRequest& r, const ProgressFn& on_progress) {
         nets["inception"] = [&inception, device, &context](const torch::Tensor& batch) {
             const IntraOpThreadsScope all(context.threads);
             return inception->forward(batch.to(device)).cpu();
+        };
+    }
+    MobileNetV2Features mnv2{nullptr};
+    if (want.needs("mnv2")) {
+        mnv2 = load_mobilenet_v2(r.features, device);
+        nets["mnv2"] = [&mnv2, &context](const torch::Tensor& batch) {
+            const IntraOpThreadsScope all(context.threads);
+            return mnv2_descriptors(mnv2, batch);
         };
     }
 

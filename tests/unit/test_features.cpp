@@ -10,9 +10,12 @@
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "eval/fid.h"
+#include "eval/images.h"
 #include "eval/mnv2_features.h"
 #include "features/mobilenet_v2.h"
 #include "features/perceptual.h"
+#include "io/png.h"
 #include "io/tfjs.h"
 
 namespace igan {
@@ -388,6 +391,57 @@ TEST(Perceptual, ZeroForIdenticalSymmetricGrowsWithNoise) {
     perceptual_distance(net, a + 0.1 * noise, b).sum().backward();
     ASSERT_TRUE(b.grad().defined());
     EXPECT_GT(b.grad().abs().sum().item<double>(), 0);
+}
+
+// igan eval's fd-mnv2 is the Fréchet distance of mnv2_descriptors of the images as run_eval
+// prepares them (here: centred squares resized to 24 px); a missing weight file names the script.
+TEST(MobileNetV2, EvalMetricsAreDistancesOfTheDescriptors) {
+    TempDir dir;
+    torch::manual_seed(4);
+    MobileNetV2Features net;
+    TensorFile weights;
+    for (const auto& p : net->named_parameters()) weights.tensors[p.key()] = p.value();
+    weights.metadata["igan.arch"] = kMobileNetV2Arch;
+    write_safetensors(dir / "mnv2.safetensors", weights);
+    std::vector<std::string> folders = {dir / "a", dir / "b"};
+    std::vector<torch::Tensor> images[2];
+    for (int f = 0; f < 2; ++f) {
+        fs::create_directories(folders[f]);
+        for (int i = 0; i < 3; ++i) {
+            const std::string path = folders[f] + "/" + std::to_string(i) + ".png";
+            std::vector<uint8_t> rgb(30 * 26 * 3);
+            for (size_t k = 0; k < rgb.size(); ++k) rgb[k] = uint8_t((k * (7 + f * 5 + i)) % 251);
+            PngWriter png(path, 30, 26, {});
+            png.write_rows(rgb.data(), 26);
+            png.finish();
+            images[f].push_back(center_crop_resize(load_image_tensor(path), 24));
+        }
+    }
+    EvalRequest r;
+    r.fake = folders[0];
+    r.real = folders[1];
+    r.size = 24;
+    r.crops_per_image = 0;
+    r.bootstrap = 0;
+    r.metrics = {"fd-mnv2", "kd-mnv2"};
+    r.features = dir / "mnv2.safetensors";
+    const auto j = Json::parse(run_eval(r));
+    const auto da = mnv2_descriptors(net, torch::stack(images[0]));
+    const auto db = mnv2_descriptors(net, torch::stack(images[1]));
+    const double fd = frechet_distance(gaussian_stats(da), gaussian_stats(db));
+    EXPECT_GT(fd, 0);
+    EXPECT_NEAR(j["fd-mnv2"].get<double>(), fd, 1e-6 * fd);
+    const double kd = kernel_inception_distance(da, db).mean;
+    EXPECT_NEAR(j["kd-mnv2"].get<double>(), kd, 1e-6 * std::abs(kd) + 1e-9);
+    r.fake = folders[1];
+    EXPECT_LT(std::abs(Json::parse(run_eval(r))["fd-mnv2"].get<double>()), 1e-6 * fd);
+    r.features = dir / "missing.safetensors";
+    try {
+        run_eval(r);
+        ADD_FAILURE() << "no error for a missing feature file";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("scripts/fetch-features.sh"), std::string::npos);
+    }
 }
 
 }  // namespace
