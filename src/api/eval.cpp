@@ -75,8 +75,11 @@ public:
     int64_t height() const { return h_; }
     int64_t width() const { return w_; }
     int64_t count() const { return count_; }
+    const Strata& strata() const { return strata_; }
 
-    void add(const torch::Tensor& image) {
+    // `stratum`: the photo a crop comes from (bootstrap.h); 0 for independent samples.
+    void add(const torch::Tensor& image, int64_t stratum = 0) {
+        strata_.push_back(stratum);
         if (swd_) swd_->add(image);
         if (!nets_.empty()) {
             pending_.push_back(image);
@@ -102,6 +105,7 @@ private:
     std::optional<SwdDescriptors> swd_;
     const std::map<std::string, FeatureNet>& nets_;
     int64_t h_, w_, count_ = 0;
+    Strata strata_;
     std::vector<torch::Tensor> pending_;
     std::map<std::string, std::vector<torch::Tensor>> features_;
 };
@@ -239,7 +243,8 @@ void read_folder(const std::vector<std::string>& paths, int64_t resize, ImageSet
 }
 
 // `count` random crops of a folder's photos into `set`: crop j comes from photo j mod n, so
-// every photo gives count / n of them (K each when count = K n). Each photo is decoded once.
+// every photo gives count / n of them (K each when count = K n) and is a bootstrap stratum.
+// Each photo is decoded once.
 void read_crops(const std::vector<std::string>& paths, int64_t count, const CropSampling& sampling,
                 ImageSet& set, Progressor& progress) {
     const int64_t n = int64_t(paths.size());
@@ -248,7 +253,7 @@ void read_crops(const std::vector<std::string>& paths, int64_t count, const Crop
             const auto photo = prepare_photo(load_image_tensor(paths[size_t(i)]), sampling);
             const uint64_t key = photo_key(paths[size_t(i)]);
             for (int64_t j = i; j < count; j += n)
-                set.add(sample_crop(photo, sampling, key, j / n));
+                set.add(sample_crop(photo, sampling, key, j / n), i);
         }
         progress.step();
     }
@@ -277,7 +282,7 @@ ojson compare(const Wanted& want, ImageSet& real, ImageSet& fake, const EvalCont
             [&](const std::vector<Draw>& dr, const std::vector<Draw>& df) {
                 return m->values(real, fake, dr, df, c, extra);
             },
-            real.count(), fake.count(), r.bootstrap, r.sample_seed ^ kBootstrapSalt);
+            real.strata(), fake.strata(), r.bootstrap, r.sample_seed ^ kBootstrapSalt);
         out[m->name] = e.value;
         if (r.bootstrap > 0) out[m->name + "_std"] = e.std;
         out.update(extra);

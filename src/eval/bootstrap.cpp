@@ -1,6 +1,7 @@
 #include "eval/bootstrap.h"
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "core/error.h"
@@ -8,14 +9,21 @@
 
 namespace igan {
 
-std::vector<Draw> bootstrap_draws(int64_t n, int64_t count, uint64_t seed) {
-    if (n < 1 || count < 0) throw Error("bootstrap: needs n >= 1 and count >= 0");
-    std::vector<Draw> draws(size_t(count + 1), Draw(size_t(n), 0));
-    draws[0].assign(size_t(n), 1);
+std::vector<Draw> bootstrap_draws(const Strata& strata, int64_t count, uint64_t seed) {
+    const size_t n = strata.size();
+    if (n == 0 || count < 0) throw Error("bootstrap: needs a non-empty set and count >= 0");
+    std::map<int64_t, std::vector<int32_t>> members;
+    for (size_t i = 0; i < n; ++i) members[strata[i]].push_back(int32_t(i));
+    std::vector<Draw> draws(size_t(count + 1), Draw(n, 0));
+    draws[0].assign(n, 1);
     for (int64_t d = 1; d <= count; ++d) {
-        // Raw 64-bit draws reduced modulo n: identical on every standard library.
+        // Raw 64-bit draws reduced modulo the stratum's size: identical on every standard
+        // library.
         std::mt19937_64 rng(splitmix64(seed ^ splitmix64(uint64_t(d))));
-        for (int64_t i = 0; i < n; ++i) ++draws[size_t(d)][size_t(rng() % uint64_t(n))];
+        for (size_t i = 0; i < n; ++i) {
+            const auto& m = members[strata[i]];
+            ++draws[size_t(d)][size_t(m[size_t(rng() % m.size())])];
+        }
     }
     return draws;
 }
@@ -36,10 +44,10 @@ SetMetric per_draw(std::function<double(const Draw& real, const Draw& fake)> met
         };
 }
 
-Estimate bootstrap(const SetMetric& metric, int64_t n_real, int64_t n_fake, int64_t draws,
+Estimate bootstrap(const SetMetric& metric, const Strata& real, const Strata& fake, int64_t draws,
                    uint64_t seed) {
-    const auto values = metric(bootstrap_draws(n_real, draws, splitmix64(seed)),
-                               bootstrap_draws(n_fake, draws, splitmix64(seed + 1)));
+    const auto values = metric(bootstrap_draws(real, draws, splitmix64(seed)),
+                               bootstrap_draws(fake, draws, splitmix64(seed + 1)));
     if (int64_t(values.size()) != draws + 1)
         throw Error("bootstrap: the metric returned " + std::to_string(values.size()) +
                     " values for " + std::to_string(draws + 1) + " draws");

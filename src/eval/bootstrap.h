@@ -1,9 +1,12 @@
 #pragma once
-// Bootstrap spread of a set-vs-set metric (Efron 1979): draw each set again, n samples with
-// replacement out of its n, recompute the metric, and take the standard deviation over draws.
-// It estimates how much the number would move with another sample of crops and seeds. The
-// reported value is the metric on the full sets: a draw repeats about a third of its samples,
-// which biases distances upwards, so the mean over draws is not used.
+// Bootstrap spread of a set-vs-set metric (Efron 1979): draw each set again with replacement,
+// recompute the metric, and take the standard deviation over draws. It estimates how much the
+// number moves with another sample of crops and seeds, so a draw resamples the way the set was
+// sampled: within strata. K random crops of each photo are one stratum per photo (another
+// sample seed gives other crops, never another share of the photos); generated samples of
+// independent seeds are one stratum. The reported value is the metric on the full sets: a draw
+// repeats about a third of its samples, which biases distances upwards, so the mean over draws
+// is not used.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -15,9 +18,13 @@ namespace igan {
 // A draw of a set of n samples: how many times each sample is taken (the counts sum to n).
 using Draw = std::vector<int32_t>;
 
-// `count` + 1 draws of a set of n: draws[0] is the set itself (all ones), the others are random,
-// a pure function of (n, seed).
-std::vector<Draw> bootstrap_draws(int64_t n, int64_t count, uint64_t seed);
+// The strata of a set: strata[i] is the stratum of sample i (any integers).
+using Strata = std::vector<int64_t>;
+
+// `count` + 1 draws of a set: draws[0] is the set itself (all ones); in the others every stratum
+// of m samples is m picks with replacement among its own samples. A pure function of
+// (strata, seed).
+std::vector<Draw> bootstrap_draws(const Strata& strata, int64_t count, uint64_t seed);
 
 // The indices of a draw, sample i repeated counts[i] times: (n,) int64, to gather rows.
 torch::Tensor draw_indices(const Draw& draw);
@@ -36,7 +43,7 @@ struct Estimate {
 };
 
 // The real and fake sets are drawn independently, from seeds derived from `seed`.
-Estimate bootstrap(const SetMetric& metric, int64_t n_real, int64_t n_fake, int64_t draws,
+Estimate bootstrap(const SetMetric& metric, const Strata& real, const Strata& fake, int64_t draws,
                    uint64_t seed);
 
 }  // namespace igan

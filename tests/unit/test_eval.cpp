@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -364,15 +365,22 @@ TEST(Crops, AtScaleOneAWindowOfThePhotoOrItsMirror) {
     EXPECT_LT(flipped, 16);
 }
 
-TEST(Bootstrap, DrawsAreDeterministicResamples) {
-    const auto draws = bootstrap_draws(10, 5, 42);
+TEST(Bootstrap, DrawsAreDeterministicResamplesWithinStrata) {
+    const Strata one(10, 0);
+    const auto draws = bootstrap_draws(one, 5, 42);
     ASSERT_EQ(draws.size(), 6u);
     EXPECT_EQ(draws[0], Draw(10, 1));
     for (const auto& d : draws) EXPECT_EQ(std::accumulate(d.begin(), d.end(), 0), 10);
     EXPECT_NE(draws[1], draws[2]);
-    EXPECT_EQ(bootstrap_draws(10, 5, 42), draws);
-    EXPECT_NE(bootstrap_draws(10, 5, 43), draws);
-    EXPECT_EQ(draw_indices(Draw{0, 2, 1}).sizes(), torch::IntArrayRef({3}));
+    EXPECT_EQ(bootstrap_draws(one, 5, 42), draws);
+    EXPECT_NE(bootstrap_draws(one, 5, 43), draws);
+    // Three photos of 4, 4 and 2 crops, interleaved: every draw keeps each photo's share.
+    const Strata photos = {0, 1, 2, 0, 1, 2, 0, 1, 0, 1};
+    for (const auto& d : bootstrap_draws(photos, 20, 7)) {
+        std::map<int64_t, int> per_photo;
+        for (size_t i = 0; i < d.size(); ++i) per_photo[photos[i]] += d[i];
+        EXPECT_EQ(per_photo, (std::map<int64_t, int>{{0, 4}, {1, 4}, {2, 2}}));
+    }
     EXPECT_TRUE(torch::equal(draw_indices(Draw{0, 2, 1}), torch::tensor({1, 1, 2}, torch::kLong)));
 }
 
@@ -387,22 +395,28 @@ TEST(Bootstrap, SpreadIsZeroWhenResamplingCannotChangeTheSets) {
         });
     };
     const std::vector<double> same(8, 0.5), spread = {0, 1, 2, 3, 4, 5, 6, 7};
-    const auto flat = bootstrap(mean_gap(same, std::vector<double>(5, 0.25)), 8, 5, 30, 1);
+    const auto flat =
+        bootstrap(mean_gap(same, std::vector<double>(5, 0.25)), Strata(8), Strata(5), 30, 1);
     EXPECT_DOUBLE_EQ(flat.value, 0.25);
     EXPECT_NEAR(flat.std, 0.0, 1e-12);  // round-off of sums in another order
     EXPECT_EQ(flat.draws, 30);
-    const auto noisy = bootstrap(mean_gap(spread, same), 8, 8, 200, 1);
+    const auto noisy = bootstrap(mean_gap(spread, same), Strata(8), Strata(8), 200, 1);
     EXPECT_DOUBLE_EQ(noisy.value, 3.0);
     // The standard error of a mean of 8 draws from {0..7}: sqrt(5.25 / 8) = 0.81.
     EXPECT_NEAR(noisy.std, 0.81, 0.15);
-    EXPECT_EQ(bootstrap(mean_gap(spread, same), 8, 8, 0, 1).std, 0.0);
+    EXPECT_EQ(bootstrap(mean_gap(spread, same), Strata(8), Strata(8), 0, 1).std, 0.0);
+    // Strata of one sample each: nothing to resample.
+    const auto fixed =
+        bootstrap(mean_gap(spread, same), {0, 1, 2, 3, 4, 5, 6, 7}, Strata(8), 20, 1);
+    EXPECT_NEAR(fixed.std, 0.0, 1e-12);
 }
 
 TEST(Swd, DrawsOfAllOnesEqualSwdAndSpreadIsZeroOnlyForRepeatedImages) {
     const auto a = textures(5, 32, 1), b = textures(3, 32, 2);
     const auto da = descriptors(a), db = descriptors(b);
     const auto direct = swd(da, db);
-    const auto drawn = swd_draws(da, db, bootstrap_draws(5, 4, 1), bootstrap_draws(3, 4, 2), 3);
+    const auto drawn =
+        swd_draws(da, db, bootstrap_draws(Strata(5), 4, 1), bootstrap_draws(Strata(3), 4, 2), 3);
     ASSERT_EQ(drawn.size(), 5u);
     ASSERT_EQ(drawn[0].levels.size(), direct.levels.size());
     for (size_t l = 0; l < direct.levels.size(); ++l)  // float projections against double
@@ -410,7 +424,8 @@ TEST(Swd, DrawsOfAllOnesEqualSwdAndSpreadIsZeroOnlyForRepeatedImages) {
     EXPECT_EQ(drawn[0].resolutions, direct.resolutions);
     EXPECT_NE(drawn[1].mean, drawn[2].mean);
     // On one thread: the same numbers.
-    const auto again = swd_draws(da, db, bootstrap_draws(5, 4, 1), bootstrap_draws(3, 4, 2), 1);
+    const auto again =
+        swd_draws(da, db, bootstrap_draws(Strata(5), 4, 1), bootstrap_draws(Strata(3), 4, 2), 1);
     for (size_t t = 0; t < drawn.size(); ++t) EXPECT_EQ(again[t].mean, drawn[t].mean);
     // Sets of one repeated image: every draw is the same set.
     const std::vector<torch::Tensor> ra(4, a[0]), rb(6, b[0]);
@@ -420,7 +435,7 @@ TEST(Swd, DrawsOfAllOnesEqualSwdAndSpreadIsZeroOnlyForRepeatedImages) {
         for (const auto& r : swd_draws(dra, drb, x, y)) v.push_back(r.mean);
         return v;
     };
-    const auto flat = bootstrap(metric, 4, 6, 8, 3);
+    const auto flat = bootstrap(metric, Strata(4), Strata(6), 8, 3);
     EXPECT_GT(flat.value, 1.0);
     EXPECT_NEAR(flat.std, 0.0, 1e-9 * flat.value);
     const auto varied = bootstrap(
@@ -429,7 +444,7 @@ TEST(Swd, DrawsOfAllOnesEqualSwdAndSpreadIsZeroOnlyForRepeatedImages) {
             for (const auto& r : swd_draws(da, db, x, y)) v.push_back(r.mean);
             return v;
         },
-        5, 3, 8, 3);
+        Strata(5), Strata(3), 8, 3);
     EXPECT_GT(varied.std, 1e-3 * varied.value);
 }
 
