@@ -164,6 +164,8 @@ public:
     // first byte for the whole head; on kReady, head() is the request line and headers.
     HeadStatus read_head(Clock::time_point idle_until) {
         const auto& limits = server_.limits_;
+        buf_.erase(0, pos_);  // what earlier requests consumed (pipelining keeps the rest)
+        pos_ = 0;
         // Blank lines before a request line are allowed (RFC 9112, 2.2).
         auto skip_blank = [&] {
             while (pos_ < buf_.size() && (buf_[pos_] == '\r' || buf_[pos_] == '\n')) ++pos_;
