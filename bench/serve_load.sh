@@ -2,13 +2,20 @@
 # Load benchmark of igan serve on loopback (not a test): wrk with 32 connections for 60 s over
 # (1) cached tiles (a pre-rendered set) and (2) uncached tiles (every request a new tile), then
 # the server's peak RSS against its --cache-mb bound. Prints one JSON line per phase.
+# SOAK=S adds (3) a soak: S seconds of cached, uncached and /render load at once, RSS sampled
+# every second into $SOAK_OUT.csv and plotted in $SOAK_OUT.svg against README's bound (startup
+# RSS + --cache-mb + workers x passes x pass workspace + /render connections x 6 bytes x
+# --max-render-pixels + 4 x 32 MB of glibc slack); its JSON line says whether the peak stayed
+# within it.
 # Usage: bench/serve_load.sh [igan] [model.safetensors]   (env: DURATION=60 CONNS=32 CACHE_MB=32
-#        WARM=64 THREADS=0 WORKERS=1)
+#        WARM=64 THREADS=0 WORKERS=1 SOAK=0 SOAK_OUT=bench/serve_soak RENDER_CONNS=2)
 set -euo pipefail
 IGAN=${1:-build/igan}
 MODEL=${2:-models/landscape-tiny.safetensors}
 DURATION=${DURATION:-60} CONNS=${CONNS:-32} CACHE_MB=${CACHE_MB:-32} WARM=${WARM:-64}
 THREADS=${THREADS:-0} WORKERS=${WORKERS:-1}
+SOAK=${SOAK:-0} SOAK_OUT=${SOAK_OUT:-bench/serve_soak} RENDER_CONNS=${RENDER_CONNS:-2}
+MAX_RENDER_PIXELS=4194304  # igan serve's default --max-render-pixels
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 W=$(mktemp -d)
 PID=""
@@ -29,6 +36,7 @@ for i in $(seq 0 $((WARM - 1))); do
   curl -sf -o /dev/null "$B/tiles/m/7/0/$((i % side))/$((i / side)).png"
 done
 rss_warm=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)  # model + render workspace + warm tiles
+cache_after_warm=$(curl -s "$B/metrics" | awk '/^igan_tile_cache_bytes / {print int($2)}')
 cat >"$W/cached.lua" <<LUA
 math.randomseed(os.time())
 request = function()
@@ -63,6 +71,73 @@ phase() {
 }
 phase cached "$W/cached.lua"
 phase uncached "$W/uncached.lua"
+if [ "$SOAK" -gt 0 ]; then
+  # /render at the pixel cap (2048x2048), each request somewhere new.
+  cat >"$W/render.lua" <<'LUA'
+request = function()
+  return wrk.format("GET", "/render?w=2048&h=2048&y=0&x=" .. math.random(0, 100000000) .. "&seed=" .. math.random(1, 1000000))
+end
+LUA
+  : >"$SOAK_OUT.csv"
+  ( t0=$(date +%s); while kill -0 $PID 2>/dev/null; do
+      echo "$(($(date +%s) - t0)),$(awk '/VmRSS/ {print int($2 / 1024)}' /proc/$PID/status)" >>"$SOAK_OUT.csv"
+      sleep 1
+    done ) &
+  SAMPLER=$!
+  cat "$W/cached.lua" "$W/report.lua" >"$W/soak_cached.lua"
+  cat "$W/uncached.lua" "$W/report.lua" >"$W/soak_uncached.lua"
+  cat "$W/render.lua" "$W/report.lua" >"$W/soak_render.lua"
+  wrk -t 2 -c 8 -d "${SOAK}s" --timeout 300s -s "$W/soak_cached.lua" "$B" >"$W/soak_cached.out" 2>&1 &
+  A=$!
+  wrk -t 2 -c 8 -d "${SOAK}s" --timeout 300s -s "$W/soak_uncached.lua" "$B" >"$W/soak_uncached.out" 2>&1 &
+  U=$!
+  wrk -t 1 -c "$RENDER_CONNS" -d "${SOAK}s" --timeout 300s -s "$W/soak_render.lua" "$B" >"$W/soak_render.out" 2>&1
+  wait $A $U
+  # Renders still queued when wrk stopped finish before the last samples.
+  for _ in $(seq 1 600); do
+    curl -s "$B/metrics" | grep -q '^igan_renders_active 0' && curl -s "$B/metrics" | grep -q '^igan_renders_waiting 0' && break
+    sleep 1
+  done
+  sleep 3
+  kill $SAMPLER 2>/dev/null
+  for name in cached uncached render; do
+    echo "{\"phase\":\"soak_$name\",$(tail -1 "$W/soak_$name.out" | sed 's/^{//')"
+  done
+  # README's bound. One pass's workspace is what the warm-up (single-tile renders) added beyond
+  # the warm tiles; a /render runs one pass per thread; glibc may keep 4 arenas x 32 MB free.
+  warm_cache_mb=$((${cache_after_warm:-0} / 1048576))
+  workspace=$(((rss_warm - rss_base) / 1024 - warm_cache_mb))
+  passes=$THREADS; [ "$passes" -gt 0 ] || passes=$(nproc)
+  bound=$((rss_base / 1024 + CACHE_MB + WORKERS * passes * workspace +
+           RENDER_CONNS * 6 * MAX_RENDER_PIXELS / 1048576 + 4 * 32))
+  python3 - "$SOAK_OUT.csv" "$SOAK_OUT.svg" "$bound" <<'PY'
+import json, sys
+csv, svg, bound = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pts = [tuple(map(int, line.split(','))) for line in open(csv) if line.strip()]
+t_max = max(t for t, _ in pts) or 1
+y_max = max(max(r for _, r in pts), bound) * 1.1
+W, H, L, B = 720, 360, 60, 40
+x = lambda t: L + (W - L - 20) * t / t_max
+y = lambda r: H - B - (H - B - 20) * r / y_max
+line = ' '.join(f'{x(t):.1f},{y(r):.1f}' for t, r in pts)
+peak = max(r for _, r in pts)
+ticks = ''.join(f'<text x="{L - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v}</text>'
+                f'<line x1="{L}" x2="{W - 20}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
+                for v in range(0, int(y_max), max(50, int(y_max / 8) // 50 * 50)))
+open(svg, 'w').write(
+    f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">'
+    f'<rect width="{W}" height="{H}" fill="white"/>{ticks}'
+    f'<line x1="{L}" x2="{W - 20}" y1="{y(bound):.1f}" y2="{y(bound):.1f}" stroke="#c33" stroke-dasharray="6 4"/>'
+    f'<text x="{W - 24}" y="{y(bound) - 6:.1f}" text-anchor="end" fill="#c33">bound {bound} MB</text>'
+    f'<polyline points="{line}" fill="none" stroke="#236" stroke-width="1.5"/>'
+    f'<text x="{L}" y="14">igan serve RSS (MB) under mixed load; peak {peak} MB</text>'
+    f'<text x="{(L + W) / 2:.0f}" y="{H - 8}" text-anchor="middle">seconds</text>'
+    f'<text x="{W - 20}" y="{H - B + 16}" text-anchor="end">{t_max}</text>'
+    f'<text x="{L}" y="{H - B + 16}" text-anchor="middle">0</text></svg>\n')
+print(json.dumps({"soak_seconds": t_max, "soak_peak_rss_mb": peak,
+                  "soak_final_rss_mb": pts[-1][1], "bound_mb": bound, "within": peak <= bound}))
+PY
+fi
 hwm=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
 cache_bytes=$(curl -s "$B/metrics" | awk '/^igan_tile_cache_bytes / {print $2}')
 rendered=$(curl -s "$B/metrics" | awk '/^igan_tiles_rendered_total / {print $2}')
