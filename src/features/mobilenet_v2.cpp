@@ -90,9 +90,21 @@ std::map<std::string, double> bn_epsilons(const std::string& topology_json,
             throw Error(source + ": the Keras topology has no model_config.config.layers");
         layers = &(*layers)[key];
     }
-    for (const auto& layer : *layers)
-        if (layer.value("class_name", "") == "BatchNormalization")
-            eps[layer["config"].value("name", "")] = layer["config"].value("epsilon", 1e-3);
+    if (!layers->is_array()) throw Error(source + ": the Keras layers are not a list");
+    try {
+        for (const auto& layer : *layers) {
+            if (!layer.is_object() || layer.value("class_name", "") != "BatchNormalization")
+                continue;
+            const auto config = layer.value("config", nlohmann::json::object());
+            const auto name = config.value("name", nlohmann::json());
+            const auto epsilon = config.value("epsilon", nlohmann::json(1e-3));
+            if (!name.is_string() || !epsilon.is_number())
+                throw Error(source + ": a BatchNormalization layer without a name or epsilon");
+            eps[name.get<std::string>()] = epsilon.get<double>();
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(source + ": a malformed Keras layer (" + e.what() + ")");
+    }
     return eps;
 }
 

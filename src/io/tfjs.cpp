@@ -1,5 +1,6 @@
 #include "io/tfjs.h"
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -268,7 +269,11 @@ TfjsModel read_tfjs_model(const std::string& path) {
         }
         size_t offset = 0;
         for (const Json& spec : group["weights"]) {
-            model.weights.push_back(decode_weight(spec, bytes, offset, source));
+            try {
+                model.weights.push_back(decode_weight(spec, bytes, offset, source));
+            } catch (const Json::exception& e) {
+                throw Error(source + ": a malformed weight entry (" + e.what() + ")");
+            }
             if (!names.insert(model.weights.back().name).second)
                 throw Error(source + ": weight " + model.weights.back().name + " appears twice");
         }

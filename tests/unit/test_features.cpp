@@ -206,6 +206,12 @@ TEST(Tfjs, BrokenFilesFailWithTheirProblem) {
     f.manifest_weights[1]["quantization"] = {{"dtype", "int4"}};
     write_json_model(dir.str(), f, small_topology());
     expect_error("quantisation dtype 'int4' is not supported");
+    f.manifest_weights[1]["quantization"] = {{"dtype", "uint8"}, {"min", "zero"}, {"scale", 1}};
+    write_json_model(dir.str(), f, small_topology());
+    expect_error("quantisation needs scale and min");
+    f.manifest_weights[1]["dtype"] = 32;
+    write_json_model(dir.str(), f, small_topology());
+    expect_error("malformed weight entry");
     fs::remove(dir / "model.json");
     const std::string bad = "!function(){a.exports={modelTopology:window.x}}";
     write(dir / "model.min.js", bad);
