@@ -135,12 +135,15 @@ std::string read_file(const std::string& path, size_t max_bytes) {
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path), temp_path_(path + random_suffix()) {
     refuse_non_regular_output(path_);
+    // Registered first: a signal right after the file appears still finds it.
+    pending_slot_ = register_pending(temp_path_);
     // O_EXCL: never reuse a file someone else created under our temporary name.
     const int fd = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
-        throw Error("cannot create " + path_ + ": " + std::strerror(errno));
+        const int err = errno;
+        release_pending(pending_slot_);
+        throw Error("cannot create " + path_ + ": " + std::strerror(err));
     }
-    pending_slot_ = register_pending(temp_path_);
     file_ = ::fdopen(fd, "wb");
     if (file_ == nullptr) {
         const int err = errno;
