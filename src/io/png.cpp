@@ -24,6 +24,7 @@ namespace igan {
 namespace {
 
 constexpr int64_t kMaxPngDimension = 0x7fffffff;  // the PNG specification's limit
+constexpr png_alloc_size_t kMaxPngChunkBytes = 8 << 20;
 
 struct PngErrorInfo {
     char message[256] = {};
@@ -215,6 +216,21 @@ void check_pixels(const std::string& path, int64_t width, int64_t height, int64_
     }
 }
 
+// Chunk types come from the file: printable or escaped.
+std::string quote_chunk(const std::string& type) {
+    std::string out;
+    for (unsigned char c : type) {
+        if (c >= 32 && c < 127 && c != '"' && c != '\\') {
+            out += char(c);
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        }
+    }
+    return out;
+}
+
 struct PngReader {
     ~PngReader() { png_destroy_read_struct(&png, &info, nullptr); }
 
@@ -236,6 +252,8 @@ bool try_png_header(PngReader* reader) {
     if (setjmp(png_jmpbuf(reader->png))) return false;
     png_set_read_fn(reader->png, reader, read_callback);
     png_set_user_limits(reader->png, kMaxPngDimension, kMaxPngDimension);
+    // Bounds what compressed text and profile chunks may inflate to.
+    png_set_chunk_malloc_max(reader->png, kMaxPngChunkBytes);
     png_read_info(reader->png, reader->info);
     return true;
 }
@@ -258,7 +276,29 @@ bool try_png_pixels(PngReader* reader, png_bytepp rows) {
     return true;
 }
 
+// libpng allocates a chunk's declared length before reading its data, so a 70-byte file that
+// declares a 1.6-GB text chunk costs 1.6 GB. Every chunk up to IEND must fit in the file.
+void check_png_chunks(const std::string& path, const std::string& bytes) {
+    const auto be32 = [&](size_t at) {
+        uint32_t v = 0;
+        for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(bytes[at + i]);
+        return v;
+    };
+    for (size_t at = 8; at + 8 <= bytes.size();) {
+        const uint64_t length = be32(at);
+        const std::string type = bytes.substr(at + 4, 4);
+        if (length + 12 > bytes.size() - at) {
+            throw Error(path + ": corrupt PNG data: chunk \"" + quote_chunk(type) +
+                        "\" declares " + std::to_string(length) + " bytes of data, the file has " +
+                        std::to_string(bytes.size() - at - 8) + " left (truncated?)");
+        }
+        if (type == "IEND") return;
+        at += 12 + length;
+    }
+}
+
 void open_png(PngReader& reader, const std::string& path, const std::string& bytes) {
+    check_png_chunks(path, bytes);
     reader.bytes = &bytes;
     reader.png =
         png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader.error, on_png_error, on_png_warning);
@@ -374,11 +414,14 @@ Image decode_jpeg(const std::string& path, const std::string& bytes, int64_t max
 
 }  // namespace
 
+Image decode_image(const std::string& bytes, const std::string& name, int64_t max_pixels) {
+    if (is_png(bytes)) return decode_png(name, bytes, max_pixels);
+    if (is_jpeg(bytes)) return decode_jpeg(name, bytes, max_pixels);
+    throw Error(name + ": not a PNG or JPEG image (unrecognised file signature)");
+}
+
 Image read_image(const std::string& path, int64_t max_pixels) {
-    const std::string bytes = read_file(path);
-    if (is_png(bytes)) return decode_png(path, bytes, max_pixels);
-    if (is_jpeg(bytes)) return decode_jpeg(path, bytes, max_pixels);
-    throw Error(path + ": not a PNG or JPEG image (unrecognised file signature)");
+    return decode_image(read_file(path), path, max_pixels);
 }
 
 std::map<std::string, std::string> read_png_text(const std::string& path) {

@@ -57,6 +57,9 @@ struct Image {
 // 8-bit RGB; alpha is dropped. Throws igan::Error naming the file when it is corrupt,
 // truncated, unsupported or larger than `max_pixels`.
 Image read_image(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
+// The same from bytes in memory; `name` prefixes every error message.
+Image decode_image(const std::string& bytes, const std::string& name,
+                   int64_t max_pixels = kDefaultMaxPixels);
 
 // The PNG's text chunks (tEXt, zTXt, iTXt) that precede the image data, where PngWriter puts
 // them.
