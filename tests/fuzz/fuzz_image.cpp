@@ -5,7 +5,7 @@
 //   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DIGAN_FUZZ=ON
 //   cmake --build build-fuzz --target fuzz_image
 //   ASAN_OPTIONS=quarantine_size_mb=64 build-fuzz/tests/fuzz_image -max_len=65536 \
-//       -malloc_limit_mb=256 -rss_limit_mb=2048 fuzz-work tests/fuzz/corpus_image
+//       -malloc_limit_mb=256 -rss_limit_mb=2048 fuzz-work tests/data/fuzz/corpus_image
 //
 // -malloc_limit_mb catches any single allocation a small input can force: it found a 70-byte
 // PNG whose text chunk declared 1.6 GB, which libpng allocated before reading.
