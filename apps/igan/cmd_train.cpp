@@ -33,6 +33,9 @@ RegisterCommand reg(70, [](CLI::App& app, Globals&) {
     cmd->add_option("--batch", r->batch, "batch per process")->capture_default_str();
     cmd->add_option("--iters", r->iters, "total iterations to reach")->capture_default_str();
     cmd->add_flag("--resume", r->resume, "continue from the latest checkpoint in --out");
+    cmd->add_option("--init", r->init,
+                    "fine-tune: start G from this model file or checkpoint folder (its config; "
+                    "D and optimisers fresh); a new run only");
     cmd->add_option("-s,--seed", r->seed, "seed of every random draw")->capture_default_str();
     cmd->add_option("--device", r->device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--checkpoint-every", r->checkpoint_every, "iterations between checkpoints")

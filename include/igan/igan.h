@@ -56,6 +56,9 @@ struct ModelSummary {
     double gflop_per_tile = 0;  // for the default tile
     int64_t default_tile = 0;
     int64_t step = 0;
+    // Zoom levels z < 0 that GenerateRequest::level renders directly, from a partial ToRGB sum
+    // of the texture synthesizer (coarsest first; e.g. -2, -1 with three ToRGB layers).
+    std::vector<int> partial_levels;
 };
 
 // Spatial style fusion: the style of `seed` rules the canvas pixels nearest (x, y).
@@ -74,6 +77,11 @@ struct GenerateRequest {
     int64_t cyclic_width = 0;  // > 0: a horizontally periodic canvas
     std::vector<StyleCentre> styles;  // non-empty: style fusion (`seed` then only seeds z_l/noise)
     double style_band = 128;          // fusion transition width in pixels
+    // 0: the canvas. z < 0 (one of ModelSummary::partial_levels): the canvas 2^-z times smaller,
+    // from the texture synthesizer stopped early at the ToRGB of that scale; x, y, width,
+    // height are then in that level's pixels (canvas pixels * 2^z), cyclic_width and fusion
+    // centres still in canvas pixels.
+    int level = 0;
     std::string out;           // PNG path
 };
 
@@ -211,6 +219,9 @@ struct TrainRequest {
     int64_t batch = 16;            // per process
     int64_t iters = 1000;          // total steps to reach (also when resuming)
     bool resume = false;
+    // Fine-tuning: G and G_ema start from this model file or checkpoint folder (its config;
+    // D and the optimisers start fresh). A new run only: not with --resume.
+    std::string init;
     uint64_t seed = 0;
     int64_t checkpoint_every = 500, sample_every = 500, log_every = 10;
     int keep = 3;                  // checkpoints kept

@@ -137,9 +137,25 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
         if (resume_from.empty())
             throw UsageError("--resume: no checkpoint in " + r.out + "/checkpoints; drop --resume to start");
     }
+    // A checkpoint folder starts G and G_ema from its two files, a model file both from itself.
+    std::string init_g, init_g_ema;
+    if (!r.init.empty()) {
+        if (r.resume) throw UsageError("--init starts a new run and --resume continues one: give one of them");
+        if (!latest_checkpoint(r.out).empty())
+            throw UsageError("--init: " + r.out + " already has checkpoints; choose an empty --out");
+        const bool folder = fs::is_directory(r.init);
+        init_g = folder ? (fs::path(r.init) / "G.safetensors").string() : r.init;
+        init_g_ema = folder ? (fs::path(r.init) / "G_ema.safetensors").string() : r.init;
+        if (!fs::is_regular_file(init_g) || !fs::is_regular_file(init_g_ema))
+            throw UsageError("--init: " + r.init +
+                             " is neither a model file nor a checkpoint folder with G.safetensors "
+                             "and G_ema.safetensors");
+    }
     TrainOptions o;
-    o.model = resume_from.empty() ? load_model_config(r.config)
-                                  : load_generator(resume_from + "/G.safetensors").config;
+    o.model = !resume_from.empty() ? load_generator(resume_from + "/G.safetensors").config
+              : !init_g.empty()    ? load_generator(init_g).config
+                                   : load_model_config(r.config);
+    o.init = r.init.empty() ? "" : r.init + " (sha256 " + sha256_file(init_g_ema) + ")";
     o.data.folder = r.data;
     o.data.full_size = o.model.generator.full_size;
     o.data.patch_size = o.model.generator.patch_size();
@@ -176,6 +192,7 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
 
     Trainer trainer(o);
     if (!resume_from.empty()) trainer.load_checkpoint(resume_from);
+    if (!init_g.empty()) trainer.init_generators(init_g, init_g_ema);
     if (main_rank) fs::create_directories(run / "checkpoints"), fs::create_directories(run / "samples");
 
     const auto start = Clock::now();

@@ -393,6 +393,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
                                      {"sign_count", ada_.sign_count}}},
                             {"config", nlohmann::json::parse(model_config_to_string(options_.model))}};
     if (pd_) state["features_sha256"] = options_.features_sha256;
+    if (!options_.init.empty()) state["init"] = options_.init;
     {
         std::ofstream f(tmp / "trainer_state.json");
         f << state.dump(2) << "\n";
@@ -423,6 +424,11 @@ std::string checkpoint_augment_mode(const std::string& dir) {
 
 std::string checkpoint_discriminator_kind(const std::string& dir) {
     return read_trainer_state(dir).value("discriminator", std::string("stylegan2"));
+}
+
+void Trainer::init_generators(const std::string& g_file, const std::string& g_ema_file) {
+    load_state_dict(*g_, read_safetensors(g_file).tensors, g_file);
+    load_state_dict(*g_ema_, read_safetensors(g_ema_file).tensors, g_ema_file);
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {

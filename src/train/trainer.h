@@ -46,6 +46,7 @@ struct TrainOptions {
     MobileNetV2Features features{nullptr};
     std::string features_sha256;
     ProjectedDiscriminatorConfig projected;
+    std::string init;  // where G started from (fine-tuning), recorded in checkpoints
     uint64_t seed = 0;
     std::string device = "cpu";
     int rank = 0, world_size = 1;
@@ -80,6 +81,8 @@ public:
     const ImageDataset& dataset() const { return *data_; }
     const AdaState& ada_state() const { return ada_; }
 
+    // Fine-tuning start: G and G_ema from these files (strict; same config).
+    void init_generators(const std::string& g_file, const std::string& g_ema_file);
     // Checkpoint folder: G/D/G_ema safetensors, optimiser states, trainer_state.json.
     void save_checkpoint(const std::string& dir) const;
     void load_checkpoint(const std::string& dir);

@@ -79,6 +79,28 @@ TEST(Train, StepsChangeWeightsAndLossesAreFinite) {
                               state_dict(*t.generator()).at("texture_synthesizer.convs.0.conv.weight")));
 }
 
+TEST(Train, InitStartsGeneratorsFromACheckpointAndEverythingElseFresh) {
+    const auto data = test::make_train_dataset("init");
+    const auto ckpt = (fs::temp_directory_path() / "igan_train_init_ckpt").string();
+    Trainer trained(test::micro_train_options(data, 4));
+    for (int i = 0; i < 2; ++i) trained.step();
+    trained.save_checkpoint(ckpt);
+
+    Trainer fresh(test::micro_train_options(data, 4));
+    Trainer tuned(test::micro_train_options(data, 4));
+    tuned.init_generators(ckpt + "/G.safetensors", ckpt + "/G_ema.safetensors");
+    EXPECT_EQ(tuned.current_step(), 0);
+    expect_same_weights(*tuned.generator(), *trained.generator(), 0);
+    expect_same_weights(*tuned.generator_ema(), *trained.generator_ema(), 0);
+    expect_same_weights(*tuned.discriminator(), *fresh.discriminator(), 0);
+    // G and G_ema of a trained run differ, so each came from its own file.
+    EXPECT_FALSE(torch::equal(state_dict(*trained.generator()).at("texture_synthesizer.convs.0.conv.weight"),
+                              state_dict(*trained.generator_ema()).at("texture_synthesizer.convs.0.conv.weight")));
+    tuned.step();
+    EXPECT_TRUE(std::isfinite(tuned.last_stats().g_loss));
+    fs::remove_all(ckpt);
+}
+
 TEST(Train, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
     const auto run = fs::temp_directory_path() / "igan_train_interrupted";
     fs::remove_all(run);
