@@ -1,12 +1,22 @@
 // Micro-benchmarks of the generator's upsampling layer (3x3 transposed convolution, stride 2,
 // then the [1,2,1] blur) at inference, one thread as each concurrent pass runs it: LibTorch's
-// transposed convolution, the whole layer's tap planes, and the banded tap planes igan uses,
-// with a plain 3x3 convolution of the same channels as the yardstick. Counters are GFLOP/s of
-// the transposed convolution's 9 MACs per input pixel and output channel.
-//   build/igan_layer_bench --benchmark_min_time=0.5
+// transposed convolution, igan's banded tap planes (the layer), their matrix product alone
+// through igan's GEMM and through LibTorch's BLAS (OpenBLAS), and a plain 3x3 convolution of
+// the same channels. Counters: GFLOP/s of the layer's MACs (9 per input pixel and output
+// channel for the up layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512
+// convolution on a 64x64 map on one thread, timed in this process before the benchmarks (the
+// context's peak_gflops; the last line gives it again, measured after them). Rates are per
+// process CPU second, as Google Benchmark's are, so other processes' time slices do not count.
+//   build/igan_layer_bench --benchmark_min_time=0.3
+//   OPENBLAS_CORETYPE=Haswell build/igan_layer_bench ...   # OpenBLAS pinned to AVX2 kernels
 #include <benchmark/benchmark.h>
 
+#include <time.h>
+
+#include <algorithm>
+
 #include "core/threads.h"
+#include "model/gemm.h"
 #include "model/layers.h"
 
 namespace {
@@ -19,22 +29,53 @@ struct Shape {
 // tiny's ts2 and ts4, and paper's ts4 (tile 256).
 const Shape kShapes[] = {{64, 64, 71}, {64, 32, 137}, {512, 512, 73}};
 
+double g_peak_gflops = 0;
+
+void one_thread() {
+    at::set_num_threads(1);
+    igan::set_blas_threads(1);
+}
+
+// Process CPU time, as Google Benchmark's rates use: on this shared machine it leaves out the
+// time slices other processes take.
+double cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+double conv_peak_gflops() {
+    one_thread();
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({1, 512, 64, 64}), w = torch::randn({512, 512, 3, 3});
+    std::vector<double> t;
+    for (int i = 0; i < 6; ++i) {
+        const double start = cpu_seconds();
+        F::conv2d(x, w);
+        t.push_back(cpu_seconds() - start);
+    }
+    std::sort(t.begin() + 1, t.end());  // the first run warms up
+    return 2e-9 * 512 * 512 * 9 * 62 * 62 / t[3];
+}
+
+// GFLOP/s and the fraction of the in-run peak for `map` x `map` positions of 9 MACs.
 void set_flops(benchmark::State& state, const Shape& s, int64_t map) {
-    state.counters["GFLOP/s"] = benchmark::Counter(
-        2e-9 * double(s.in) * s.out * 9 * map * map, benchmark::Counter::kIsIterationInvariantRate);
+    const double gflop = 2e-9 * double(s.in) * s.out * 9 * map * map;
+    state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["of_peak"] =
+        benchmark::Counter(gflop / g_peak_gflops, benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(std::to_string(s.in) + "->" + std::to_string(s.out) + " @" +
+                   std::to_string(s.size));
 }
 
 template <typename Fn>
 void run(benchmark::State& state, Fn&& layer) {
-    at::set_num_threads(1);
-    igan::set_blas_threads(1);
+    one_thread();
     torch::NoGradGuard no_grad;
     const Shape s = kShapes[state.range(0)];
     const auto x = torch::randn({1, s.in, s.size, s.size});
     const auto w = torch::randn({s.out, s.in, 3, 3}) / std::sqrt(9.0 * s.in);
     for (auto _ : state) benchmark::DoNotOptimize(layer(x, w));
-    state.SetLabel(std::to_string(s.in) + "->" + std::to_string(s.out) + " @" +
-                   std::to_string(s.size));
     set_flops(state, s, s.size);
 }
 
@@ -44,23 +85,48 @@ void TransposedConvThenBlur(benchmark::State& state) {
     });
 }
 
-void WholeLayerTapPlanes(benchmark::State& state) {
-    run(state, [](const torch::Tensor& x, const torch::Tensor& w) {
-        return igan::blur3_valid(igan::interleave_taps(igan::upsample_taps(x, w)), 4.0);
-    });
-}
-
-void BandedTapPlanes(benchmark::State& state) {
+// The layer as igan runs it: band by band, product then tap-row sums and blur.
+void UpLayer(benchmark::State& state) {
     const int64_t columns = state.range(1);
     run(state, [columns](const torch::Tensor& x, const torch::Tensor& w) {
         return igan::upsample2x_blur(x, w, 4.0, columns);
     });
 }
 
+// The layer's product alone, band by band as the layer runs it, by `gemm`.
+template <typename Gemm>
+void band_products(benchmark::State& state, const Gemm& gemm) {
+    run(state, [&gemm](const torch::Tensor& x, const torch::Tensor& w) {
+        const int64_t out = w.size(0), in = w.size(1), h = x.size(2), wd = x.size(3);
+        const auto w9 = w.permute({0, 2, 3, 1}).reshape({out * 9, in}).contiguous();
+        const int64_t rows = igan::upsample_band_rows(h, wd);
+        auto taps = torch::empty({out * 9 * rows * wd});
+        for (int64_t a = 0; a < h; a += rows) {
+            const int64_t n = std::min(rows, h - a) * wd;
+            gemm(w9, x[0].view({in, h * wd}).narrow(1, a * wd, n),
+                 taps.narrow(0, 0, out * 9 * n).view({out * 9, n}));
+        }
+        return taps;
+    });
+}
+
+void UpProduct(benchmark::State& state) {
+    band_products(state, [](const torch::Tensor& a, const torch::Tensor& b, torch::Tensor c) {
+        igan::sgemm(a.size(0), b.size(1), a.size(1), a.data_ptr<float>(), a.stride(0),
+                    b.data_ptr<float>(), b.stride(0), c.data_ptr<float>(), c.stride(0));
+    });
+}
+
+// The same through LibTorch's BLAS: what the layer used before oneDNN.
+void UpProductTorchMm(benchmark::State& state) {
+    band_products(state, [](const torch::Tensor& a, const torch::Tensor& b, torch::Tensor c) {
+        torch::mm_out(c, a, b);
+    });
+}
+
 // The yardstick: a plain 3x3 convolution on the upsampled map's size.
 void PlainConv3x3(benchmark::State& state) {
-    at::set_num_threads(1);
-    igan::set_blas_threads(1);
+    one_thread();
     torch::NoGradGuard no_grad;
     const Shape s = kShapes[state.range(0)];
     const auto x = torch::randn({1, s.in, 2 * s.size, 2 * s.size});
@@ -72,9 +138,20 @@ void PlainConv3x3(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
-BENCHMARK(WholeLayerTapPlanes)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
-BENCHMARK(BandedTapPlanes)
-    ->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}})
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(UpLayer)->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}})->Unit(benchmark::kMillisecond);
+BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
-BENCHMARK_MAIN();
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    g_peak_gflops = conv_peak_gflops();
+    benchmark::AddCustomContext("peak_gflops", std::to_string(g_peak_gflops));
+    benchmark::AddCustomContext("up_layer_gemm", igan::sgemm_backend());
+    benchmark::RunSpecifiedBenchmarks();
+    std::printf("in-run peak (3x3 512->512 @64, 1 thread): %.1f GFLOP/s before, %.1f after\n",
+                g_peak_gflops, conv_peak_gflops());
+    benchmark::Shutdown();
+    return 0;
+}

@@ -5,6 +5,7 @@ packages=(
   build-essential cmake git pkg-config
   libtorch-dev            # LibTorch: tensors, convolutions (oneDNN), autograd, optimisers
   libopenblas0-pthread    # fast BLAS for LibTorch (Debian's reference BLAS is ~30x slower)
+  libdnnl-dev             # oneDNN's sgemm for the up layers (optional: else LibTorch's BLAS)
   libpng-dev libjpeg-dev  # image I/O (PNG streaming writer, PNG/JPEG datasets)
   libssl-dev              # SHA-256 of model files (OpenSSL EVP)
   libcli11-dev            # command-line parsing

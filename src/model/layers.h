@@ -24,6 +24,8 @@ torch::Tensor interleave_taps(const torch::Tensor& taps);
 // input pixels at a time (0: the default), so the tap planes of only one band exist at once.
 torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
                               int64_t band_columns = 0);
+// Input rows per band of upsample2x_blur for an h x w input (at least one, at most h).
+int64_t upsample_band_rows(int64_t h, int64_t w, int64_t band_columns = 0);
 // Centre crop of the last two dims to (h, w).
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w);
 

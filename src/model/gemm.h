@@ -1,0 +1,19 @@
+#pragma once
+// The single-precision matrix product behind the up layers' tap planes.
+#include <cstdint>
+#include <string>
+
+namespace igan {
+
+// c (m x n) = a (m x k) * b (k x n), row-major with leading dimensions lda, ldb, ldc, on the
+// calling thread's intra-op thread count. Through oneDNN's sgemm where the build found oneDNN:
+// it picks its kernels for the CPU at run time (AVX-512 where there is some), whereas OpenBLAS
+// may be pinned to Haswell's AVX2 ones (OPENBLAS_CORETYPE), which ran the up layers at half the
+// 3x3 layers' speed (issue 18). Otherwise through LibTorch's BLAS.
+void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float* c, int64_t ldc);
+
+// Which library sgemm uses, with its version and the instruction set it runs on.
+std::string sgemm_backend();
+
+}  // namespace igan

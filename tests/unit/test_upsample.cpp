@@ -1,0 +1,35 @@
+// The inference kernels behind the up layers: their GEMM against LibTorch's.
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "core/threads.h"
+#include "model/gemm.h"
+
+namespace igan {
+namespace {
+
+// igan's GEMM equals torch::mm on operands whose rows are longer than the matrices (leading
+// dimensions, as the up layer's bands of input rows are), on one thread and on two; the two
+// thread counts agree bit for bit (a render's pixels must not depend on --workers).
+TEST(Gemm, MatchesTorchMmWithLeadingDimensions) {
+    torch::manual_seed(5);
+    const int64_t m = 45, n = 70, k = 33;
+    const auto a = torch::randn({m, k + 3}), b = torch::randn({k, n + 11});
+    const auto av = a.narrow(1, 2, k), bv = b.narrow(1, 5, n);
+    const auto ref = torch::mm(av, bv);
+    torch::Tensor got[2];
+    for (int threads : {1, 2}) {
+        IntraOpThreadsScope scope(threads);
+        auto c = torch::full({m, n + 4}, std::nanf(""));
+        sgemm(m, n, k, av.data_ptr<float>(), av.stride(0), bv.data_ptr<float>(), bv.stride(0),
+              c.data_ptr<float>(), c.stride(0));
+        EXPECT_TRUE(test::all_close(c.narrow(1, 0, n), ref, 1e-4, 1e-5)) << threads;
+        EXPECT_TRUE(c.narrow(1, n, 4).isnan().all().item<bool>()) << "wrote past the rows";
+        got[threads - 1] = c.narrow(1, 0, n);
+    }
+    EXPECT_TRUE(torch::equal(got[0], got[1]));
+    EXPECT_FALSE(sgemm_backend().empty());
+}
+
+}  // namespace
+}  // namespace igan
