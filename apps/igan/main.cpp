@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", [] { return igan::version_report(); });
     Globals globals;
     globals.self_exe = self_exe(argv[0]);
-    app.add_option("--threads", globals.threads, "CPU threads (0 = all cores)")
+    app.add_option("--threads", globals.threads,
+                   "CPU threads for the network and for PNG compression (0 = all cores)")
         ->capture_default_str();
 
     auto registry = CommandRegistry::all();

@@ -13,8 +13,14 @@ struct RgbImage {
     std::vector<uint8_t> pixels;
 };
 
-// An 8-bit RGB PNG of `rgb` (height rows of 3 * width bytes); throws igan::Error.
-std::string encode_png(const uint8_t* rgb, int64_t width, int64_t height);
+// Threads that compress a written PNG unless the caller says otherwise; set_threads sets it to
+// its own count. 1 until then.
+void set_png_threads(int threads);
+int png_threads();
+
+// An 8-bit RGB PNG of `rgb` (height rows of 3 * width bytes), compressed on `threads` threads
+// at the level of every PNG igan writes; throws igan::Error.
+std::string encode_png(const uint8_t* rgb, int64_t width, int64_t height, int threads = 1);
 // Any PNG to 8-bit RGB (alpha dropped); throws igan::Error when the data is not a valid PNG or
 // holds more than max_pixels pixels.
 RgbImage decode_png(const std::string& data, int64_t max_pixels = int64_t{1} << 26);

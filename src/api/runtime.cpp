@@ -6,6 +6,7 @@
 #include "weights/model_file.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "igan/image.h"
 #include "model/state.h"
 
 namespace igan {
@@ -23,6 +24,7 @@ void set_threads(int threads) {
     const int n = threads > 0 ? threads : default_threads();
     set_process_intra_op_threads(n);
     set_blas_threads(n);
+    set_png_threads(n);
 }
 
 std::string version_string() { return detail::git_describe(); }

@@ -14,6 +14,8 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/png_encode.h"
+#include "igan/image.h"
 
 namespace igan {
 
@@ -28,7 +30,6 @@ constexpr png_alloc_size_t kMaxPngChunkBytes = 8 << 20;
 
 struct PngErrorInfo {
     char message[256] = {};
-    int os_error = 0;  // set when writing the file failed
 };
 
 [[noreturn]] void on_png_error(png_structp png, png_const_charp message) {
@@ -51,73 +52,38 @@ bool valid_text_key(const std::string& key) {
 }  // namespace
 
 struct PngWriterState {
-    PngWriterState(const std::string& path, int64_t width, int64_t height)
-        : path(path), width(width), height(height), file(path) {}
-    ~PngWriterState() { png_destroy_write_struct(&png, &info); }
+    PngWriterState(const std::string& path, int64_t width, int64_t height, int level, int threads)
+        : path(path), width(width), height(height), file(path),
+          encoder(width, height, level, threads) {}
 
     std::string path;
     int64_t width;
     int64_t height;
     int64_t rows = 0;
     AtomicFile file;
-    png_structp png = nullptr;
-    png_infop info = nullptr;
-    PngErrorInfo error;
-    bool failed = false;  // libpng's state is undefined after an error
+    PngImageEncoder encoder;
+    std::string pending;   // encoded bytes not yet written
+    bool failed = false;   // after an error nothing more is written
     bool finished = false;
 };
 
 namespace {
 
-void write_callback(png_structp png, png_bytep data, size_t size) {
-    auto* state = static_cast<PngWriterState*>(png_get_io_ptr(png));
-    if (std::fwrite(data, 1, size, state->file.file()) != size) {
-        state->error.os_error = errno;
-        png_error(png, "write failed");
+void write_pending(PngWriterState& s) {
+    try {
+        s.file.write(s.pending.data(), s.pending.size());
+    } catch (...) {
+        s.failed = true;
+        throw;
     }
-}
-
-[[noreturn]] void throw_write_error(PngWriterState& s) {
-    s.failed = true;
-    throw Error("cannot write " + s.path + ": " +
-                (s.error.os_error != 0 ? std::strerror(s.error.os_error) : s.error.message));
-}
-
-// AtomicFile::commit flushes; libpng's default flush would treat our state as a FILE*.
-void flush_callback(png_structp) {}
-
-bool try_png_begin(PngWriterState* state, png_textp text, int n_text, int compression_level) {
-    if (setjmp(png_jmpbuf(state->png))) return false;
-    png_set_write_fn(state->png, state, write_callback, flush_callback);
-    // libpng's default limit is 10^6 pixels a side; rendered panoramas exceed it.
-    png_set_user_limits(state->png, kMaxPngDimension, kMaxPngDimension);
-    png_set_compression_level(state->png, compression_level);
-    png_set_IHDR(state->png, state->info, static_cast<png_uint_32>(state->width),
-                 static_cast<png_uint_32>(state->height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (n_text > 0) png_set_text(state->png, state->info, text, n_text);
-    png_write_info(state->png, state->info);
-    return true;
-}
-
-bool try_png_rows(PngWriterState* state, const uint8_t* rgb, int64_t n_rows) {
-    if (setjmp(png_jmpbuf(state->png))) return false;
-    const size_t stride = static_cast<size_t>(state->width) * 3;
-    for (int64_t i = 0; i < n_rows; ++i) png_write_row(state->png, rgb + i * stride);
-    return true;
-}
-
-bool try_png_end(PngWriterState* state) {
-    if (setjmp(png_jmpbuf(state->png))) return false;
-    png_write_end(state->png, nullptr);
-    return true;
+    s.pending.clear();
 }
 
 }  // namespace
 
 PngWriter::PngWriter(const std::string& path, int64_t width, int64_t height,
                      std::vector<std::pair<std::string, std::string>> text_chunks,
-                     int compression_level) {
+                     int compression_level, int threads) {
     const std::string what = "cannot write " + path + ": ";
     if (width < 1 || width > kMaxPngDimension || height < 1 || height > kMaxPngDimension) {
         throw Error(what + "PNG size " + std::to_string(width) + "x" + std::to_string(height) +
@@ -138,22 +104,10 @@ PngWriter::PngWriter(const std::string& path, int64_t width, int64_t height,
         }
     }
 
-    state_ = std::make_unique<PngWriterState>(path, width, height);
-    state_->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &state_->error, on_png_error,
-                                          on_png_warning);
-    if (state_->png != nullptr) state_->info = png_create_info_struct(state_->png);
-    if (state_->info == nullptr) throw Error(what + "out of memory");
-
-    std::vector<png_text> text(text_chunks.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-        text[i].compression = PNG_ITXT_COMPRESSION_NONE;
-        text[i].key = const_cast<char*>(text_chunks[i].first.c_str());
-        text[i].text = const_cast<char*>(text_chunks[i].second.c_str());
-    }
-    if (!try_png_begin(state_.get(), text.data(), static_cast<int>(text.size()),
-                       compression_level)) {
-        throw_write_error(*state_);
-    }
+    state_ = std::make_unique<PngWriterState>(path, width, height, compression_level,
+                                              threads > 0 ? threads : png_threads());
+    state_->pending = png_head(width, height, text_chunks);
+    write_pending(*state_);
 }
 
 PngWriter::~PngWriter() = default;
@@ -171,7 +125,13 @@ void PngWriter::write_rows(const uint8_t* rgb, int64_t n_rows) {
     }
     if (n_rows == 0) return;
     if (rgb == nullptr) throw Error(what + "no pixel data");
-    if (!try_png_rows(&s, rgb, n_rows)) throw_write_error(s);
+    try {
+        s.encoder.add_rows(rgb, n_rows, &s.pending);
+    } catch (...) {
+        s.failed = true;
+        throw;
+    }
+    write_pending(s);
     s.rows += n_rows;
 }
 
@@ -183,7 +143,8 @@ void PngWriter::finish() {
         throw Error(what + "only " + std::to_string(s.rows) + " of " + std::to_string(s.height) +
                     " rows were written");
     }
-    if (!try_png_end(&s)) throw_write_error(s);
+    s.pending = png_tail();
+    write_pending(s);
     s.finished = true;
     s.file.commit();
 }

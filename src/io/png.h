@@ -22,14 +22,15 @@ constexpr int64_t kDefaultMaxPixels = int64_t{1} << 28;
 constexpr int kPngCompressionLevel = 4;
 
 // Writes an 8-bit RGB PNG into a temporary file beside `path` and renames it to `path` in
-// finish(). Destroyed without finish() (say, an exception mid-render), it removes the
+// finish(). Each write_rows call filters and compresses its rows on `threads` threads (0:
+// png_threads()), in bands of at least 256 KiB. Destroyed without finish() (say, an exception mid-render), it removes the
 // temporary file, so `path` never holds a partial image.
 class PngWriter {
 public:
     // Text chunks (iTXt, UTF-8 values; keys 1-79 printable ASCII) precede the image data.
     PngWriter(const std::string& path, int64_t width, int64_t height,
               std::vector<std::pair<std::string, std::string>> text_chunks,
-              int compression_level = kPngCompressionLevel);
+              int compression_level = kPngCompressionLevel, int threads = 0);
     ~PngWriter();
 
     PngWriter(const PngWriter&) = delete;

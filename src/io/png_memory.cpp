@@ -1,30 +1,22 @@
-// In-memory PNG through libpng's simplified API (no setjmp in our code, no text chunks).
+// In-memory PNG: encoded as the streaming writer does, decoded through libpng's simplified API
+// (no setjmp in our code).
 #include <png.h>
 
 #include <cstring>
 
 #include "core/error.h"
 #include "igan/image.h"
+#include "io/png.h"
+#include "io/png_encode.h"
 
 namespace igan {
 
-std::string encode_png(const uint8_t* rgb, int64_t width, int64_t height) {
+std::string encode_png(const uint8_t* rgb, int64_t width, int64_t height, int threads) {
     if (width <= 0 || height <= 0 || width > 0x7fffffff || height > 0x7fffffff)
         throw Error("encode_png: bad size " + std::to_string(width) + "x" + std::to_string(height));
-    png_image image;
-    std::memset(&image, 0, sizeof image);
-    image.version = PNG_IMAGE_VERSION;
-    image.width = png_uint_32(width);
-    image.height = png_uint_32(height);
-    image.format = PNG_FORMAT_RGB;
-    // One pass into a buffer of the worst-case size: asking libpng for the size first would
-    // compress the image twice.
-    std::string out(PNG_IMAGE_PNG_SIZE_MAX(image), '\0');
-    png_alloc_size_t size = out.size();
-    if (!png_image_write_to_memory(&image, out.data(), &size, 0, rgb, 0, nullptr))
-        throw Error(std::string("encode_png: ") + image.message);
-    out.resize(size);
-    return out;
+    std::string out = png_head(width, height, {});
+    PngImageEncoder(width, height, kPngCompressionLevel, threads).add_rows(rgb, height, &out);
+    return out + png_tail();
 }
 
 RgbImage decode_png(const std::string& data, int64_t max_pixels) {

@@ -343,7 +343,7 @@ struct TileServer::Impl {
             const auto rgb = render(*m, seed, x, y, w, h, fusion);
             res.set_header("Content-Disposition",
                            "attachment; filename=\"igan-" + m->spec.name + "-" + what + ".png\"");
-            res.body = encode_png(rgb.data(), w, h);  // moved, not copied as set_content would
+            res.body = encode_png(rgb.data(), w, h, png_threads());  // moved, not copied
             res.set_header("Content-Type", "image/png");
 #ifdef __GLIBC__
             // A /render frees tens of MB at once, much of it in the middle of the heap where
