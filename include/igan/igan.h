@@ -4,29 +4,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "igan/error.h"
+#include "igan/image.h"
+#include "igan/progress.h"
+
 namespace igan {
-
-class Error : public std::runtime_error {
-public:
-    explicit Error(const std::string& what) : std::runtime_error(what) {}
-};
-
-// Errors in what the user asked for (exit code 2 in the CLI), as opposed to failures.
-class UsageError : public Error {
-public:
-    explicit UsageError(const std::string& what) : Error(what) {}
-};
-
-struct Progress {
-    int64_t done = 0, total = 0;
-    double elapsed_s = 0;
-    std::string detail;  // e.g. the current loss of an optimisation
-};
-using ProgressFn = std::function<void(const Progress&)>;
 
 // Library-wide runtime settings: LibTorch defaults to one thread here, so set it explicitly.
 constexpr int kMaxThreads = 1024;

@@ -11,6 +11,7 @@
 
 #include "api/device.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "model/generator.h"
 #include "render/canvas.h"
 #include "render/styled_generator.h"

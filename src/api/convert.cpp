@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "igan/igan.h"
 #include "features/mobilenet_v2.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"

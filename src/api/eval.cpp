@@ -14,6 +14,7 @@
 
 #include "api/device.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "eval/bootstrap.h"

@@ -5,6 +5,7 @@
 
 #include "weights/model_file.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "io/safetensors.h"
 #include "model/coords.h"
 #include "model/losses.h"

@@ -5,6 +5,7 @@
 
 #include "weights/model_file.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "core/threads.h"
 #include "igan/image.h"
 #include "model/state.h"

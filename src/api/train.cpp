@@ -7,6 +7,7 @@
 
 #include "render/styled_generator.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "features/mobilenet_v2.h"
 #include "io/hash.h"
 #include "io/png.h"

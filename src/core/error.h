@@ -1,3 +1,3 @@
 #pragma once
 // The library throws igan::Error (declared in the public header so programs can catch it).
-#include "igan/igan.h"
+#include "igan/error.h"

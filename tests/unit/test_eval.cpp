@@ -13,6 +13,7 @@
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "core/threads.h"
 #include "eval/bootstrap.h"
 #include "eval/crops.h"

@@ -10,6 +10,7 @@
 
 #include "common/test_util.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "eval/fid.h"
 #include "eval/images.h"
 #include "eval/mnv2_features.h"

@@ -10,6 +10,7 @@
 #include "weights/model_file.h"
 #include "common/test_util.h"
 #include "core/error.h"
+#include "igan/igan.h"
 #include "io/safetensors.h"
 #include "model/discriminator.h"
 #include "model/generator.h"
