@@ -1,5 +1,6 @@
-// `igan export`: a rectangle of the canvas as a DeepZoom pyramid (OpenSeadragon) or a tiled
-// BigTIFF, streamed in constant memory with respect to its height.
+// `igan export`: a rectangle of the canvas as a DeepZoom pyramid (OpenSeadragon), a PMTiles
+// archive, a cloud-optimized GeoTIFF or a tiled BigTIFF, streamed in constant memory with
+// respect to its height.
 #include <igan/export.h>
 
 #include <cstdio>
@@ -16,7 +17,7 @@ struct ExportArgs {
     igan::ExportRequest req;
     std::string model, device = "cpu", config;
     int64_t width = 2048, height = 1024;
-    std::optional<int64_t> y;
+    std::optional<int64_t> y, tile_size;
     bool force = false, quiet = false, json = false;
 };
 
@@ -25,6 +26,7 @@ int run_export(ExportArgs& a) {
     g.width = a.width;
     g.height = a.height;
     g.y = a.y ? *a.y : -(a.height / 2);
+    if (a.tile_size) (a.req.format == "pmtiles" ? a.req.map_tile : a.req.dzi_tile) = *a.tile_size;
     igan::validate_request(g, a.force);
     igan::validate_export_request(a.req);
     igan::check_output_path(a.req.out);
@@ -36,13 +38,22 @@ int run_export(ExportArgs& a) {
     bar.finish();
     if (a.json) {
         std::printf(
-            "{\"path\":\"%s\",\"format\":\"%s\",\"files\":%lld,\"levels\":%lld,\"seconds\":%.3f}\n",
+            "{\"path\":\"%s\",\"format\":\"%s\",\"files\":%lld,\"levels\":%lld,\"tiles\":%lld,"
+            "\"unique_tiles\":%lld,\"bytes\":%llu,\"seconds\":%.3f}\n",
             res.path.c_str(), a.req.format.c_str(), (long long)res.files, (long long)res.levels,
+            (long long)res.tiles, (long long)res.unique_tiles, (unsigned long long)res.bytes,
             res.seconds);
     } else {
         std::cout << res.path << "\n";
     }
-    if (!a.quiet)
+    if (!a.quiet && res.tiles > 0)
+        std::fprintf(
+            stderr,
+            "wrote %s (%lldx%lld, %s, %lld levels, %lld tiles, %lld distinct, %.1f MB, %.2fs)\n",
+            res.path.c_str(), (long long)g.width, (long long)g.height, a.req.format.c_str(),
+            (long long)res.levels, (long long)res.tiles, (long long)res.unique_tiles,
+            double(res.bytes) / 1e6, res.seconds);
+    else if (!a.quiet)
         std::fprintf(stderr, "wrote %s (%lldx%lld, %s, %lld files, %.2fs)\n", res.path.c_str(),
                      (long long)g.width, (long long)g.height, a.req.format.c_str(),
                      (long long)res.files, res.seconds);
@@ -53,10 +64,13 @@ RegisterCommand reg(25, [](CLI::App& app, Globals&) {
     auto a = std::make_shared<ExportArgs>();
     auto& r = a->req;
     auto* cmd = app.add_subcommand(
-        "export", "write a rectangle as a DeepZoom pyramid (.dzi) or a tiled BigTIFF (.tif)");
+        "export",
+        "write a rectangle as a DeepZoom pyramid (.dzi), a PMTiles archive (.pmtiles), a "
+        "cloud-optimized GeoTIFF or a tiled BigTIFF (.tif)");
     cmd->add_option("-m,--model", a->model, "model weights (.safetensors)")->required();
-    cmd->add_option("--format", r.format, "dzi or bigtiff")->capture_default_str();
-    cmd->add_option("-o,--out", r.out, "NAME.dzi (tiles in NAME_files/) or NAME.tif")->required();
+    cmd->add_option("--format", r.format, "dzi, pmtiles, cog or bigtiff")->capture_default_str();
+    cmd->add_option("-o,--out", r.out, "NAME.dzi (tiles in NAME_files/), NAME.pmtiles or NAME.tif")
+        ->required();
     cmd->add_option("-s,--seed", r.region.seed, "seed")->capture_default_str();
     cmd->add_option("--width", a->width, "width in pixels")->capture_default_str();
     cmd->add_option("--height", a->height, "height in pixels")->capture_default_str();
@@ -68,11 +82,13 @@ RegisterCommand reg(25, [](CLI::App& app, Globals&) {
     cmd->add_option("--trunc", r.region.psi, "truncation psi")->capture_default_str();
     cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--config", a->config, "config for weight files without igan metadata");
-    cmd->add_option("--tile-size", r.dzi_tile, "DeepZoom tile side")->capture_default_str();
+    cmd->add_option("--tile-size", a->tile_size,
+                    "tile side: DeepZoom (default 254) or PMTiles (default 256)");
     cmd->add_option("--overlap", r.dzi_overlap, "DeepZoom tile overlap")->capture_default_str();
-    cmd->add_option("--tiff-tile", r.tiff_tile, "TIFF tile side (multiple of 16)")
+    cmd->add_option("--tiff-tile", r.tiff_tile, "TIFF tile side (multiple of 16): cog, bigtiff")
         ->capture_default_str();
-    cmd->add_option("--compression", r.compression, "TIFF compression: none, deflate, lzw")
+    cmd->add_option("--compression", r.compression,
+                    "TIFF compression: none, deflate, lzw (lzw: bigtiff only)")
         ->capture_default_str();
     cmd->add_flag("--force", a->force, "allow sizes beyond the safety cap");
     cmd->add_flag("-q,--quiet", a->quiet, "no progress output");

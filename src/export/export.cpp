@@ -1,8 +1,10 @@
-// igan export: DeepZoom pyramids and tiled BigTIFFs streamed from Engine::stream_rows. Memory
-// is one strip of render tiles plus, per pyramid level, one band of DeepZoom tile rows (or one
-// band of TIFF tile rows): proportional to the width, independent of the height.
+// igan export: DeepZoom pyramids, PMTiles archives, COGs and tiled BigTIFFs streamed from
+// Engine::stream_rows. Memory is one strip of render tiles plus, per pyramid level, one band of
+// tile rows: proportional to the width, independent of the height (archives also keep a few
+// dozen bytes per tile of index, and spool the encoded tiles to disk until they are assembled).
 #include "igan/export.h"
 
+#include <png.h>
 #include <tiffio.h>
 #include <unistd.h>
 
@@ -10,11 +12,13 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "export/cog.h"
+#include "export/pmtiles.h"
+#include "export/pyramid.h"
 #include "igan/image.h"
 
 namespace igan {
@@ -32,7 +36,7 @@ void write_whole_file(const std::string& path, const std::string& data) {
     if (!f) throw Error("cannot write " + path + ": " + std::strerror(errno));
 }
 
-std::string record_json(const Engine& engine, const ExportRequest& r) {
+nlohmann::json record_json(const Engine& engine, const ExportRequest& r) {
     const auto& g = r.region;
     return nlohmann::json{{"igan_version", version_string()},
                           {"model_sha256", engine.summary().sha256},
@@ -42,104 +46,22 @@ std::string record_json(const Engine& engine, const ExportRequest& r) {
                           {"y", g.y},
                           {"width", g.width},
                           {"height", g.height},
-                          {"psi", g.psi}}
-        .dump();
+                          {"psi", g.psi}};
+}
+
+// Renders the rectangle into the pyramid, row by row.
+void stream_into(const Engine& engine, const GenerateRequest& g, Pyramid& pyramid,
+                 const ProgressFn& progress) {
+    engine.stream_rows(
+        g,
+        [&](const uint8_t* rows, int64_t, int64_t count) {
+            for (int64_t j = 0; j < count; ++j) pyramid.push(rows + 3 * g.width * j);
+        },
+        progress);
+    pyramid.finish();
 }
 
 // ---- DeepZoom ------------------------------------------------------------------------------
-
-// One pyramid level: receives its rows top to bottom, writes each row of DeepZoom tiles as soon
-// as its last row (plus overlap) has arrived, and feeds the 2x2 box-filtered rows to the next
-// coarser level.
-class DziLevel {
-public:
-    DziLevel(int64_t level, int64_t width, int64_t height, int64_t tile, int64_t overlap,
-             std::string dir, DziLevel* coarser)
-        : level_(level),
-          width_(width),
-          height_(height),
-          tile_(tile),
-          overlap_(overlap),
-          dir_(std::move(dir)),
-          coarser_(coarser) {
-        fs::create_directories(dir_);
-    }
-
-    int64_t files() const { return files_; }
-
-    void push(const uint8_t* row) {
-        rows_.emplace_back(row, row + 3 * width_);
-        ++received_;
-        flush(false);
-        if (!coarser_) return;
-        if (pending_.empty()) {
-            pending_.assign(row, row + 3 * width_);
-        } else {
-            feed_coarser(pending_.data(), row);
-            pending_.clear();
-        }
-    }
-
-    void finish() {
-        if (received_ != height_) throw Error("export: a DeepZoom level got too few rows");
-        if (coarser_ && !pending_.empty()) feed_coarser(pending_.data(), nullptr);
-        flush(true);
-        if (coarser_) coarser_->finish();
-    }
-
-private:
-    void feed_coarser(const uint8_t* a, const uint8_t* b) {
-        const int64_t w = (width_ + 1) / 2;
-        std::vector<uint8_t> out(size_t(3 * w));
-        for (int64_t i = 0; i < w; ++i) {
-            const int64_t x0 = 2 * i, x1 = std::min(2 * i + 1, width_ - 1);
-            for (int c = 0; c < 3; ++c) {
-                int sum = a[3 * x0 + c] + a[3 * x1 + c], n = 2;
-                if (b) sum += b[3 * x0 + c] + b[3 * x1 + c], n = 4;
-                out[size_t(3 * i + c)] = uint8_t((sum + n / 2) / n);
-            }
-        }
-        coarser_->push(out.data());
-    }
-
-    // Writes every tile row whose rows are all here; drops the rows no later tile row needs.
-    void flush(bool last) {
-        while (next_row_ * tile_ < height_) {
-            const int64_t y0 = std::max<int64_t>(0, next_row_ * tile_ - overlap_);
-            const int64_t y1 = std::min(height_, (next_row_ + 1) * tile_ + overlap_);
-            if (received_ < y1 && !last) return;
-            const int64_t cols = (width_ + tile_ - 1) / tile_;
-            std::vector<uint8_t> buf;
-            for (int64_t col = 0; col < cols; ++col) {
-                const int64_t x0 = std::max<int64_t>(0, col * tile_ - overlap_);
-                const int64_t x1 = std::min(width_, (col + 1) * tile_ + overlap_);
-                const int64_t w = x1 - x0, h = y1 - y0;
-                buf.resize(size_t(3 * w * h));
-                for (int64_t j = 0; j < h; ++j) {
-                    const auto& src = rows_[size_t(y0 + j - first_)];
-                    std::memcpy(buf.data() + 3 * w * j, src.data() + 3 * x0, size_t(3 * w));
-                }
-                write_whole_file(
-                    dir_ + "/" + std::to_string(col) + "_" + std::to_string(next_row_) + ".png",
-                    encode_png(buf.data(), w, h));
-                ++files_;
-            }
-            ++next_row_;
-            const int64_t keep_from = std::max<int64_t>(0, next_row_ * tile_ - overlap_);
-            while (first_ < keep_from && !rows_.empty()) {
-                rows_.pop_front();
-                ++first_;
-            }
-        }
-    }
-
-    int64_t level_, width_, height_, tile_, overlap_;
-    std::string dir_;
-    DziLevel* coarser_;
-    std::deque<std::vector<uint8_t>> rows_;  // rows [first_, first_ + rows_.size())
-    int64_t first_ = 0, received_ = 0, next_row_ = 0, files_ = 0;
-    std::vector<uint8_t> pending_;  // an even row waiting for its partner (for the next level)
-};
 
 ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const ProgressFn& progress) {
     const auto& g = r.region;
@@ -147,27 +69,29 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
     const std::string files_dir = base + "_files";
     const std::string tmp_dir = files_dir + temp_suffix();
     fs::remove_all(tmp_dir);
+    // DeepZoom numbers levels from 1 pixel (level 0) up to the full resolution.
     const int64_t max_level =
         int64_t(std::ceil(std::log2(double(std::max(g.width, g.height))) - 1e-12));
     ExportResult result;
     result.levels = max_level + 1;
     try {
-        std::vector<std::unique_ptr<DziLevel>> levels(size_t(max_level + 1));
-        for (int64_t l = 0; l <= max_level; ++l) {
-            const int64_t div = int64_t(1) << (max_level - l);
-            levels[size_t(l)] = std::make_unique<DziLevel>(
-                l, (g.width + div - 1) / div, (g.height + div - 1) / div, r.dzi_tile, r.dzi_overlap,
-                tmp_dir + "/" + std::to_string(l), l > 0 ? levels[size_t(l - 1)].get() : nullptr);
-        }
-        DziLevel& top = *levels.back();
-        engine.stream_rows(
-            g,
-            [&](const uint8_t* rows, int64_t, int64_t count) {
-                for (int64_t j = 0; j < count; ++j) top.push(rows + 3 * g.width * j);
-            },
-            progress);
-        top.finish();
-        for (const auto& l : levels) result.files += l->files();
+        const int64_t T = r.dzi_tile, overlap = r.dzi_overlap;
+        std::vector<uint8_t> buf;
+        Pyramid pyramid(g.width, g.height, max_level + 1, T, overlap, [&](const Pyramid::Band& b) {
+            const std::string dir = tmp_dir + "/" + std::to_string(max_level - b.level);
+            if (b.row == 0) fs::create_directories(dir);
+            for (int64_t col = 0; col < b.columns(T); ++col) {
+                const int64_t x0 = std::max<int64_t>(0, col * T - overlap);
+                const int64_t x1 = std::min(b.width, (col + 1) * T + overlap);
+                buf.resize(size_t(3 * (x1 - x0) * (b.y1 - b.y0)));
+                b.copy(x0, x1, b.y0, b.y1, buf.data(), 3 * (x1 - x0));
+                write_whole_file(
+                    dir + "/" + std::to_string(col) + "_" + std::to_string(b.row) + ".png",
+                    encode_png(buf.data(), x1 - x0, b.y1 - b.y0));
+                ++result.files;
+            }
+        });
+        stream_into(engine, g, pyramid, progress);
     } catch (...) {
         std::error_code ec;
         fs::remove_all(tmp_dir, ec);
@@ -189,6 +113,137 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
     write_whole_file(tmp_xml, xml);
     fs::rename(tmp_xml, r.out);
     result.path = r.out;
+    return result;
+}
+
+// ---- PMTiles -------------------------------------------------------------------------------
+
+// An RGBA PNG: map tiles past the area's edge are transparent, so viewers show their background.
+std::string encode_png_rgba(const uint8_t* rgba, int64_t side) {
+    png_image image;
+    std::memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = image.height = png_uint_32(side);
+    image.format = PNG_FORMAT_RGBA;
+    std::string out(PNG_IMAGE_PNG_SIZE_MAX(image), '\0');
+    png_alloc_size_t size = out.size();
+    if (!png_image_write_to_memory(&image, out.data(), &size, 0, rgba, 0, nullptr))
+        throw Error(std::string("encode_png: ") + image.message);
+    out.resize(size);
+    return out;
+}
+
+// Tile `col` of a band as a side x side PNG: RGB when the area covers it, else RGBA.
+std::string map_tile(const Pyramid::Band& b, int64_t col, int64_t side, std::vector<uint8_t>* buf) {
+    const int64_t x0 = col * side, x1 = std::min(b.width, x0 + side), h = b.y1 - b.y0;
+    if (x1 - x0 == side && h == side) {
+        buf->resize(size_t(3 * side * side));
+        b.copy(x0, x1, b.y0, b.y1, buf->data(), 3 * side);
+        return encode_png(buf->data(), side, side);
+    }
+    buf->assign(size_t(4 * side * side), 0);
+    for (int64_t y = 0; y < h; ++y) {
+        const uint8_t* src = b.line(b.y0 + y) + 3 * x0;
+        uint8_t* dst = buf->data() + 4 * side * y;
+        for (int64_t x = 0; x < x1 - x0; ++x) {
+            std::memcpy(dst + 4 * x, src + 3 * x, 3);
+            dst[4 * x + 3] = 255;
+        }
+    }
+    return encode_png_rgba(buf->data(), side);
+}
+
+// Web Mercator longitude and latitude (degrees) of a pixel position at a zoom whose world is
+// `world` pixels wide: the area sits at the world's top-left corner.
+double mercator_lon(double x, double world) { return x / world * 360.0 - 180.0; }
+double mercator_lat(double y, double world) {
+    return std::atan(std::sinh(M_PI * (1.0 - 2.0 * y / world))) * 180.0 / M_PI;
+}
+
+ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
+                            const ProgressFn& progress) {
+    const auto& g = r.region;
+    const int64_t T = r.map_tile;
+    const int64_t levels = levels_to_fit(g.width, g.height, T);
+    const int max_zoom = int(levels - 1);
+    PmtilesWriter writer(r.out);
+    std::vector<uint8_t> buf;
+    Pyramid pyramid(g.width, g.height, levels, T, 0, [&](const Pyramid::Band& b) {
+        for (int64_t col = 0; col < b.columns(T); ++col)
+            writer.add(max_zoom - int(b.level), uint64_t(col), uint64_t(b.row),
+                       map_tile(b, col, T, &buf));
+    });
+    stream_into(engine, g, pyramid, progress);
+
+    PmtilesInfo info;
+    info.min_zoom = 0;
+    info.max_zoom = max_zoom;
+    const double world = double(T) * double(int64_t(1) << max_zoom);
+    info.min_lon = mercator_lon(0, world);
+    info.max_lon = mercator_lon(double(g.width), world);
+    info.max_lat = mercator_lat(0, world);
+    info.min_lat = mercator_lat(double(g.height), world);
+    info.center_lon = mercator_lon(g.width / 2.0, world);
+    info.center_lat = mercator_lat(g.height / 2.0, world);
+    auto record = record_json(engine, r);
+    record["tile_size"] = T;
+    const std::string name = fs::path(r.out).stem().string();
+    const std::string description = "igan canvas, seed " + std::to_string(g.seed) +
+                                    ": tile 0/0/0 starts at canvas pixel (" + std::to_string(g.x) +
+                                    ", " + std::to_string(g.y) + "); zoom " +
+                                    std::to_string(max_zoom) + " is the native resolution";
+    const nlohmann::json metadata = {
+        {"name", name},
+        {"description", description},
+        {"attribution", "igan"},
+        {"type", "baselayer"},
+        {"format", "png"},
+        {"minzoom", 0},
+        {"maxzoom", max_zoom},
+        {"bounds", {info.min_lon, info.min_lat, info.max_lon, info.max_lat}},
+        {"center", {info.center_lon, info.center_lat, 0}},
+        {"igan", record}};
+    const auto stats = writer.finish(info, metadata.dump());
+    ExportResult result;
+    result.path = r.out;
+    result.files = 1;
+    result.levels = levels;
+    result.tiles = stats.addressed;
+    result.unique_tiles = stats.contents;
+    result.bytes = stats.bytes;
+    return result;
+}
+
+// ---- COG -----------------------------------------------------------------------------------
+
+ExportResult export_cog(const Engine& engine, const ExportRequest& r, const ProgressFn& progress) {
+    const auto& g = r.region;
+    const int64_t T = r.tiff_tile;
+    const int64_t levels = levels_to_fit(g.width, g.height, T);
+    std::vector<CogWriter::Level> dims;
+    for (int64_t k = 0, w = g.width, h = g.height; k < levels;
+         ++k, w = (w + 1) / 2, h = (h + 1) / 2)
+        dims.push_back({w, h});
+    CogWriter writer(r.out, dims, T, r.compression == "deflate", record_json(engine, r).dump(),
+                     "igan " + version_string());
+    std::vector<uint8_t> tile(size_t(3 * T * T));
+    int64_t tiles = 0;
+    Pyramid pyramid(g.width, g.height, levels, T, 0, [&](const Pyramid::Band& b) {
+        for (int64_t col = 0; col < b.columns(T); ++col) {
+            std::fill(tile.begin(), tile.end(), 0);
+            b.copy(col * T, std::min(b.width, (col + 1) * T), b.y0, b.y1, tile.data(), 3 * T);
+            writer.add(b.level, col, b.row, tile.data());
+            ++tiles;
+        }
+    });
+    stream_into(engine, g, pyramid, progress);
+    ExportResult result;
+    result.path = r.out;
+    result.files = 1;
+    result.levels = levels;
+    result.tiles = tiles;
+    result.unique_tiles = tiles;
+    result.bytes = writer.finish();
     return result;
 }
 
@@ -232,7 +287,7 @@ ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
         const uint16_t compression = r.compression == "deflate" ? COMPRESSION_ADOBE_DEFLATE
                                      : r.compression == "lzw"   ? COMPRESSION_LZW
                                                                 : COMPRESSION_NONE;
-        const std::string record = record_json(engine, r);
+        const std::string record = record_json(engine, r).dump();
         const std::string software = "igan " + version_string();
         bool ok = TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(g.width)) &&
                   TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(g.height)) &&
@@ -297,18 +352,22 @@ ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
 
 void validate_export_request(const ExportRequest& r) {
     std::vector<std::string> problems;
-    if (r.format != "dzi" && r.format != "bigtiff")
-        problems.push_back("--format must be dzi or bigtiff");
+    if (r.format != "dzi" && r.format != "bigtiff" && r.format != "pmtiles" && r.format != "cog")
+        problems.push_back("--format must be dzi, pmtiles, cog or bigtiff");
     if (r.out.empty()) problems.push_back("--out is required");
     if (r.format == "dzi" && (r.out.size() < 5 || r.out.compare(r.out.size() - 4, 4, ".dzi")))
         problems.push_back("--out must end in .dzi (the tiles go to NAME_files/)");
     if (r.dzi_tile < 16 || r.dzi_tile > 4096)
         problems.push_back("--tile-size must be in [16, 4096]");
     if (r.dzi_overlap < 0 || r.dzi_overlap > 16) problems.push_back("--overlap must be in [0, 16]");
+    if (r.map_tile < 16 || r.map_tile > 4096)
+        problems.push_back("--tile-size must be in [16, 4096]");
     if (r.tiff_tile < 16 || r.tiff_tile > 4096 || r.tiff_tile % 16)
         problems.push_back("--tiff-tile must be a multiple of 16 in [16, 4096]");
     if (r.compression != "none" && r.compression != "deflate" && r.compression != "lzw")
         problems.push_back("--compression must be none, deflate or lzw");
+    else if (r.format == "cog" && r.compression == "lzw")
+        problems.push_back("--compression must be none or deflate for a COG");
     if (r.region.width > 0xffffffffLL || r.region.height > 0xffffffffLL)
         problems.push_back("a TIFF holds at most 2^32-1 pixels per side");
     if (!problems.empty()) {
@@ -323,8 +382,10 @@ ExportResult run_export(const Engine& engine, const ExportRequest& request,
     validate_export_request(request);
     engine.validate(request.region, true);
     const auto start = std::chrono::steady_clock::now();
-    auto result = request.format == "dzi" ? export_dzi(engine, request, progress)
-                                          : export_bigtiff(engine, request, progress);
+    auto result = request.format == "dzi"       ? export_dzi(engine, request, progress)
+                  : request.format == "pmtiles" ? export_pmtiles(engine, request, progress)
+                  : request.format == "cog"     ? export_cog(engine, request, progress)
+                                                : export_bigtiff(engine, request, progress);
     result.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;

@@ -1,14 +1,24 @@
 // igan export: the DeepZoom pyramid's full-resolution tiles and the BigTIFF read back with
 // libtiff equal the pixels `igan generate` writes for the same rectangle; coarser DeepZoom levels
-// are 2x2 box filters; failed exports leave nothing behind.
+// are 2x2 box filters; failed exports leave nothing behind. PMTiles archives, read back by a
+// reader written here from the v3 spec, hold exactly the DeepZoom tiles (identical tiles once,
+// leaf directories when the root would not fit); COGs read back with libtiff tile for tile, their
+// directories before their tile data, coarsest level first.
 #include <gtest/gtest.h>
+#include <png.h>
 #include <tiffio.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
+#include "export/pmtiles.h"
 #include "igan/export.h"
 #include "igan/igan.h"
 #include "igan/image.h"
@@ -17,6 +27,258 @@ namespace igan {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::string read(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// ---- a minimal PMTiles v3 reader ----------------------------------------------------------
+
+std::string gunzip(const std::string& in) {
+    z_stream zs{};
+    EXPECT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);  // gzip only
+    std::string out(1 << 16, '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs.avail_in = uInt(in.size());
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        if (zs.total_out == out.size()) out.resize(out.size() * 2);
+        zs.next_out = reinterpret_cast<Bytef*>(out.data()) + zs.total_out;
+        zs.avail_out = uInt(out.size() - zs.total_out);
+        rc = inflate(&zs, Z_NO_FLUSH);
+    }
+    EXPECT_EQ(rc, Z_STREAM_END);
+    EXPECT_EQ(zs.avail_in, 0u);
+    out.resize(zs.total_out);
+    inflateEnd(&zs);
+    return out;
+}
+
+uint64_t le(const std::string& s, size_t at, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | uint8_t(s[at + size_t(i)]);
+    return v;
+}
+
+std::vector<PmtilesEntry> read_directory(const std::string& bytes) {
+    size_t at = 0;
+    auto varint = [&] {
+        uint64_t v = 0;
+        for (int shift = 0;; shift += 7) {
+            const uint8_t b = uint8_t(bytes.at(at++));
+            v |= uint64_t(b & 0x7f) << shift;
+            if (!(b & 0x80)) return v;
+        }
+    };
+    std::vector<PmtilesEntry> e(size_t{varint()});
+    uint64_t id = 0;
+    for (auto& x : e) x.tile_id = id += varint();
+    for (auto& x : e) x.run_length = varint();
+    for (auto& x : e) x.length = varint();
+    for (size_t i = 0; i < e.size(); ++i) {
+        const uint64_t v = varint();
+        e[i].offset = v == 0 ? e[i - 1].offset + e[i - 1].length : v - 1;
+    }
+    EXPECT_EQ(at, bytes.size());
+    return e;
+}
+
+// Tile IDs from the Hilbert curve walked forward (d -> x, y), the inverse of the writer's way.
+std::map<std::tuple<int, uint64_t, uint64_t>, uint64_t> hilbert_ids(int max_zoom) {
+    std::map<std::tuple<int, uint64_t, uint64_t>, uint64_t> ids;
+    uint64_t base = 0;
+    for (int z = 0; z <= max_zoom; ++z) {
+        const uint64_t n = uint64_t(1) << z;
+        for (uint64_t d = 0; d < n * n; ++d) {
+            uint64_t x = 0, y = 0, t = d;
+            for (uint64_t s = 1; s < n; s *= 2) {
+                const uint64_t rx = 1 & (t / 2), ry = 1 & (t ^ rx);
+                if (ry == 0) {
+                    if (rx == 1) {
+                        x = s - 1 - x;
+                        y = s - 1 - y;
+                    }
+                    std::swap(x, y);
+                }
+                x += s * rx;
+                y += s * ry;
+                t /= 4;
+            }
+            ids[{z, x, y}] = base + d;
+        }
+        base += n * n;
+    }
+    return ids;
+}
+
+struct Archive {
+    std::string bytes;
+    std::vector<PmtilesEntry> root;
+
+    explicit Archive(std::string data) : bytes(std::move(data)) {
+        EXPECT_EQ(bytes.substr(0, 8), std::string("PMTiles\x03", 8));
+        EXPECT_LE(field(0) + field(1), 16384u) << "root directory beyond the first 16 KiB";
+        root = read_directory(gunzip(bytes.substr(field(0), field(1))));
+    }
+    // The 64-bit header fields after the magic: root offset, root length, metadata offset, ...
+    uint64_t field(int i) const { return le(bytes, 8 + 8 * size_t(i), 8); }
+    uint8_t byte(size_t at) const { return uint8_t(bytes[at]); }
+    std::string metadata() const { return gunzip(bytes.substr(field(2), field(3))); }
+    std::vector<PmtilesEntry> leaf(const PmtilesEntry& e) const {
+        return read_directory(gunzip(bytes.substr(field(4) + e.offset, e.length)));
+    }
+    std::optional<std::string> tile(uint64_t id) const {
+        std::vector<PmtilesEntry> dir = root;
+        for (int depth = 0; depth < 4; ++depth) {
+            auto it =
+                std::upper_bound(dir.begin(), dir.end(), id,
+                                 [](uint64_t v, const PmtilesEntry& e) { return v < e.tile_id; });
+            if (it == dir.begin()) return std::nullopt;
+            const PmtilesEntry& e = *--it;
+            if (e.run_length == 0) {
+                dir = leaf(e);
+                continue;
+            }
+            if (id >= e.tile_id + e.run_length) return std::nullopt;
+            EXPECT_LE(e.offset + e.length, field(7));
+            return bytes.substr(field(6) + e.offset, e.length);
+        }
+        return std::nullopt;
+    }
+};
+
+// Every entry, leaves expanded, in directory order.
+std::vector<PmtilesEntry> all_entries(const Archive& a) {
+    std::vector<PmtilesEntry> out;
+    for (const auto& e : a.root) {
+        if (e.run_length > 0) {
+            out.push_back(e);
+            continue;
+        }
+        for (const auto& l : a.leaf(e)) out.push_back(l);
+    }
+    return out;
+}
+
+// RGBA pixels of any PNG.
+std::vector<uint8_t> decode_rgba(const std::string& png, int64_t side) {
+    png_image image;
+    std::memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    EXPECT_TRUE(png_image_begin_read_from_memory(&image, png.data(), png.size()));
+    EXPECT_EQ(int64_t(image.width), side);
+    EXPECT_EQ(int64_t(image.height), side);
+    image.format = PNG_FORMAT_RGBA;
+    std::vector<uint8_t> out(PNG_IMAGE_SIZE(image));
+    EXPECT_TRUE(png_image_finish_read(&image, nullptr, out.data(), 0, nullptr));
+    return out;
+}
+
+// The 2x2 box filter export uses for coarser levels (odd edges average with themselves).
+RgbImage halve(const RgbImage& in) {
+    RgbImage out;
+    out.width = (in.width + 1) / 2;
+    out.height = (in.height + 1) / 2;
+    out.pixels.resize(size_t(3 * out.width * out.height));
+    for (int64_t y = 0; y < out.height; ++y)
+        for (int64_t x = 0; x < out.width; ++x)
+            for (int c = 0; c < 3; ++c) {
+                int sum = 0, n = 0;
+                for (int64_t yy : {2 * y, 2 * y + 1})
+                    for (int64_t xx : {2 * x, 2 * x + 1})
+                        if (yy < in.height) {
+                            sum += in.pixels[size_t(
+                                3 * (in.width * yy + std::min(xx, in.width - 1)) + c)];
+                            ++n;
+                        }
+                out.pixels[size_t(3 * (out.width * y + x) + c)] = uint8_t((sum + n / 2) / n);
+            }
+    return out;
+}
+
+// ---- PMTiles writer on synthetic tiles ----------------------------------------------------
+
+TEST(Pmtiles, TileIdsFollowTheHilbertCurveOfTheSpec) {
+    // Values from the spec's reference implementations.
+    EXPECT_EQ(pmtiles_tile_id(0, 0, 0), 0u);
+    EXPECT_EQ(pmtiles_tile_id(1, 0, 0), 1u);
+    EXPECT_EQ(pmtiles_tile_id(1, 0, 1), 2u);
+    EXPECT_EQ(pmtiles_tile_id(1, 1, 1), 3u);
+    EXPECT_EQ(pmtiles_tile_id(1, 1, 0), 4u);
+    EXPECT_EQ(pmtiles_tile_id(2, 1, 3), 11u);
+    EXPECT_EQ(pmtiles_tile_id(3, 3, 0), 26u);
+    EXPECT_EQ(pmtiles_tile_id(12, 3423, 1763), 19078479u);
+    EXPECT_EQ(pmtiles_tile_id(20, 0, 0), 366503875925u);
+    for (const auto& [zxy, id] : hilbert_ids(5)) {
+        const auto& [z, x, y] = zxy;
+        ASSERT_EQ(pmtiles_tile_id(z, x, y), id) << z << "/" << x << "/" << y;
+    }
+    EXPECT_THROW(pmtiles_tile_id(2, 4, 0), Error);
+}
+
+TEST(Pmtiles, DeduplicatesRunsAndSplitsLeafDirectories) {
+    char tmpl[] = "/tmp/igan-pmtiles-test-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    const std::string path = std::string(tmpl) + "/t.pmtiles";
+    // Zoom 5, all 1024 tiles, added in row order: the top-left quadrant (256 consecutive tile
+    // IDs) holds one content, tiles with x % 4 == 1 elsewhere another, the rest are distinct.
+    auto content = [](uint64_t x, uint64_t y) {
+        if (x < 16 && y < 16) return std::string("quadrant");
+        if (x % 4 == 1) return std::string("stripe");
+        return "tile " + std::to_string(x) + "," + std::to_string(y);
+    };
+    PmtilesWriter w(path);
+    w.root_limit = 200;  // forces leaves
+    w.leaf_entries = 64;
+    for (uint64_t y = 0; y < 32; ++y)
+        for (uint64_t x = 0; x < 32; ++x) w.add(5, x, y, content(x, y));
+    PmtilesInfo info;
+    info.min_zoom = info.max_zoom = 5;
+    const auto stats = w.finish(info, "{\"name\":\"t\"}");
+
+    const Archive a(read(path));
+    EXPECT_EQ(a.bytes.size(), stats.bytes);
+    EXPECT_EQ(a.field(8), 1024u);                            // addressed tiles
+    EXPECT_EQ(a.field(10), uint64_t(2 + 1024 - 256 - 192));  // contents
+    EXPECT_EQ(a.field(10), uint64_t(stats.contents));
+    EXPECT_EQ(a.byte(96), 1);  // clustered
+    EXPECT_EQ(a.byte(97), 2);  // gzip directories
+    EXPECT_EQ(a.byte(99), 2);  // png
+    EXPECT_EQ(a.metadata(), "{\"name\":\"t\"}");
+    // Leaves: the root points only to leaf directories, in tile-ID order.
+    EXPECT_GT(stats.leaves, 1);
+    EXPECT_EQ(int64_t(a.root.size()), stats.leaves);
+    for (const auto& e : a.root) EXPECT_EQ(e.run_length, 0u);
+    const auto entries = all_entries(a);
+    EXPECT_EQ(a.field(9), entries.size());
+    uint64_t addressed = 0, next_new = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        addressed += entries[i].run_length;
+        if (i > 0)
+            EXPECT_GE(entries[i].tile_id, entries[i - 1].tile_id + entries[i - 1].run_length);
+        // Clustered: a content's first use comes in tile-ID order, right after the previous one.
+        if (entries[i].offset >= next_new) {
+            EXPECT_EQ(entries[i].offset, next_new);
+            next_new += entries[i].length;
+        }
+    }
+    EXPECT_EQ(addressed, 1024u);
+    EXPECT_EQ(next_new, a.field(7));  // the tile data holds each content once
+    // The quadrant is one entry with a run of 256.
+    EXPECT_TRUE(std::any_of(entries.begin(), entries.end(),
+                            [](const PmtilesEntry& e) { return e.run_length == 256; }));
+    for (uint64_t y = 0; y < 32; ++y)
+        for (uint64_t x = 0; x < 32; ++x)
+            ASSERT_EQ(a.tile(pmtiles_tile_id(5, x, y)).value_or("missing"), content(x, y))
+                << x << "," << y;
+    EXPECT_FALSE(a.tile(pmtiles_tile_id(4, 0, 0)));
+    fs::remove_all(tmpl);
+}
+
+// ---- exports of a rendered rectangle ------------------------------------------------------
 
 struct ExportFixture : ::testing::Test {
     static void SetUpTestSuite() {
@@ -39,20 +301,21 @@ struct ExportFixture : ::testing::Test {
         GenerateRequest g = region_;
         g.out = dir_ + "/ref.png";
         engine_->generate(g);
-        std::ifstream f(g.out, std::ios::binary);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        expected_ = decode_png(ss.str());
+        expected_ = decode_png(read(g.out));
     }
     static void TearDownTestSuite() {
         delete engine_;
         fs::remove_all(dir_);
     }
-    static std::string read(const std::string& path) {
-        std::ifstream f(path, std::ios::binary);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
+    // An archive export of the rectangle with 32-px tiles.
+    static ExportRequest request(const std::string& format, const std::string& name) {
+        ExportRequest r;
+        r.region = region_;
+        r.format = format;
+        r.out = dir_ + "/" + name;
+        r.map_tile = 32;
+        r.tiff_tile = 32;
+        return r;
     }
 
     static std::string dir_;
@@ -178,6 +441,175 @@ TEST_F(ExportFixture, BadRequestsAndFailuresLeaveNothing) {
     r.out = dir_ + "/nodir/x.tif";
     EXPECT_THROW(run_export(*engine_, r), Error);
     EXPECT_FALSE(fs::exists(dir_ + "/nodir"));
+    for (const auto& e : fs::directory_iterator(dir_))
+        EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+TEST_F(ExportFixture, PmtilesTilesEqualDeepZoomFilesAndGenerate) {
+    ExportRequest r = request("pmtiles", "area.pmtiles");
+    const auto res = run_export(*engine_, r);
+    // 70 x 50 in 32-px tiles: zoom 2 (3 x 2 tiles) is native, zoom 0 one tile.
+    EXPECT_EQ(res.levels, 3);
+    EXPECT_EQ(res.tiles, 6 + 2 + 1);
+    // The same pyramid as DeepZoom files without overlap.
+    ExportRequest d = r;
+    d.format = "dzi";
+    d.out = dir_ + "/area.dzi";
+    d.dzi_tile = 32;
+    d.dzi_overlap = 0;
+    const int64_t dzi_top = run_export(*engine_, d).levels - 1;
+
+    const Archive a(read(r.out));
+    EXPECT_EQ(a.byte(100), 0);  // min zoom
+    EXPECT_EQ(a.byte(101), 2);  // max zoom
+    EXPECT_EQ(a.field(8), 9u);
+    const auto meta = nlohmann::json::parse(a.metadata());
+    EXPECT_EQ(meta["format"], "png");
+    EXPECT_EQ(meta["maxzoom"], 2);
+    EXPECT_EQ(meta["igan"]["seed"], 11);
+    EXPECT_EQ(meta["igan"]["x"], -20);
+    EXPECT_EQ(meta["bounds"][0], -180.0);
+    EXPECT_LT(double(meta["bounds"][2]), 180.0);  // 70 of the world's 128 pixels at zoom 2
+
+    RgbImage level = expected_;
+    int64_t seen = 0;
+    for (int z = 2; z >= 0; --z) {
+        const int64_t cols = (level.width + 31) / 32, rows = (level.height + 31) / 32;
+        for (int64_t ty = 0; ty < (int64_t(1) << z); ++ty)
+            for (int64_t tx = 0; tx < (int64_t(1) << z); ++tx) {
+                const auto tile = a.tile(pmtiles_tile_id(z, uint64_t(tx), uint64_t(ty)));
+                ASSERT_EQ(bool(tile), tx < cols && ty < rows) << z << "/" << tx << "/" << ty;
+                if (!tile) continue;
+                ++seen;
+                const auto rgba = decode_rgba(*tile, 32);
+                const auto file =
+                    decode_png(read(dir_ + "/area_files/" + std::to_string(dzi_top - (2 - z)) +
+                                    "/" + std::to_string(tx) + "_" + std::to_string(ty) + ".png"));
+                for (int64_t y = 0; y < 32; ++y)
+                    for (int64_t x = 0; x < 32; ++x) {
+                        const uint8_t* p = rgba.data() + 4 * (32 * y + x);
+                        const int64_t lx = 32 * tx + x, ly = 32 * ty + y;
+                        if (lx >= level.width || ly >= level.height) {
+                            ASSERT_EQ(p[3], 0) << "padding at " << x << "," << y;
+                            continue;
+                        }
+                        ASSERT_EQ(p[3], 255);
+                        ASSERT_EQ(0, std::memcmp(
+                                         p, &level.pixels[size_t(3 * (level.width * ly + lx))], 3))
+                            << "zoom " << z << " tile " << tx << "," << ty << " pixel " << x << ","
+                            << y;
+                        ASSERT_EQ(
+                            0, std::memcmp(p, &file.pixels[size_t(3 * (file.width * y + x))], 3));
+                    }
+            }
+        level = halve(level);
+    }
+    EXPECT_EQ(seen, 9);
+}
+
+TEST_F(ExportFixture, PmtilesStoresIdenticalTilesOnce) {
+    // A canvas with a period of one tile repeats every tile along each row.
+    ExportRequest r = request("pmtiles", "cyclic.pmtiles");
+    r.region.x = 0;
+    r.region.width = 128;
+    r.region.height = 32;
+    r.region.cyclic_width = 32;
+    const auto res = run_export(*engine_, r);
+    EXPECT_EQ(res.tiles, 4 + 2 + 1);
+    EXPECT_EQ(res.unique_tiles, 3);
+    const Archive a(read(r.out));
+    EXPECT_EQ(a.field(10), 3u);
+    EXPECT_LT(a.field(9), 7u);  // repeats along the Hilbert curve share entries
+    const auto first = a.tile(pmtiles_tile_id(2, 0, 0));
+    for (uint64_t x = 1; x < 4; ++x) EXPECT_EQ(a.tile(pmtiles_tile_id(2, x, 0)), first);
+}
+
+TEST_F(ExportFixture, CogReadsBackTileForTileWithOverviewsBeforeTheFullResolution) {
+    ExportRequest r = request("cog", "area.tif");
+    const auto res = run_export(*engine_, r);
+    EXPECT_EQ(res.levels, 3);  // 70 x 50, 35 x 25 and 18 x 13
+    EXPECT_EQ(uint64_t(fs::file_size(r.out)), res.bytes);
+    TIFF* t = TIFFOpen(r.out.c_str(), "r");
+    ASSERT_TRUE(t);
+    RgbImage level = expected_;
+    std::vector<uint64_t> first_offsets;
+    uint64_t last_ifd = 0;
+    for (int k = 0; k < 3; ++k) {
+        ASSERT_TRUE(k == 0 || TIFFReadDirectory(t)) << "overview " << k << " missing";
+        uint32_t w = 0, h = 0, tw = 0, th = 0, subfile = 0;
+        uint16_t compression = 0, predictor = 0, spp = 0;
+        TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+        TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+        TIFFGetField(t, TIFFTAG_SUBFILETYPE, &subfile);
+        TIFFGetField(t, TIFFTAG_COMPRESSION, &compression);
+        TIFFGetField(t, TIFFTAG_PREDICTOR, &predictor);
+        TIFFGetField(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
+        EXPECT_EQ(int64_t(w), level.width);
+        EXPECT_EQ(int64_t(h), level.height);
+        EXPECT_EQ(tw, 32u);
+        EXPECT_EQ(th, 32u);
+        EXPECT_EQ(subfile, k == 0 ? 0u : uint32_t(FILETYPE_REDUCEDIMAGE));
+        EXPECT_EQ(compression, COMPRESSION_ADOBE_DEFLATE);
+        EXPECT_EQ(predictor, PREDICTOR_HORIZONTAL);
+        EXPECT_EQ(spp, 3);
+        if (k == 0) {
+            char* desc = nullptr;
+            ASSERT_TRUE(TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc));
+            EXPECT_NE(std::string(desc).find("\"seed\":11"), std::string::npos);
+        }
+        std::vector<uint8_t> tile(size_t(TIFFTileSize(t)));
+        for (uint32_t y0 = 0; y0 < h; y0 += th)
+            for (uint32_t x0 = 0; x0 < w; x0 += tw) {
+                ASSERT_GT(TIFFReadEncodedTile(t, TIFFComputeTile(t, x0, y0, 0, 0), tile.data(),
+                                              tmsize_t(tile.size())),
+                          0);
+                for (uint32_t j = 0; j < th && y0 + j < h; ++j)
+                    ASSERT_EQ(0, std::memcmp(tile.data() + 3 * tw * j,
+                                             level.pixels.data() + 3 * (w * (y0 + j) + x0),
+                                             3 * std::min(tw, w - x0)))
+                        << "level " << k << " tile at " << x0 << "," << y0 << " row " << j;
+            }
+        // Layout: every directory before any tile data; tiles row by row within a level.
+        last_ifd = std::max<uint64_t>(last_ifd, TIFFCurrentDirOffset(t));
+        uint64_t* offsets = nullptr;
+        ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets));
+        for (uint32_t i = 1; i < TIFFNumberOfTiles(t); ++i) EXPECT_GT(offsets[i], offsets[i - 1]);
+        first_offsets.push_back(offsets[0]);
+        level = halve(level);
+    }
+    EXPECT_FALSE(TIFFReadDirectory(t));
+    TIFFClose(t);
+    EXPECT_LT(last_ifd, first_offsets[2]);
+    EXPECT_LT(first_offsets[2], first_offsets[1]);  // coarsest overview first
+    EXPECT_LT(first_offsets[1], first_offsets[0]);  // full resolution last
+}
+
+TEST_F(ExportFixture, BadArchiveRequestsAndFailuresLeaveNothing) {
+    ExportRequest r = request("cog", "x.tif");
+    r.compression = "lzw";
+    EXPECT_THROW(run_export(*engine_, r), UsageError);
+    r.format = "pmtiles";
+    r.map_tile = 8;
+    EXPECT_THROW(run_export(*engine_, r), UsageError);
+    r.map_tile = 32;
+    r.out = dir_ + "/nodir/x.pmtiles";
+    EXPECT_THROW(run_export(*engine_, r), Error);
+    // Exports that fail midway leave no file and no spool.
+    for (const char* format : {"pmtiles", "cog"}) {
+        r.format = format;
+        r.compression = "deflate";
+        r.out = dir_ + "/x." + format;
+        int calls = 0;
+        EXPECT_THROW(run_export(*engine_, r,
+                                [&](const Progress&) {
+                                    if (++calls == 2) throw Error("stop");
+                                }),
+                     Error);
+        EXPECT_EQ(calls, 2);
+        EXPECT_FALSE(fs::exists(r.out));
+    }
     for (const auto& e : fs::directory_iterator(dir_))
         EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
 }
