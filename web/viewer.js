@@ -5,6 +5,7 @@
 // seed in the seed box (up to info.fusion.max_centres); tiles then carry ?fuse=S:X:Y,...&band=B.
 // State lives in the URL hash (#model/seed/zoom/x/y, then /S:X:Y,S:X:Y@BAND while fusion centres
 // are placed) so views can be shared.
+// ?pmtiles=URL shows an exported PMTiles archive instead (showArchive below).
 // Test hook: ?pan=DX,DY pans by that many screen pixels after the first tiles arrive;
 // #status carries data-state (loading, ready, panned, error), data-tiles and data-errors.
 (function () {
@@ -22,7 +23,61 @@
     setStatus('error', 'Leaflet is missing: build igan with libjs-leaflet installed');
     return;
   }
+  const archive = new URLSearchParams(location.search).get('pmtiles');
+  if (archive) {
+    // ?pmtiles=URL: an archive of `igan export --format pmtiles` read by HTTP range requests
+    // through the pmtiles package, which a static copy of this page finds at /pmtiles/pmtiles.js
+    // (scripts/fetch-pmtiles.sh). Its native zoom is map zoom 0; #z/x/y as below.
+    const script = document.createElement('script');
+    script.src = '/pmtiles/pmtiles.js';
+    script.onload = () => showArchive(archive).catch(e => setStatus('error', String(e)));
+    script.onerror = () => setStatus('error', 'pmtiles.js is missing (scripts/fetch-pmtiles.sh)');
+    document.head.appendChild(script);
+    return;
+  }
   fetch('/api/info').then(r => r.json()).then(start).catch(e => setStatus('error', String(e)));
+
+  async function showArchive(url) {
+    for (const el of document.querySelectorAll('#bar > :not(#status)')) el.style.display = 'none';
+    const source = new pmtiles.PMTiles(url);
+    const header = await source.getHeader();
+    const meta = await source.getMetadata();
+    const top = header.maxZoom;
+    const type = header.tileType === 4 ? 'image/webp' : 'image/png';
+    const Archive = L.GridLayer.extend({
+      createTile(c, done) {
+        const img = document.createElement('img');
+        const outside = c.x < 0 || c.y < 0 || Math.max(c.x, c.y) >= Math.pow(2, c.z + top);
+        (outside ? Promise.resolve() : source.getZxy(c.z + top, c.x, c.y)).then(t => {
+          if (!t) return done(null, img);  // outside the exported area
+          img.onload = () => { URL.revokeObjectURL(img.src); done(null, img); };
+          img.onerror = () => done(new Error('undecodable tile'), img);
+          img.src = URL.createObjectURL(new Blob([t.data], { type: type }));
+        }).catch(e => done(e, img));
+        return img;
+      },
+    });
+    const zooms = { minZoom: header.minZoom - top, maxZoom: 2 };
+    const map = L.map('map', Object.assign({ crs: L.CRS.Simple, zoomSnap: 1,
+        attributionControl: false, fadeAnimation: false }, zooms));
+    const area = meta.igan || {};
+    const layer = new Archive(Object.assign({ tileSize: area.tile_size || 256, maxNativeZoom: 0,
+        noWrap: true, bounds: area.width && L.latLngBounds(map.unproject([0, area.height], 0),
+                                                           map.unproject([area.width, 0], 0)) },
+        zooms));
+    layer.on('tileload', e => { if (e.tile.src) counts.tiles++; });
+    layer.on('tileerror', () => { counts.errors++; });
+    layer.on('load', () => setStatus('ready', counts.tiles + ' tiles of ' + (meta.name || url) +
+        (counts.errors ? ', ' + counts.errors + ' errors' : '')));
+    layer.addTo(map);
+    const v = location.hash.replace(/^#/, '').split('/').map(Number);
+    map.setView(map.unproject([v[1] || 0, v[2] || 0], 0), v.length === 3 ? v[0] || 0 : 0);
+    map.on('moveend', () => {
+      const c = map.project(map.getCenter(), 0);
+      history.replaceState(null, '', '#' + [map.getZoom(), Math.round(c.x), Math.round(c.y)]
+          .join('/'));
+    });
+  }
 
   function start(info) {
     const modelSel = document.getElementById('model');
