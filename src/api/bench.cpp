@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "api/device.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "igan/igan.h"
 #include "model/generator.h"

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "weights/model_file.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/hash.h"
@@ -12,22 +13,9 @@
 #include "model/state.h"
 #include "render/renderer.h"
 #include "render/styled_generator.h"
-#include "api/device.h"
 #include "api/engine_impl.h"
 
 namespace igan {
-
-torch::Device parse_device(const std::string& name) {
-    if (name == "cpu") return torch::kCPU;
-    if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-        if (!torch::cuda::is_available())
-            throw UsageError("--device " + name +
-                             ": CUDA is not available (this LibTorch has no CUDA or no GPU is "
-                             "visible); use --device cpu");
-        return torch::Device(name);
-    }
-    throw UsageError("unknown device '" + name + "': use cpu or cuda");
-}
 
 Engine::Engine(const std::string& model_path, const std::string& device,
                const std::string& config_override)

@@ -12,7 +12,7 @@
 #include <optional>
 #include <thread>
 
-#include "api/device.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "igan/igan.h"
 #include "core/rng.h"

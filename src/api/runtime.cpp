@@ -12,10 +12,6 @@
 
 namespace igan {
 
-namespace detail {
-const char* git_describe();  // generated at build time (cmake/version.cmake)
-}
-
 int default_threads() {
     const unsigned n = std::thread::hardware_concurrency();
     return n > 0 ? int(n) : 1;
@@ -27,8 +23,6 @@ void set_threads(int threads) {
     set_blas_threads(n);
     set_png_threads(n);
 }
-
-std::string version_string() { return detail::git_describe(); }
 
 namespace {
 

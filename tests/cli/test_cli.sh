@@ -6,11 +6,14 @@ M=$W/tiny.safetensors
 expect 0 "init" -- "$IGAN" init --config tiny --seed 1 --out "$M"
 expect 0 "version" -- "$IGAN" --version
 grep -q "BLAS" "$W/out" && ok || bad "--version does not name the BLAS"
+# git describe at build time (a tag, or the commit's hash), never "unknown"
+grep -qE '^igan (v[0-9]|[0-9a-f]{7})' "$W/out" && ok || bad "--version: $(head -1 "$W/out")"
 expect 0 "help" -- "$IGAN" generate --help
 G="$IGAN generate --model $M --quiet"
 expect 0 "generate" -- $G --seed 3 --width 40 --height 24 --out "$W/a.png"
 [ -s "$W/a.png" ] && ok || bad "no PNG written"
 grep -aq '"seed":3' "$W/a.png" && ok || bad "PNG lacks the generation record"
+grep -aqE '"igan_version":"(v[0-9]|[0-9a-f]{7})' "$W/a.png" && ok || bad "PNG record lacks the version"
 expect 0 "json record" -- $G --seed 3 --width 40 --height 24 --json --out "$W/b.png"
 grep -q '"model_sha256"' "$W/out" && ok || bad "--json does not print the record"
 cmp -s "$W/a.png" "$W/b.png" && ok || bad "same request, different bytes"

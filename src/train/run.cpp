@@ -1,17 +1,19 @@
-// `igan train`: the trainer plus everything around it: resume, checkpoints (kept K), the JSONL
-// log, sample grids at fixed latents, and a plot of the loss curves.
+// `igan train` (include/igan/train.h): the trainer plus everything around it: resume,
+// checkpoints (kept K), the JSONL log, sample grids at fixed latents, and a plot of the loss
+// curves.
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "render/styled_generator.h"
 #include "core/error.h"
-#include "igan/igan.h"
 #include "features/mobilenet_v2.h"
+#include "igan/train.h"
+#include "igan/version.h"
 #include "io/hash.h"
 #include "io/png.h"
 #include "render/renderer.h"
+#include "render/styled_generator.h"
 #include "train/trainer.h"
 #include "weights/model_file.h"
 
