@@ -21,7 +21,6 @@ W=$(mktemp -d)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # The site as igan serve lays it out, plus the archive and pmtiles.js.

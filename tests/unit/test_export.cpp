@@ -278,6 +278,32 @@ TEST(Pmtiles, DeduplicatesRunsAndSplitsLeafDirectories) {
     fs::remove_all(tmpl);
 }
 
+// Every tile of the TIFF's current directory against `image` (the tiles' padding ignored).
+::testing::AssertionResult tiles_equal(TIFF* t, const RgbImage& image) {
+    uint32_t w = 0, h = 0, tw = 0, th = 0;
+    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+    if (int64_t(w) != image.width || int64_t(h) != image.height)
+        return ::testing::AssertionFailure()
+               << w << "x" << h << " against " << image.width << "x" << image.height;
+    std::vector<uint8_t> tile(size_t(TIFFTileSize(t)));
+    for (uint32_t y0 = 0; y0 < h; y0 += th)
+        for (uint32_t x0 = 0; x0 < w; x0 += tw) {
+            if (TIFFReadEncodedTile(t, TIFFComputeTile(t, x0, y0, 0, 0), tile.data(),
+                                    tmsize_t(tile.size())) <= 0)
+                return ::testing::AssertionFailure() << "tile at " << x0 << "," << y0 << " unread";
+            for (uint32_t j = 0; j < th && y0 + j < h; ++j)
+                if (std::memcmp(tile.data() + 3 * tw * j,
+                                image.pixels.data() + 3 * (w * (y0 + j) + x0),
+                                3 * std::min(tw, w - x0)))
+                    return ::testing::AssertionFailure()
+                           << "tile at " << x0 << "," << y0 << " row " << j << " differs";
+        }
+    return ::testing::AssertionSuccess();
+}
+
 // ---- exports of a rendered rectangle ------------------------------------------------------
 
 struct ExportFixture : ::testing::Test {
@@ -410,18 +436,7 @@ TEST_F(ExportFixture, BigTiffMatchesGenerate) {
     char* desc = nullptr;
     ASSERT_TRUE(TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc));
     EXPECT_NE(std::string(desc).find("\"seed\":11"), std::string::npos);
-    std::vector<uint8_t> tile(size_t(TIFFTileSize(t)));
-    for (uint32_t y0 = 0; y0 < h; y0 += th)
-        for (uint32_t x0 = 0; x0 < w; x0 += tw) {
-            ASSERT_GT(TIFFReadEncodedTile(t, TIFFComputeTile(t, x0, y0, 0, 0), tile.data(),
-                                          tmsize_t(tile.size())),
-                      0);
-            for (uint32_t j = 0; j < th && y0 + j < h; ++j)
-                ASSERT_EQ(0, std::memcmp(tile.data() + 3 * tw * j,
-                                         expected_.pixels.data() + 3 * (w * (y0 + j) + x0),
-                                         3 * std::min(tw, w - x0)))
-                    << "tile at " << x0 << "," << y0 << " row " << j;
-        }
+    EXPECT_TRUE(tiles_equal(t, expected_));
     TIFFClose(t);
 }
 
@@ -559,18 +574,7 @@ TEST_F(ExportFixture, CogReadsBackTileForTileWithOverviewsBeforeTheFullResolutio
             ASSERT_TRUE(TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc));
             EXPECT_NE(std::string(desc).find("\"seed\":11"), std::string::npos);
         }
-        std::vector<uint8_t> tile(size_t(TIFFTileSize(t)));
-        for (uint32_t y0 = 0; y0 < h; y0 += th)
-            for (uint32_t x0 = 0; x0 < w; x0 += tw) {
-                ASSERT_GT(TIFFReadEncodedTile(t, TIFFComputeTile(t, x0, y0, 0, 0), tile.data(),
-                                              tmsize_t(tile.size())),
-                          0);
-                for (uint32_t j = 0; j < th && y0 + j < h; ++j)
-                    ASSERT_EQ(0, std::memcmp(tile.data() + 3 * tw * j,
-                                             level.pixels.data() + 3 * (w * (y0 + j) + x0),
-                                             3 * std::min(tw, w - x0)))
-                        << "level " << k << " tile at " << x0 << "," << y0 << " row " << j;
-            }
+        EXPECT_TRUE(tiles_equal(t, level)) << "level " << k;
         // Layout: every directory before any tile data; tiles row by row within a level.
         last_ifd = std::max<uint64_t>(last_ifd, TIFFCurrentDirOffset(t));
         uint64_t* offsets = nullptr;
