@@ -14,7 +14,7 @@ namespace {
 enum : uint16_t { kAscii = 2, kShort = 3, kLong = 4, kLong8 = 16 };
 
 template <typename T>
-void put_le(std::string *out, T v) {
+void put_le(std::string* out, T v) {
     for (size_t i = 0; i < sizeof(T); ++i) *out += char((uint64_t(v) >> (8 * i)) & 0xff);
 }
 
@@ -36,11 +36,11 @@ Field long1(uint16_t tag, uint32_t value) {
     return f;
 }
 
-Field ascii(uint16_t tag, const std::string &text) {
+Field ascii(uint16_t tag, const std::string& text) {
     return Field{tag, kAscii, text.size() + 1, text + '\0'};
 }
 
-Field long8s(uint16_t tag, const std::vector<uint64_t> &values) {
+Field long8s(uint16_t tag, const std::vector<uint64_t>& values) {
     Field f{tag, kLong8, values.size(), {}};
     for (uint64_t v : values) put_le(&f.data, v);
     return f;
@@ -51,11 +51,11 @@ Field long8s(uint16_t tag, const std::vector<uint64_t> &values) {
 // longer values (word-aligned).
 std::string serialize_ifd(std::vector<Field> fields, uint64_t at, uint64_t next) {
     std::sort(fields.begin(), fields.end(),
-              [](const Field &a, const Field &b) { return a.tag < b.tag; });
+              [](const Field& a, const Field& b) { return a.tag < b.tag; });
     std::string ifd, extra;
     const uint64_t extra_at = at + 8 + 20 * fields.size() + 8;
     put_le(&ifd, uint64_t(fields.size()));
-    for (const Field &f : fields) {
+    for (const Field& f : fields) {
         put_le(&ifd, f.tag);
         put_le(&ifd, f.type);
         put_le(&ifd, f.count);
@@ -71,11 +71,11 @@ std::string serialize_ifd(std::vector<Field> fields, uint64_t at, uint64_t next)
     return ifd + extra;
 }
 
-std::string deflate_tile(const std::string &raw) {
+std::string deflate_tile(const std::string& raw) {
     uLongf size = compressBound(uLong(raw.size()));
     std::string out(size, '\0');
-    if (compress2(reinterpret_cast<Bytef *>(out.data()), &size,
-                  reinterpret_cast<const Bytef *>(raw.data()), uLong(raw.size()),
+    if (compress2(reinterpret_cast<Bytef*>(out.data()), &size,
+                  reinterpret_cast<const Bytef*>(raw.data()), uLong(raw.size()),
                   Z_DEFAULT_COMPRESSION) != Z_OK)
         throw Error("cog: deflate failed");
     out.resize(size);
@@ -97,13 +97,13 @@ CogWriter::CogWriter(std::string path, std::vector<Level> levels, int64_t tile, 
         blobs_.emplace_back(size_t(columns(k) * rows(k)), -1);
 }
 
-void CogWriter::add(int64_t level, int64_t col, int64_t row, const uint8_t *rgb) {
+void CogWriter::add(int64_t level, int64_t col, int64_t row, const uint8_t* rgb) {
     const int64_t n = 3 * tile_;
-    std::string raw(reinterpret_cast<const char *>(rgb), size_t(n * tile_));
+    std::string raw(reinterpret_cast<const char*>(rgb), size_t(n * tile_));
     if (deflate_) {
         // Predictor 2: each sample minus the same sample of the pixel to its left.
         for (int64_t y = 0; y < tile_; ++y) {
-            char *p = raw.data() + n * y;
+            char* p = raw.data() + n * y;
             for (int64_t i = n - 1; i >= 3; --i) p[i] = char(uint8_t(p[i]) - uint8_t(p[i - 3]));
         }
         raw = deflate_tile(raw);
@@ -114,8 +114,8 @@ void CogWriter::add(int64_t level, int64_t col, int64_t row, const uint8_t *rgb)
 uint64_t CogWriter::finish() {
     // Tile data offsets: coarsest level first, each row by row, after every
     // directory.
-    auto fields = [&](size_t k, const std::vector<uint64_t> &offsets,
-                      const std::vector<uint64_t> &counts) {
+    auto fields = [&](size_t k, const std::vector<uint64_t>& offsets,
+                      const std::vector<uint64_t>& counts) {
         std::vector<Field> f = {
             long1(254,
                   k == 0 ? 0 : 1),  // NewSubfileType: 1 = reduced-resolution image

@@ -26,7 +26,7 @@ public:
 
     // Tile (col, row) of a level: tile * tile RGB pixels, padded past the level's
     // edge.
-    void add(int64_t level, int64_t col, int64_t row, const uint8_t *rgb);
+    void add(int64_t level, int64_t col, int64_t row, const uint8_t* rgb);
     // Writes the file through a temporary file renamed to the path; returns its
     // size.
     uint64_t finish();

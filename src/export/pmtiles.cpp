@@ -12,7 +12,7 @@ namespace igan {
 
 namespace {
 
-void put_varint(std::string *out, uint64_t v) {
+void put_varint(std::string* out, uint64_t v) {
     while (v >= 0x80) {
         *out += char(0x80 | (v & 0x7f));
         v >>= 7;
@@ -21,7 +21,7 @@ void put_varint(std::string *out, uint64_t v) {
 }
 
 template <typename T>
-void put_le(std::string *out, T v) {
+void put_le(std::string* out, T v) {
     for (size_t i = 0; i < sizeof(T); ++i) *out += char((uint64_t(v) >> (8 * i)) & 0xff);
 }
 
@@ -33,7 +33,7 @@ struct Directories {
 };
 
 // Leaves of `per_leaf` entries each, and a root of pointers to them.
-Directories split_into_leaves(const std::vector<PmtilesEntry> &entries, size_t per_leaf) {
+Directories split_into_leaves(const std::vector<PmtilesEntry>& entries, size_t per_leaf) {
     Directories d;
     std::vector<PmtilesEntry> pointers;
     for (size_t at = 0; at < entries.size(); at += per_leaf) {
@@ -51,7 +51,7 @@ Directories split_into_leaves(const std::vector<PmtilesEntry> &entries, size_t p
 
 // The whole directory in the root when it fits; else leaves, grown until their
 // root fits.
-Directories build_directories(const std::vector<PmtilesEntry> &entries, size_t root_limit,
+Directories build_directories(const std::vector<PmtilesEntry>& entries, size_t root_limit,
                               size_t leaf_entries) {
     Directories d;
     d.root = gzip(pmtiles_directory(entries));
@@ -86,16 +86,16 @@ uint64_t pmtiles_tile_id(int z, uint64_t x, uint64_t y) {
     return id;
 }
 
-std::string pmtiles_directory(const std::vector<PmtilesEntry> &entries) {
+std::string pmtiles_directory(const std::vector<PmtilesEntry>& entries) {
     std::string out;
     put_varint(&out, entries.size());
     uint64_t last_id = 0;
-    for (const auto &e : entries) {
+    for (const auto& e : entries) {
         put_varint(&out, e.tile_id - last_id);
         last_id = e.tile_id;
     }
-    for (const auto &e : entries) put_varint(&out, e.run_length);
-    for (const auto &e : entries) put_varint(&out, e.length);
+    for (const auto& e : entries) put_varint(&out, e.run_length);
+    for (const auto& e : entries) put_varint(&out, e.length);
     for (size_t i = 0; i < entries.size(); ++i) {
         const bool follows =
             i > 0 && entries[i].offset == entries[i - 1].offset + entries[i - 1].length;
@@ -104,14 +104,14 @@ std::string pmtiles_directory(const std::vector<PmtilesEntry> &entries) {
     return out;
 }
 
-std::string gzip(const std::string &data) {
+std::string gzip(const std::string& data) {
     z_stream zs{};
     if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         throw Error("gzip: deflateInit2 failed");
     std::string out(deflateBound(&zs, uLong(data.size())) + 32, '\0');
-    zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(data.data()));
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
     zs.avail_in = uInt(data.size());
-    zs.next_out = reinterpret_cast<Bytef *>(out.data());
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
     zs.avail_out = uInt(out.size());
     const int rc = deflate(&zs, Z_FINISH);
     out.resize(zs.total_out);
@@ -122,13 +122,13 @@ std::string gzip(const std::string &data) {
 
 PmtilesWriter::PmtilesWriter(std::string path) : path_(std::move(path)), spool_(path_) {}
 
-void PmtilesWriter::add(int z, uint64_t x, uint64_t y, const std::string &bytes) {
+void PmtilesWriter::add(int z, uint64_t x, uint64_t y, const std::string& bytes) {
     tiles_.push_back({pmtiles_tile_id(z, x, y), spool_.add(bytes, true)});
 }
 
-PmtilesStats PmtilesWriter::finish(const PmtilesInfo &info, const std::string &metadata_json) {
+PmtilesStats PmtilesWriter::finish(const PmtilesInfo& info, const std::string& metadata_json) {
     std::sort(tiles_.begin(), tiles_.end(),
-              [](const Tile &a, const Tile &b) { return a.id < b.id; });
+              [](const Tile& a, const Tile& b) { return a.id < b.id; });
     // Clustered: contents in the order of their first tile ID; repeats point
     // back.
     std::vector<int64_t> offset_of(size_t(spool_.blobs()), -1);
@@ -136,16 +136,16 @@ PmtilesStats PmtilesWriter::finish(const PmtilesInfo &info, const std::string &m
     std::vector<PmtilesEntry> entries;
     uint64_t data_bytes = 0;
     for (size_t i = 0; i < tiles_.size(); ++i) {
-        const Tile &t = tiles_[i];
+        const Tile& t = tiles_[i];
         if (i > 0 && t.id == tiles_[i - 1].id)
             throw Error("pmtiles: tile ID " + std::to_string(t.id) + " added twice");
-        int64_t &offset = offset_of[size_t(t.blob)];
+        int64_t& offset = offset_of[size_t(t.blob)];
         if (offset < 0) {
             offset = int64_t(data_bytes);
             data_bytes += spool_.size(t.blob);
             order.push_back(t.blob);
         }
-        PmtilesEntry *last = entries.empty() ? nullptr : &entries.back();
+        PmtilesEntry* last = entries.empty() ? nullptr : &entries.back();
         if (last && last->tile_id + last->run_length == t.id && last->offset == uint64_t(offset)) {
             ++last->run_length;
         } else {

@@ -26,8 +26,8 @@ struct PmtilesEntry {
 // A directory as the spec lays it out, before compression: the count, then
 // columns of varints (tile-ID deltas, run lengths, lengths, offsets with 0
 // meaning "right after the previous entry's bytes").
-std::string pmtiles_directory(const std::vector<PmtilesEntry> &entries);
-std::string gzip(const std::string &data);
+std::string pmtiles_directory(const std::vector<PmtilesEntry>& entries);
+std::string gzip(const std::string& data);
 
 enum class PmtilesTileType : uint8_t { kPng = 2, kWebp = 4 };
 
@@ -50,9 +50,9 @@ public:
     explicit PmtilesWriter(std::string path);
 
     // Each (z, x, y) once, in any order.
-    void add(int z, uint64_t x, uint64_t y, const std::string &bytes);
+    void add(int z, uint64_t x, uint64_t y, const std::string& bytes);
     // Writes the archive through a temporary file renamed to the path.
-    PmtilesStats finish(const PmtilesInfo &info, const std::string &metadata_json);
+    PmtilesStats finish(const PmtilesInfo& info, const std::string& metadata_json);
 
     // The root directory must fit in the first 16 KiB with the header (readers
     // fetch that much first); beyond that, entries go to leaf directories of at

@@ -7,7 +7,7 @@
 
 namespace igan {
 
-void Pyramid::Band::copy(int64_t x0, int64_t x1, int64_t ya, int64_t yb, uint8_t *out,
+void Pyramid::Band::copy(int64_t x0, int64_t x1, int64_t ya, int64_t yb, uint8_t* out,
                          int64_t stride) const {
     for (int64_t y = ya; y < yb; ++y)
         std::memcpy(out + stride * (y - ya), line(y) + 3 * x0, size_t(3 * (x1 - x0)));
@@ -23,8 +23,8 @@ Pyramid::Pyramid(int64_t width, int64_t height, int64_t levels, int64_t tile, in
     }
 }
 
-void Pyramid::push(size_t k, const uint8_t *row) {
-    Level &l = levels_[k];
+void Pyramid::push(size_t k, const uint8_t* row) {
+    Level& l = levels_[k];
     l.rows.emplace_back(row, row + 3 * l.width);
     ++l.received;
     flush(k, false);
@@ -39,7 +39,7 @@ void Pyramid::push(size_t k, const uint8_t *row) {
 
 void Pyramid::finish() {
     for (size_t k = 0; k < levels_.size(); ++k) {
-        Level &l = levels_[k];
+        Level& l = levels_[k];
         if (l.received != l.height) throw Error("export: a pyramid level got too few rows");
         if (k + 1 < levels_.size() && !l.pending.empty()) {
             feed_coarser(k, l.pending.data(), nullptr);
@@ -51,7 +51,7 @@ void Pyramid::finish() {
 
 // The 2x2 mean of rows a and b (b null: the last row of an odd height); an odd
 // width's last column averages with itself.
-void Pyramid::feed_coarser(size_t k, const uint8_t *a, const uint8_t *b) {
+void Pyramid::feed_coarser(size_t k, const uint8_t* a, const uint8_t* b) {
     const int64_t width = levels_[k].width;
     const int64_t w = (width + 1) / 2;
     std::vector<uint8_t> out(size_t(3 * w));
@@ -69,7 +69,7 @@ void Pyramid::feed_coarser(size_t k, const uint8_t *a, const uint8_t *b) {
 // Emits every tile row whose rows are all here; drops the rows no later tile
 // row needs.
 void Pyramid::flush(size_t k, bool last) {
-    Level &l = levels_[k];
+    Level& l = levels_[k];
     while (l.next_row * tile_ < l.height) {
         Band band;
         band.level = int64_t(k);

@@ -21,17 +21,17 @@ public:
         int64_t row = 0;
         int64_t width = 0, height = 0;  // of the level
         int64_t y0 = 0, y1 = 0;
-        const std::deque<std::vector<uint8_t>> *rows = nullptr;  // rows[0] is row `first`
+        const std::deque<std::vector<uint8_t>>* rows = nullptr;  // rows[0] is row `first`
         int64_t first = 0;
 
         int64_t columns(int64_t tile) const { return (width + tile - 1) / tile; }
-        const uint8_t *line(int64_t y) const { return (*rows)[size_t(y - first)].data(); }
+        const uint8_t* line(int64_t y) const { return (*rows)[size_t(y - first)].data(); }
         // Pixels [x0, x1) x [ya, yb) of this band into `out`, rows `stride` bytes
         // apart.
-        void copy(int64_t x0, int64_t x1, int64_t ya, int64_t yb, uint8_t *out,
+        void copy(int64_t x0, int64_t x1, int64_t ya, int64_t yb, uint8_t* out,
                   int64_t stride) const;
     };
-    using BandFn = std::function<void(const Band &)>;
+    using BandFn = std::function<void(const Band&)>;
 
     // `levels` >= 1 levels; on_band sees each level's bands in order, finer
     // levels first whenever both are ready.
@@ -39,7 +39,7 @@ public:
             BandFn on_band);
 
     // The next row of level 0 (3 * width bytes of RGB).
-    void push(const uint8_t *row) { push(0, row); }
+    void push(const uint8_t* row) { push(0, row); }
     // After the last row: emits the remaining bands; throws when rows are
     // missing.
     void finish();
@@ -52,8 +52,8 @@ private:
         std::vector<uint8_t> pending;  // an even row waiting for its partner (next level)
     };
 
-    void push(size_t k, const uint8_t *row);
-    void feed_coarser(size_t k, const uint8_t *a, const uint8_t *b);
+    void push(size_t k, const uint8_t* row);
+    void feed_coarser(size_t k, const uint8_t* a, const uint8_t* b);
     void flush(size_t k, bool last);
 
     int64_t tile_, overlap_;

@@ -11,7 +11,7 @@
 
 namespace igan {
 
-TileSpool::TileSpool(const std::string &near) : file_(near + ".tiles") {
+TileSpool::TileSpool(const std::string& near) : file_(near + ".tiles") {
     read_fd_ = ::open(file_.temp_path().c_str(), O_RDONLY | O_CLOEXEC);
     if (read_fd_ < 0) throw Error("cannot open " + file_.temp_path() + ": " + std::strerror(errno));
 }
@@ -20,7 +20,7 @@ TileSpool::~TileSpool() {
     if (read_fd_ >= 0) ::close(read_fd_);
 }
 
-int64_t TileSpool::add(const std::string &bytes, bool dedup) {
+int64_t TileSpool::add(const std::string& bytes, bool dedup) {
     const uint64_t hash = std::hash<std::string_view>()(bytes);
     if (dedup) {
         const auto [from, to] = by_hash_.equal_range(hash);
@@ -43,7 +43,7 @@ std::string TileSpool::read(int64_t blob) {
             throw Error("cannot write " + file_.temp_path() + ": " + std::strerror(errno));
         dirty_ = false;
     }
-    const Blob &b = blobs_[size_t(blob)];
+    const Blob& b = blobs_[size_t(blob)];
     std::string out(b.length, '\0');
     size_t done = 0;
     while (done < out.size()) {

@@ -18,15 +18,15 @@ public:
     // The temporary file lives beside `near` (same file system as the output) and
     // is removed when the spool is destroyed, or by a signal handler if the
     // process dies.
-    explicit TileSpool(const std::string &near);
+    explicit TileSpool(const std::string& near);
     ~TileSpool();
-    TileSpool(const TileSpool &) = delete;
-    TileSpool &operator=(const TileSpool &) = delete;
+    TileSpool(const TileSpool&) = delete;
+    TileSpool& operator=(const TileSpool&) = delete;
 
     // Stores `bytes` and returns its blob index. With `dedup`, bytes equal to an
     // earlier blob's (same hash, then compared byte for byte) return that blob
     // instead of a new one.
-    int64_t add(const std::string &bytes, bool dedup);
+    int64_t add(const std::string& bytes, bool dedup);
     int64_t blobs() const { return int64_t(blobs_.size()); }
     uint64_t size(int64_t blob) const { return blobs_[size_t(blob)].length; }
     // The blob's bytes (written or not yet flushed).
