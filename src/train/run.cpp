@@ -36,17 +36,18 @@ std::string step_name(int64_t step) {
 void write_samples(Generator g, const std::string& path) {
     torch::NoGradGuard no_grad;
     const auto& c = g->config;
+    const torch::Device device = g->parameters().front().device();  // the run's: CPU or CUDA
     const int64_t p = c.patch_size(), w = kSampleSeeds * p;
     auto grid = torch::empty({3, 3 * p, w});
     RenderOptions o;
     o.tile = p;
     o.batch = 4;
     for (int s = 0; s < kSampleSeeds; ++s) {
-        auto model = StyledGenerator::for_seed(g, torch::kCPU, uint64_t(s));
+        auto model = StyledGenerator::for_seed(g, device, uint64_t(s));
         o.fields.seed = uint64_t(s);
         grid.narrow(1, 0, p).narrow(2, s * p, p).copy_(render_region(*model, {0, -p / 2, p, p}, o));
     }
-    auto model = StyledGenerator::for_seed(g, torch::kCPU, 0);
+    auto model = StyledGenerator::for_seed(g, device, 0);
     o.fields.seed = 0;
     grid.narrow(1, p, 2 * p).copy_(render_region(*model, {0, -p, w, 2 * p}, o));
     std::vector<uint8_t> rgb(size_t(3 * w * 3 * p));

@@ -453,8 +453,9 @@ void Trainer::load_checkpoint(const std::string& dir) {
     load_into("G.safetensors", *g_);
     load_into("G_ema.safetensors", *g_ema_);
     load_into("D.safetensors", d_module());
-    torch::load(*g_opt_, (d / "optim_g.pt").string());
-    torch::load(*d_opt_, (d / "optim_d.pt").string());
+    // On this run's device, whichever device and LibTorch wrote it.
+    load_optimizer(*g_opt_, (d / "optim_g.pt").string(), device_);
+    load_optimizer(*d_opt_, (d / "optim_d.pt").string(), device_);
     step_ = state.at("step").get<int64_t>();
     mean_path_length_ = state.at("mean_path_length").get<double>();
     // Checkpoints from before augmentation existed have no "ada": p starts at --augment-p.

@@ -25,10 +25,17 @@ Discriminator load_discriminator(const std::string& path, const ModelConfig& con
 void save_module(const std::string& path, const torch::nn::Module& module,
                  const ModelConfig& config, const std::string& arch, int64_t step);
 
-// torch::save of an optimizer through an AtomicFile. LibTorch's file writer finishes the archive
-// in its destructor and throws there when the disk is full (std::terminate, SIGABRT); serialized
-// in memory first, a short write is an igan::Error naming the file.
+// Adam's state in LibTorch's optimizer archive (torch::load reads it), written through an
+// AtomicFile: LibTorch's file writer finishes the archive in its destructor and throws there when
+// the disk is full (std::terminate, SIGABRT); serialized in memory first, a short write is an
+// igan::Error naming the file. The tensors are saved from CPU copies and the states are keyed by
+// parameter index, so a file does not depend on the device or the LibTorch that wrote it.
 void save_optimizer(const torch::optim::Optimizer& optimizer, const std::string& path);
+// Replaces the optimizer's state with the file's (from any LibTorch 1.x or 2.x, any device),
+// moved to `device`, the device of its parameters. States are matched to parameters by position
+// within each group; a missing state starts fresh, a wrong count or shape is an igan::Error.
+void load_optimizer(torch::optim::Optimizer& optimizer, const std::string& path,
+                    torch::Device device);
 
 // Removes `<dir>/<name>.tmp-*` entries: checkpoints that a crash or a full disk interrupted.
 void remove_stale_temporaries(const std::string& dir);

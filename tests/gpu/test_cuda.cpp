@@ -6,8 +6,13 @@
 
 #include <cmath>
 
+#include <filesystem>
+
 #include "common/test_util.h"
+#include "igan/train.h"
+#include "model/state.h"
 #include "render/renderer.h"
+#include "weights/model_file.h"
 
 namespace igan {
 namespace {
@@ -58,6 +63,83 @@ TEST_F(Cuda, TrainingStepsFollowTheCpuRun) {
         EXPECT_NEAR(b.d_loss, a.d_loss, 0.02 * (1 + std::abs(a.d_loss))) << "step " << i;
         EXPECT_NEAR(b.g_loss, a.g_loss, 0.02 * (1 + std::abs(a.g_loss))) << "step " << i;
     }
+}
+
+void expect_close_weights(torch::nn::Module& a, torch::nn::Module& b, double atol) {
+    const auto sa = state_dict(a), sb = state_dict(b);
+    for (const auto& [k, t] : sa) EXPECT_TRUE(test::all_close(t.cpu(), sb.at(k).cpu(), atol)) << k;
+}
+
+// Checkpoints do not depend on the device: a run resumed on the other device continues as the
+// saved one does, within TF32's tolerance (Adam moves each weight by at most about lr a step).
+TEST_F(Cuda, CheckpointsResumeAcrossDevices) {
+    const auto data = test::make_train_dataset("cuda_resume");
+    auto options = [&](const std::string& device) {
+        auto o = test::micro_train_options(data, 4);
+        o.device = device;
+        return o;
+    };
+    for (const std::string from : {"cpu", "cuda"}) {
+        const std::string to = from == "cpu" ? "cuda" : "cpu";
+        SCOPED_TRACE(from + " -> " + to);
+        const auto ckpt = (std::filesystem::temp_directory_path() / ("igan_resume_" + from)).string();
+        Trainer saved(options(from));
+        for (int i = 0; i < 2; ++i) saved.step();
+        saved.save_checkpoint(ckpt);
+        Trainer resumed(options(to));
+        resumed.load_checkpoint(ckpt);
+        for (int i = 0; i < 2; ++i) {
+            saved.step();
+            resumed.step();
+            const auto &a = saved.last_stats(), &b = resumed.last_stats();
+            ASSERT_TRUE(std::isfinite(b.d_loss) && std::isfinite(b.g_loss));
+            EXPECT_NEAR(b.d_loss, a.d_loss, 0.02 * (1 + std::abs(a.d_loss))) << "step " << i;
+            EXPECT_NEAR(b.g_loss, a.g_loss, 0.02 * (1 + std::abs(a.g_loss))) << "step " << i;
+        }
+        expect_close_weights(*saved.generator(), *resumed.generator(), 2e-2);
+        expect_close_weights(*saved.discriminator(), *resumed.discriminator(), 2e-2);
+        std::filesystem::remove_all(ckpt);
+    }
+}
+
+// The shipped checkpoint's optimiser files come from LibTorch 1.13, whose state keys LibTorch
+// 2.x's own loader turned into null states: `igan train --device cuda --resume` crashed (SIGSEGV)
+// at the first step.
+TEST_F(Cuda, TheShippedCheckpointResumes) {
+    const auto dir = test::data_path("../../models/landscape-tiny-run/checkpoints/step-00009474");
+    if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no " << dir;
+    TrainOptions o;
+    o.model = load_generator(dir + "/G.safetensors").config;
+    o.model.discriminator.stddev_group = 2;
+    o.data.folder = test::make_train_dataset("cuda_shipped");
+    o.data.full_size = o.model.generator.full_size;
+    o.data.patch_size = o.model.generator.patch_size();
+    o.batch = 2;
+    o.augment = AugmentMode::kAda;
+    o.device = "cuda";
+    Trainer t(o);
+    t.load_checkpoint(dir);
+    t.step();
+    EXPECT_TRUE(std::isfinite(t.last_stats().d_loss) && std::isfinite(t.last_stats().g_loss));
+}
+
+// The driver's sample grids render with the generator where it trains (they took a CPU
+// StyledGenerator over CUDA weights).
+TEST_F(Cuda, TrainingRunWritesSamplesAndACheckpoint) {
+    TrainRequest r;
+    r.data = test::make_train_dataset("cuda_run");
+    r.out = (std::filesystem::temp_directory_path() / "igan_cuda_run").string();
+    std::filesystem::remove_all(r.out);
+    r.device = "cuda";
+    r.batch = 2;
+    r.iters = 2;
+    r.sample_every = r.checkpoint_every = 1;
+    r.augment = "none";
+    const auto result = run_train(r, nullptr, nullptr);
+    EXPECT_EQ(result.step, 2);
+    EXPECT_TRUE(std::filesystem::exists(r.out + "/samples/step-00000001.png"));
+    EXPECT_TRUE(std::filesystem::exists(result.checkpoint + "/optim_g.pt"));
+    std::filesystem::remove_all(r.out);
 }
 
 }  // namespace
