@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -37,6 +39,10 @@ Engine::Engine(const std::string& model_path, const std::string& device,
     s.gflop_per_tile =
         2e-9 * generator_macs(c.generator, CanvasGeometry(c.generator).window_for(kDefaultTile));
     s.step = impl_->model.step;
+    const auto& g = c.generator;
+    for (int k = 0; k + 1 < int(g.to_rgb_src_conv().size()); ++k)
+        s.partial_levels.push_back(-int(std::log2(double(ts_upscale(g) /
+                                                         CanvasGeometry(g, k).upscale()))));
 }
 
 Engine::~Engine() = default;
@@ -95,6 +101,13 @@ void remove_temporary_outputs() noexcept { remove_pending_temp_files(); }
 
 void Engine::validate(const GenerateRequest& r, bool force) const {
     validate_request(r, force);
+    const auto& levels = impl_->summary.partial_levels;
+    if (r.level != 0 && std::find(levels.begin(), levels.end(), r.level) == levels.end()) {
+        std::string list = "0";
+        for (int z : levels) list += ", " + std::to_string(z);
+        throw UsageError("level " + std::to_string(r.level) + ": this model renders levels " +
+                         list + " directly");
+    }
     if (r.cyclic_width != 0) {
         try {
             check_cyclic_period(impl_->model.config.generator, r.cyclic_width);

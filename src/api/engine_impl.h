@@ -82,7 +82,17 @@ struct Engine::Impl {
         o.max_tile_height = streaming_tile_height_cap(r.width);
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
+        o.rgb_index = rgb_index_of(r.level);
         return o;
+    }
+
+    // The ToRGB whose partial sum is level z (< 0) of the canvas; -1 for z = 0.
+    int rgb_index_of(int level) const {
+        if (level == 0) return -1;
+        const auto& levels = summary.partial_levels;  // coarsest first: ToRGB 0, 1, ...
+        for (size_t k = 0; k < levels.size(); ++k)
+            if (levels[k] == level) return int(k);
+        throw UsageError("no partial ToRGB sum at level " + std::to_string(level));
     }
 
     std::string record(const GenerateRequest& r) const {
@@ -95,6 +105,7 @@ struct Engine::Impl {
                             {"width", r.width},
                             {"height", r.height},
                             {"psi", r.psi}};
+        if (r.level != 0) j["level"] = r.level;
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
         if (!r.styles.empty()) {
             j["style_band"] = r.style_band;

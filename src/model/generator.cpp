@@ -123,18 +123,21 @@ torch::Tensor TextureSynthesizerImpl::styles_from_latent(const torch::Tensor& gl
 torch::Tensor TextureSynthesizerImpl::forward(const torch::Tensor& structure,
                                               const torch::Tensor& styles,
                                               const std::vector<torch::Tensor>& noises,
-                                              FeatureMap* features, const SpatialStyles* spatial) {
+                                              FeatureMap* features, const SpatialStyles* spatial,
+                                              int rgb_index) {
     const auto& st = spatial ? spatial->palette : styles;
     TORCH_CHECK(st.dim() == 3 && st.size(1) == config.n_latent(),
                 "styles must be (B, ", config.n_latent(), ", G), got ", st.sizes());
-    TORCH_CHECK(int(noises.size()) == config.num_ts_convs(), "need ", config.num_ts_convs(),
-                " noise maps, got ", noises.size());
     const auto src = config.to_rgb_src_conv();
     const auto tgt = config.to_rgb_style_index();
+    TORCH_CHECK(rgb_index < int(src.size()), "rgb_index ", rgb_index, " but the model has ",
+                src.size(), " ToRGB layers");
+    const int run = rgb_index < 0 ? config.num_ts_convs() : src[rgb_index] + 1;
+    TORCH_CHECK(int(noises.size()) >= run, "need ", run, " noise maps, got ", noises.size());
     auto x = structure;
     torch::Tensor rgb;
     size_t k = 0;
-    for (int i = 0; i < config.num_ts_convs(); ++i) {
+    for (int i = 0; i < run; ++i) {
         x = spatial ? convs[i]->forward_mixed(x, StyleMix{st.select(1, i), spatial->conv[i]}, noises[i])
                     : convs[i](x, st.select(1, i), noises[i]);
         if (features) (*features)["ts_conv" + std::to_string(i)] = x;

@@ -59,11 +59,13 @@ public:
     explicit TextureSynthesizerImpl(const GeneratorConfig& config);
     // Styles for every slot from a (B, 2, G) global latent with optional style mixing.
     torch::Tensor styles_from_latent(const torch::Tensor& global_latent, int64_t inject_index);
-    // z_S (B, L, n, n); styles (B or 1, n_latent, G); noises: one (B, 1, H_k, W_k) map per conv.
-    // With `spatial`, styles is ignored.
+    // z_S (B, L, n, n); styles (B or 1, n_latent, G); noises: one (B, 1, H_k, W_k) map per conv
+    // run. With `spatial`, styles is ignored. rgb_index >= 0 stops after that ToRGB and returns
+    // its partial sum, the image at that ToRGB's coarser resolution (needs noises only for the
+    // convs up to its source).
     torch::Tensor forward(const torch::Tensor& structure, const torch::Tensor& styles,
                           const std::vector<torch::Tensor>& noises, FeatureMap* features = nullptr,
-                          const SpatialStyles* spatial = nullptr);
+                          const SpatialStyles* spatial = nullptr, int rgb_index = -1);
     GeneratorConfig config;
     MappingNetwork mapping{nullptr};
     std::vector<StyledConv> convs;

@@ -7,9 +7,14 @@
 
 namespace igan {
 
-CanvasGeometry::CanvasGeometry(const GeneratorConfig& c)
-    : config_(c), upscale_(ts_upscale(c)), ss_margin_(c.ss_margin()), strides_(ts_strides(c)) {
-    margin_ = upscale_ * c.ts_input_size - ts_output_sizes(c, c.ts_input_size).back();
+CanvasGeometry::CanvasGeometry(const GeneratorConfig& c, int rgb_index)
+    : config_(c), ss_margin_(c.ss_margin()), strides_(ts_strides(c)) {
+    const auto src = c.to_rgb_src_conv();
+    if (rgb_index >= int(src.size())) throw Error("no ToRGB " + std::to_string(rgb_index));
+    convs_ = rgb_index < 0 ? c.num_ts_convs() : src[rgb_index] + 1;
+    strides_.resize(size_t(convs_));
+    upscale_ = strides_.back();
+    margin_ = upscale_ * c.ts_input_size - layer_sizes(c.ts_input_size).back();
 }
 
 int64_t CanvasGeometry::window_for(int64_t size) const {
@@ -18,17 +23,20 @@ int64_t CanvasGeometry::window_for(int64_t size) const {
 }
 
 std::vector<int64_t> CanvasGeometry::layer_sizes(int64_t n) const {
-    return ts_output_sizes(config_, n);
+    auto sizes = ts_output_sizes(config_, n);
+    sizes.resize(size_t(convs_));
+    return sizes;
 }
 
 PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields,
                             const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
-                            int64_t n_w) {
-    const CanvasGeometry geo(c);
+                            int64_t n_w, int rgb_index) {
+    const CanvasGeometry geo(c, rgb_index);
     const int64_t b = int64_t(origins.size());
     const int64_t r = geo.ss_margin(), side_h = n_h + 2 * r, side_w = n_w + 2 * r;
-    const int64_t period_cells = fields.cyclic_period_px / geo.upscale();
+    const int64_t period_cells = fields.cyclic_period_px / ts_upscale(c);  // native pixels
     PatchBatch out;
+    out.rgb_index = rgb_index;
     out.origins = origins;
     out.window_h = n_h;
     out.window_w = n_w;

@@ -21,7 +21,8 @@ struct PatchBatch {
     int64_t window_h = 0, window_w = 0;  // z_S window n_h x n_w
     torch::Tensor local_latent;          // (B, L, n_h + 2R, n_w + 2R)
     torch::Tensor coords;                // (B, 3, n_h + 2R, n_w + 2R)
-    std::vector<torch::Tensor> noises;   // per texture conv: (B, 1, H_k, W_k)
+    std::vector<torch::Tensor> noises;   // per texture conv run: (B, 1, H_k, W_k)
+    int rgb_index = -1;  // >= 0: stop at this ToRGB (a coarser image); -1: the full image
 };
 
 class PatchModel {
@@ -29,14 +30,17 @@ public:
     virtual ~PatchModel() = default;
     virtual const GeneratorConfig& config() const = 0;
     virtual torch::Device device() const = 0;
-    // (B, 3, out(n_h), out(n_w)) unbounded RGB for patches whose z_S window is n_h x n_w.
+    // (B, 3, out(n_h), out(n_w)) unbounded RGB for patches whose z_S window is n_h x n_w, at the
+    // resolution of CanvasGeometry(config(), batch.rgb_index).
     virtual torch::Tensor synthesize(const PatchBatch& batch) = 0;
 };
 
-// Geometry of the texture synthesizer as seen from the canvas.
+// Geometry of the texture synthesizer as seen from the canvas. With rgb_index >= 0, of the
+// texture synthesizer stopped at that ToRGB: its partial sum is the canvas at upscale() pixels
+// per cell, a zoomed-out level (layer_sizes and strides then cover the convs it runs).
 class CanvasGeometry {
 public:
-    explicit CanvasGeometry(const GeneratorConfig& config);
+    explicit CanvasGeometry(const GeneratorConfig& config, int rgb_index = -1);
     int64_t upscale() const { return upscale_; }  // output pixels per z_S cell
     int64_t margin() const { return margin_; }    // upscale * n - out(n), independent of n
     int64_t ss_margin() const { return ss_margin_; }
@@ -48,8 +52,9 @@ public:
 
 private:
     GeneratorConfig config_;
-    int64_t upscale_, margin_, ss_margin_;
+    int64_t upscale_ = 0, margin_ = 0, ss_margin_;
     std::vector<int64_t> strides_;
+    int convs_ = 0;  // texture convs run
 };
 
 struct CanvasFields {
@@ -57,10 +62,11 @@ struct CanvasFields {
     int64_t cyclic_period_px = 0;  // > 0: the canvas repeats horizontally with this period
 };
 
-// Inputs of the patches whose z_S windows start at origins[i] = (row, col), n_h x n_w cells.
+// Inputs of the patches whose z_S windows start at origins[i] = (row, col), n_h x n_w cells;
+// with rgb_index >= 0, noise only for the convs up to that ToRGB.
 PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
                             const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
-                            int64_t n_w);
+                            int64_t n_w, int rgb_index = -1);
 inline PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
                                    const std::vector<std::pair<int64_t, int64_t>>& origins,
                                    int64_t n) {

@@ -31,7 +31,7 @@ TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const Rende
     p.tile_w = options.exact_tile ? options.tile : std::min(options.tile, rect.w);
     p.tile_h = options.exact_tile ? options.tile : std::min(options.tile, rect.h);
     if (options.max_tile_height > 0) p.tile_h = std::min(p.tile_h, options.max_tile_height);
-    const CanvasGeometry geo(config);
+    const CanvasGeometry geo(config, options.rgb_index);
     p.window_h = geo.window_for(p.tile_h);
     p.window_w = geo.window_for(p.tile_w);
     p.cols = (rect.w + p.tile_w - 1) / p.tile_w;
@@ -142,7 +142,7 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
                   const TileProgressFn& on_progress) {
     torch::NoGradGuard no_grad;
     const auto& config = model.config();
-    const CanvasGeometry geo(config);
+    const CanvasGeometry geo(config, options.rgb_index);
     const TilePlan plan = plan_tiles(config, rect, options);
     const int64_t up = geo.upscale(), batch = std::max<int64_t>(1, options.batch);
     if (options.fields.cyclic_period_px > 0) check_cyclic_period(config, options.fields.cyclic_period_px);
@@ -160,7 +160,8 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
         std::vector<std::pair<int64_t, int64_t>> origins;
         for (int64_t col = job.col0; col < job.col0 + job.count; ++col)
             origins.push_back(origin_of(plan.tile_rect(job.row, col)));
-        auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h, plan.window_w);
+        auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h,
+                                       plan.window_w, options.rgb_index);
         auto to_device = [&](torch::Tensor& t) { t = t.to(model.device()); };
         to_device(inputs.local_latent);
         to_device(inputs.coords);

@@ -23,6 +23,10 @@ struct RenderOptions {
     // > 0: tiles are at most this tall (and `tile` wide), so that a strip of a very wide render
     // holds fewer rows; render_rows keeps two strips of 8-bit rows.
     int64_t max_tile_height = 0;
+    // >= 0: render a zoomed-out level from the partial sum at that ToRGB (the texture synthesis
+    // stops there); the rectangle is then in that level's pixels, CanvasGeometry(config,
+    // rgb_index).upscale() per latent cell. -1: the full image.
+    int rgb_index = -1;
     CanvasFields fields;
 };
 

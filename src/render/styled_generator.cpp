@@ -149,14 +149,17 @@ torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
     }
     auto& ss_net = g_->structure_synthesizer;
     auto& ts_net = g_->texture_synthesizer;
+    const int rgb = batch.rgb_index;
     if (centres_.empty()) {
         auto z_s = ss_net(z_structure_, batch.local_latent, batch.coords);
-        return ts_net(z_s, styles_, batch.noises);
+        return ts_net(z_s, styles_, batch.noises, nullptr, nullptr, rgb);
     }
-    // Fusion: mixing weights for every modulated layer's input grid.
+    // Fusion: mixing weights for every modulated layer's input grid, placed on the canvas by the
+    // full image's geometry (so a coarse level mixes where the full image does), for the layers
+    // that run.
     const auto& c = config();
-    const CanvasGeometry geo(c);
-    const int64_t n_h = batch.window_h, n_w = batch.window_w, up = geo.upscale();
+    const CanvasGeometry full(c), geo(c, rgb);
+    const int64_t n_h = batch.window_h, n_w = batch.window_w, up = full.upscale();
     const auto rows = geo.layer_sizes(n_h), cols = geo.layer_sizes(n_w);
     const auto& strides = geo.strides();
     // A grid of h x w pixels at `stride` per z_S cell, centred in its n_h x n_w window.
@@ -164,7 +167,7 @@ torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
         std::vector<torch::Tensor> per_patch;
         const double step = double(up) / double(stride);
         auto offset = [&](int64_t n, int64_t size) {
-            return (0.5 + double(stride * n - size) / 2) * step - geo.margin() / 2.0 - 0.5;
+            return (0.5 + double(stride * n - size) / 2) * step - full.margin() / 2.0 - 0.5;
         };
         const double oy = offset(n_h, h), ox = offset(n_w, w);
         for (const auto& [ay, ax] : batch.origins)
@@ -176,19 +179,20 @@ torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
     const auto ss_rows = ss_net->block_input_sizes(n_h + 2 * geo.ss_margin());
     const auto ss_cols = ss_net->block_input_sizes(n_w + 2 * geo.ss_margin());
     for (size_t i = 0; i < ss_rows.size(); ++i) ss.conv.push_back(grid_weights(ss_rows[i], ss_cols[i], 1));
-    for (int i = 0; i < c.num_ts_convs(); ++i)
+    for (size_t i = 0; i < rows.size(); ++i)
         ts.conv.push_back(i == 0 ? grid_weights(n_h, n_w, 1)
                                  : grid_weights(rows[i - 1], cols[i - 1], strides[i - 1]));
     for (int src : c.to_rgb_src_conv())
-        ts.to_rgb.push_back(grid_weights(rows[src], cols[src], strides[src]));
+        if (src < int64_t(rows.size()))
+            ts.to_rgb.push_back(grid_weights(rows[src], cols[src], strides[src]));
 
     const int64_t only = single_style(ss, ts);
     if (only >= 0) {  // far from every boundary: the ordinary (faster) path
         auto z_s = ss_net(z_palette_.narrow(0, only, 1), batch.local_latent, batch.coords);
-        return ts_net(z_s, style_palette_.narrow(0, only, 1), batch.noises);
+        return ts_net(z_s, style_palette_.narrow(0, only, 1), batch.noises, nullptr, nullptr, rgb);
     }
     auto z_s = ss_net(torch::Tensor(), batch.local_latent, batch.coords, nullptr, &ss);
-    return ts_net(z_s, torch::Tensor(), batch.noises, nullptr, &ts);
+    return ts_net(z_s, torch::Tensor(), batch.noises, nullptr, &ts, rgb);
 }
 
 }  // namespace igan

@@ -1,0 +1,188 @@
+// Zoomed-out levels: how faithful and how costly each way to render level z < 0 is, against the
+// reference the tile server used to serve (the native render box-filtered 2^-z times). A way
+// "partial p" renders level p >= z from the texture synthesizer's partial ToRGB sum
+// (GenerateRequest::level) and box-filters it 2^(p - z) times more; "box 0" is the reference.
+// For each sample (a seed and a region around the horizon) one native region of side
+// size * 2^-zmin is rendered and every level derived from it. Reports, per level and way, the
+// mean PSNR (8-bit) and the SWD (x 1e3, Laplacian-pyramid patches) of the way's images against
+// the reference's, and the cold cost of one tile of `tile` px in seconds, from timed renders of
+// one tile at each directly rendered level (a way costs 4^(p - z) tiles of level p).
+//   build/igan_levels_bench models/landscape-tiny.safetensors --size 64 --samples 8 --threads 2
+// docs/serving.md, "Zoomed-out levels", holds the table and the choice the server makes from it.
+#include <igan/igan.h>
+#include <igan/image.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "eval/swd.h"
+
+namespace {
+
+using Image = std::vector<uint8_t>;  // side x side RGB
+
+Image box_filter(const Image& in, int64_t side, int64_t factor) {
+    const int64_t out_side = side / factor;
+    Image out(size_t(out_side * out_side * 3));
+    for (int64_t y = 0; y < out_side; ++y)
+        for (int64_t x = 0; x < out_side; ++x)
+            for (int c = 0; c < 3; ++c) {
+                int64_t sum = 0;
+                for (int64_t j = 0; j < factor; ++j)
+                    for (int64_t i = 0; i < factor; ++i)
+                        sum += in[size_t(((y * factor + j) * side + x * factor + i) * 3 + c)];
+                const int64_t n = factor * factor;
+                out[size_t((y * out_side + x) * 3 + c)] = uint8_t((sum + n / 2) / n);
+            }
+    return out;
+}
+
+double psnr(const Image& a, const Image& b) {
+    double se = 0;
+    for (size_t i = 0; i < a.size(); ++i) se += double(int(a[i]) - int(b[i])) * (a[i] - b[i]);
+    const double mse = se / double(a.size());
+    return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+}
+
+torch::Tensor to_tensor(const Image& img, int64_t side) {
+    return torch::from_blob(const_cast<uint8_t*>(img.data()), {side, side, 3}, torch::kUInt8)
+        .permute({2, 0, 1})
+        .to(torch::kFloat32)
+        .contiguous();
+}
+
+double seconds_of(const std::function<void()>& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Way {
+    std::vector<double> psnr;
+    std::unique_ptr<igan::SwdDescriptors> desc;
+};
+
+int usage() {
+    std::fprintf(stderr,
+                 "usage: igan_levels_bench MODEL [--size PX] [--samples N] [--min-level Z] "
+                 "[--tile PX] [--threads N] [--dump DIR]\n");
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage();
+    std::string model = argv[1];
+    int64_t size = 64, samples = 8, tile = 256;
+    int min_level = -4, threads = 0;
+    std::string dump;  // the first sample's images, level_Z_from_P.png
+    for (int i = 2; i + 1 < argc; i += 2) {
+        const std::string k = argv[i];
+        const long long v = std::atoll(argv[i + 1]);
+        if (k == "--size") size = v;
+        else if (k == "--samples") samples = v;
+        else if (k == "--min-level") min_level = int(v);
+        else if (k == "--tile") tile = v;
+        else if (k == "--threads") threads = int(v);
+        else if (k == "--dump") dump = argv[i + 1];
+        else return usage();
+    }
+    if (size < 16 || samples < 1 || min_level > -1 || min_level < -8 || tile < 16) return usage();
+    igan::set_threads(threads);
+    igan::Engine engine(model);
+    const auto partial = engine.summary().partial_levels;
+    const int64_t native_side = size << -min_level;
+    std::printf("model %s, partial levels:", model.c_str());
+    for (int p : partial) std::printf(" %d", p);
+    std::printf("; %lld samples of %lld px at level %d (native %lld px)\n", (long long)samples,
+                (long long)size, min_level, (long long)native_side);
+
+    // ways[z][p]: level z from level p (p = 0: the reference).
+    std::map<int, std::map<int, Way>> ways;
+    const igan::SwdConfig swd_config;
+    for (int z = -1; z >= min_level; --z) {
+        const int64_t side = size << (z - min_level);
+        for (int p = 0; p >= z; --p)
+            if (p == 0 || std::count(partial.begin(), partial.end(), p))
+                ways[z][p].desc = std::make_unique<igan::SwdDescriptors>(swd_config, side, side);
+    }
+    for (int64_t s = 0; s < samples; ++s) {
+        igan::GenerateRequest r;
+        r.seed = uint64_t(s + 1);
+        r.x = s * 7919 * 8 - native_side / 2;  // apart, on the latent grid
+        r.y = -native_side / 2;                // centred on the horizon row y = 0
+        r.width = r.height = native_side;
+        const auto native = engine.render_rgb(r);
+        std::map<int, Image> rendered{{0, native}};
+        for (int p : partial) {
+            if (p < min_level) continue;
+            igan::GenerateRequest q = r;
+            q.level = p;
+            q.x = r.x >> -p;
+            q.y = r.y >> -p;
+            q.width = q.height = native_side >> -p;
+            rendered[p] = engine.render_rgb(q);
+        }
+        for (auto& [z, by_source] : ways) {
+            const int64_t side = size << (z - min_level);
+            const Image ref = box_filter(native, native_side, native_side / side);
+            for (auto& [p, way] : by_source) {
+                const int64_t p_side = native_side >> -p;
+                const Image img = p == 0 ? ref : box_filter(rendered[p], p_side, p_side / side);
+                way.psnr.push_back(psnr(img, ref));
+                way.desc->add(to_tensor(img, side));
+                if (s == 0 && !dump.empty()) {
+                    const auto png = igan::encode_png(img.data(), side, side);
+                    const auto path = dump + "/level_" + std::to_string(z) + "_from_" +
+                                      std::to_string(p) + ".png";
+                    std::FILE* f = std::fopen(path.c_str(), "wb");
+                    if (f) std::fwrite(png.data(), 1, png.size(), f), std::fclose(f);
+                }
+            }
+        }
+        std::fprintf(stderr, "sample %lld done\n", (long long)s + 1);
+    }
+
+    // One cold tile at each directly rendered level (warmed up once).
+    std::map<int, double> tile_s;
+    std::vector<int> direct{0};
+    for (int p : partial) direct.push_back(p);
+    for (int p : direct) {
+        igan::GenerateRequest q;
+        q.seed = 99;
+        q.level = p;
+        q.width = q.height = tile;
+        engine.render_rgb(q);
+        double best = 1e30;
+        for (int rep = 0; rep < 3; ++rep) {
+            q.x = (rep + 1) * 4 * tile;
+            best = std::min(best, seconds_of([&] { engine.render_rgb(q); }));
+        }
+        tile_s[p] = best;
+    }
+    std::printf("\nlevel  way         PSNR dB (min)    SWD x1e3   tile s  (tiles of level p)\n");
+    for (auto& [z, by_source] : ways) {
+        const auto& ref = *by_source.at(0).desc;
+        for (auto& [p, way] : by_source) {
+            double mean = 0, lo = 1e9;
+            for (double v : way.psnr) mean += v / double(way.psnr.size()), lo = std::min(lo, v);
+            const double swd = p == 0 ? 0.0 : igan::swd(*way.desc, ref).mean;
+            const double tiles = std::pow(4.0, p - z);
+            std::printf("%5d  %-10s  %6.2f (%6.2f)  %9.2f  %7.3f  (%g)\n", z,
+                        p == 0 ? "box 0" : ("partial " + std::to_string(p)).c_str(),
+                        p == 0 ? 99.0 : mean, p == 0 ? 99.0 : lo, swd, tiles * tile_s[p], tiles);
+        }
+    }
+    std::printf("\ncold tile seconds at directly rendered levels:");
+    for (auto& [p, t] : tile_s) std::printf(" %d: %.3f", p, t);
+    std::printf("\n");
+    return 0;
+}
