@@ -11,7 +11,7 @@ packages=(
   libssl-dev              # SHA-256 of model files (OpenSSL EVP)
   libcli11-dev            # command-line parsing
   nlohmann-json3-dev      # configs, safetensors headers, JSON output
-  libgloo-dev             # headers of the c10d Gloo backend (data-parallel training)
+  libgloo-dev             # optional: c10d Gloo headers (data-parallel CPU training)
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
   libcpp-httplib-dev      # igan serve: HTTP server (and the client in its tests)
   libjs-leaflet           # igan serve: the web viewer's map, embedded at build time

@@ -1,6 +1,11 @@
 #include "train/trainer.h"
 
+#if IGAN_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#if IGAN_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cmath>
@@ -46,9 +51,23 @@ torch::Tensor slice(const torch::Tensor& t, int64_t begin, int64_t end) {
 
 }  // namespace
 
+// The process groups are ProcessGroups in LibTorch 1.x and Backends in 2.x: closures hide that.
 struct Trainer::Comm {
-    c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // a Backend, not a ProcessGroup, in LibTorch 2.x
+    std::function<void(std::vector<at::Tensor>&)> allreduce, broadcast;
 };
+
+DataParallelSupport data_parallel_support() { return {IGAN_HAVE_GLOO != 0, IGAN_HAVE_NCCL != 0}; }
+
+std::string data_parallel_backend(int world_size, bool cuda, const DataParallelSupport& support) {
+    if (world_size <= 1) return "";
+    if (cuda && support.nccl) return "nccl";
+    if (support.gloo) return "gloo";
+    throw UsageError("--world-size " + std::to_string(world_size) +
+                     ": this igan was built without " + (cuda ? "NCCL or Gloo" : "Gloo") +
+                     ", which data-parallel training on " + (cuda ? "CUDA" : "the CPU") +
+                     " needs (its LibTorch lacks them or their headers: install libgloo-dev and "
+                     "rebuild, see README), or train with --world-size 1");
+}
 
 struct Trainer::Latents {
     torch::Tensor global;  // (B, 2, G)
@@ -69,6 +88,13 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
     if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
         throw UsageError("rank " + std::to_string(o.rank) + " is outside world size " +
                          std::to_string(o.world_size));
+    const std::string backend =
+        data_parallel_backend(o.world_size, device_.is_cuda(), data_parallel_support());
+    // NCCL wants one device per rank: plain "cuda" spreads the ranks over the visible devices.
+    if (device_.is_cuda() && !device_.has_index() && o.world_size > 1) {
+        const int64_t devices = std::max<int64_t>(1, int64_t(torch::cuda::device_count()));
+        device_ = torch::Device(torch::kCUDA, c10::DeviceIndex(o.rank % devices));
+    }
     {
         // Initial weights come from the global torch generator: serialise so that trainers built
         // on several threads (ranks in one process) start the same way.
@@ -117,10 +143,22 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
         so.isServer = o.rank == 0;
         so.numWorkers = size_t(o.world_size);
         auto store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
-        auto go = c10d::ProcessGroupGloo::Options::create();
-        go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.master_addr));
         comm_ = std::make_unique<Comm>();
-        comm_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, go);
+        const auto bind = [this](auto group) {
+            comm_->allreduce = [group](std::vector<at::Tensor>& t) { group->allreduce(t)->wait(); };
+            comm_->broadcast = [group](std::vector<at::Tensor>& t) { group->broadcast(t)->wait(); };
+        };
+#if IGAN_HAVE_NCCL
+        if (backend == "nccl")
+            bind(c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size));
+#endif
+#if IGAN_HAVE_GLOO
+        if (backend == "gloo") {
+            auto go = c10d::ProcessGroupGloo::Options::create();
+            go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.master_addr));
+            bind(c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, go));
+        }
+#endif
         // Identical start on every rank: rank 0's weights.
         for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(g_.get()),
                                      static_cast<torch::nn::Module*>(g_ema_.get()),
@@ -130,7 +168,7 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
             for (auto& b : m->buffers()) ts.push_back(b);
             for (auto& t : ts) {
                 std::vector<at::Tensor> one{t};
-                comm_->group->broadcast(one)->wait();
+                comm_->broadcast(one);
             }
         }
     }
@@ -203,7 +241,7 @@ void Trainer::all_reduce_grads(torch::nn::Module& m) {
         for (auto& g : grads) v.push_back(g.flatten());
         return v;
     }())};
-    comm_->group->allreduce(flat)->wait();
+    comm_->allreduce(flat);
     flat[0].div_(options_.world_size);
     int64_t offset = 0;
     for (auto& g : grads) {
@@ -214,8 +252,8 @@ void Trainer::all_reduce_grads(torch::nn::Module& m) {
 
 double Trainer::all_reduce_mean(double v) {
     if (!comm_) return v;
-    std::vector<at::Tensor> t{torch::tensor({v}, torch::kFloat64)};
-    comm_->group->allreduce(t)->wait();
+    std::vector<at::Tensor> t{torch::tensor({v}, torch::kFloat64).to(device_)};  // NCCL: on it
+    comm_->allreduce(t);
     return t[0].item<double>() / options_.world_size;
 }
 

@@ -119,7 +119,7 @@ private:
     std::unique_ptr<torch::optim::Adam> g_opt_, d_opt_;
     std::unique_ptr<ImageDataset> data_;
     std::unique_ptr<Prefetcher> prefetch_;
-    struct Comm;  // data-parallel process group (c10d Gloo), absent for one process
+    struct Comm;  // data-parallel collectives (c10d Gloo or NCCL), absent for one process
     std::unique_ptr<Comm> comm_;
     int64_t step_ = 0;
     double mean_path_length_ = 0;
@@ -127,6 +127,15 @@ private:
     AdaState ada_;
     StepStats stats_;
 };
+
+// The c10d backends this build has (CMake finds them with the LibTorch it builds against).
+struct DataParallelSupport {
+    bool gloo = false, nccl = false;
+};
+DataParallelSupport data_parallel_support();
+// The backend `world_size` processes on CUDA or the CPU use: "" for one process, NCCL for CUDA
+// where available, else Gloo. Throws UsageError saying what is missing when neither fits.
+std::string data_parallel_backend(int world_size, bool cuda, const DataParallelSupport& support);
 
 // The augmentation a checkpoint was trained with ("none" for checkpoints from before it).
 std::string checkpoint_augment_mode(const std::string& dir);

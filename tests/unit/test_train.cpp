@@ -122,6 +122,7 @@ TEST(Train, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
 
 // Two ranks with batch 2 over c10d Gloo reach the weights of one process with batch 4.
 TEST(Train, TwoRanksEqualOneProcessWithTheWholeBatch) {
+    if (!data_parallel_support().gloo) GTEST_SKIP() << "built without c10d's Gloo backend";
     const auto data = test::make_train_dataset("ddp");
     auto single_options = test::micro_train_options(data, 4);
     single_options.model.discriminator.stddev_group = 2;
@@ -153,6 +154,34 @@ TEST(Train, TwoRanksEqualOneProcessWithTheWholeBatch) {
     // Float sums are split differently across ranks; 3 Adam steps keep this well below 1e-4.
     expect_same_weights(*single.generator(), *ranks[0]->generator(), 1e-4);
     expect_same_weights(*single.discriminator(), *ranks[1]->discriminator(), 1e-4);
+}
+
+// NCCL for CUDA where built in, else Gloo; without either, a clear usage error, also from the
+// trainer of this build when it lacks Gloo.
+TEST(Train, DataParallelBackendIsChosenOrRefusedClearly) {
+    const DataParallelSupport none, gloo{true, false}, both{true, true};
+    EXPECT_EQ(data_parallel_backend(1, false, none), "");
+    EXPECT_EQ(data_parallel_backend(2, false, gloo), "gloo");
+    EXPECT_EQ(data_parallel_backend(2, true, gloo), "gloo");
+    EXPECT_EQ(data_parallel_backend(2, true, both), "nccl");
+    EXPECT_EQ(data_parallel_backend(2, false, both), "gloo");
+    for (const bool cuda : {false, true}) {
+        try {
+            data_parallel_backend(2, cuda, cuda ? DataParallelSupport{false, false} : none);
+            ADD_FAILURE() << "no backend was accepted";
+        } catch (const UsageError& e) {
+            EXPECT_NE(std::string(e.what()).find(cuda ? "built without NCCL or Gloo"
+                                                      : "built without Gloo, which data-parallel "
+                                                        "training on the CPU needs"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    if (!data_parallel_support().gloo) {
+        auto o = test::micro_train_options(test::make_train_dataset("no_gloo"), 2);
+        o.world_size = 2;
+        EXPECT_THROW(Trainer{o}, UsageError);
+    }
 }
 
 }  // namespace
