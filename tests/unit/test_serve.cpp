@@ -732,8 +732,19 @@ TEST(ServeQueue, FullQueueAnswers503) {
         auto res = c.Get("/render?x=0&y=0&w=256&h=128");
         EXPECT_TRUE(res && res->status == 200);
     });
-    while (server.metrics_text().find("igan_renders_active 1") == std::string::npos)
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // A machine fast enough to finish the render between two polls must fail, not hang.
+    bool active = false;
+    for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+         !active && std::chrono::steady_clock::now() < deadline;) {
+        active = server.metrics_text().find("igan_renders_active 1") != std::string::npos;
+        if (!active) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!active) {
+        slow.join();
+        server.stop();
+        t.join();
+        FAIL() << "the slow render never showed as active";
+    }
     httplib::Client c("127.0.0.1", port);
     auto res = c.Get("/tiles/tiny/1/0/0/0.png");
     ASSERT_TRUE(res);
