@@ -1,57 +1,30 @@
 // `igan fuse`: spatial style fusion — several styles placed at points of one canvas.
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "render_options.h"
 
 namespace igan::cli {
 namespace {
 
-double parse_number(const std::string& text, const std::string& spec) {
-    size_t used = 0;
-    double v = 0;
-    try {
-        v = std::stod(text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used == 0 || used != text.size() || !std::isfinite(v))
-        throw UsageError("--styles '" + spec + "': '" + text + "' is not a number");
-    return v;
-}
-
-// "seed@x,y;seed@x,y" with x, y in image pixels, or a JSON file
+// SEED:X:Y,SEED:X:Y with X, Y in image pixels (igan::parse_style_centres), or a JSON file
 // [{"seed": 1, "x": 0, "y": 0}, ...].
 std::vector<igan::StyleCentre> parse_styles(const std::string& spec) {
+    if (spec.size() <= 5 || spec.substr(spec.size() - 5) != ".json")
+        return igan::parse_style_centres(spec);
     std::vector<igan::StyleCentre> styles;
-    if (spec.size() > 5 && spec.substr(spec.size() - 5) == ".json") {
-        std::ifstream in(spec);
-        if (!in) throw UsageError("--styles: cannot read " + spec);
-        try {
-            for (const auto& j : nlohmann::json::parse(in))
-                styles.push_back({j.at("seed").get<uint64_t>(), j.at("x").get<double>(),
-                                  j.at("y").get<double>()});
-        } catch (const nlohmann::json::exception& e) {
-            throw UsageError("--styles " + spec + ": expected [{\"seed\":1,\"x\":0,\"y\":0},...] (" +
-                             e.what() + ")");
-        }
-    } else {
-        std::stringstream ss(spec);
-        std::string part;
-        while (std::getline(ss, part, ';')) {
-            if (part.empty()) continue;
-            const auto at = part.find('@'), comma = part.find(',');
-            if (at == std::string::npos || comma == std::string::npos || comma < at)
-                throw UsageError("--styles '" + spec + "': expected seed@x,y;seed@x,y");
-            const double seed = parse_number(part.substr(0, at), spec);
-            if (seed < 0 || seed != std::floor(seed) || seed > 9.0e15)
-                throw UsageError("--styles '" + spec + "': seeds are non-negative integers");
-            styles.push_back({uint64_t(seed), parse_number(part.substr(at + 1, comma - at - 1), spec),
-                              parse_number(part.substr(comma + 1), spec)});
-        }
+    std::ifstream in(spec);
+    if (!in) throw UsageError("--styles: cannot read " + spec);
+    try {
+        for (const auto& j : nlohmann::json::parse(in))
+            styles.push_back({j.at("seed").get<uint64_t>(), j.at("x").get<double>(),
+                              j.at("y").get<double>()});
+    } catch (const nlohmann::json::exception& e) {
+        throw UsageError("--styles " + spec + ": expected [{\"seed\":1,\"x\":0,\"y\":0},...] (" +
+                         e.what() + ")");
     }
-    if (styles.size() < 1) throw UsageError("--styles is empty: give at least one seed@x,y");
+    if (styles.empty())
+        throw UsageError("--styles " + spec + " is empty: give at least one centre");
     return styles;
 }
 
@@ -86,7 +59,8 @@ RegisterCommand reg(22, [](CLI::App& app, Globals&) {
     add_common_render_options(cmd, args->render);
     cmd->add_option("-o,--out", args->render.out, "output PNG")->required();
     cmd->add_option("--styles", args->styles,
-                    "seed@x,y;seed@x,y;... with x, y in output-image pixels, or a JSON file "
+                    "SEED:X:Y,SEED:X:Y,... with X, Y in output-image pixels (the older "
+                    "SEED@X,Y;SEED@X,Y works too), or a JSON file "
                     "[{\"seed\":1,\"x\":0,\"y\":0},...]")
         ->required();
     cmd->add_option("--band", args->band, "width of the transition between styles, in pixels")

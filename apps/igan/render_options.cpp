@@ -37,7 +37,7 @@ void add_common_render_options(CLI::App* cmd, GenerateArgs& a) {
                     "forward passes run at once, sharing --threads (0 = one per thread; 1 = "
                     "least memory)")
         ->capture_default_str();
-    cmd->add_option("--trunc", a.psi, "truncation psi of the global style (1 = none)")
+    cmd->add_option("--psi,--trunc", a.psi, "truncation psi of the global style (1 = none)")
         ->capture_default_str();
     cmd->add_option("--device", a.device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--config", a.config,

@@ -16,8 +16,8 @@ struct GenerateArgs {
     bool quiet = false, json = false, force = false;
 };
 
-// --model, --seed, --width/--height, --x/--y, --tile, --batch, --workers, --trunc, --device, --config,
-// --force, --quiet, --json.
+// --model, --seed, --width/--height, --x/--y, --tile, --batch, --workers, --psi (alias --trunc),
+// --device, --config, --force, --quiet, --json.
 void add_common_render_options(CLI::App* cmd, GenerateArgs& a);
 // The request for one seed and output path (y defaults to -height/2: centred on the horizon).
 igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const std::string& out);

@@ -52,6 +52,8 @@ struct StyleCentre {
     uint64_t seed = 0;
     double x = 0, y = 0;  // canvas pixels
 };
+// "SEED:X:Y,SEED:X:Y,..." (also the older "SEED@X,Y;SEED@X,Y;..."); throws UsageError.
+std::vector<StyleCentre> parse_style_centres(const std::string& text);
 
 struct GenerateRequest {
     uint64_t seed = 0;

@@ -16,6 +16,7 @@
 #include "render/canvas.h"
 #include "render/styled_generator.h"
 #include "render/renderer.h"
+#include "weights/config_file.h"
 
 namespace igan {
 

@@ -34,8 +34,6 @@ using nlohmann::json;
 using Kind = PyObject::Kind;
 using Shapes = std::map<std::string, std::vector<int64_t>>;
 
-constexpr const char* kGeneratorArch = "infinitygan.generator";
-constexpr const char* kDiscriminatorArch = "infinitygan.discriminator";
 constexpr size_t kMaxConfigBytes = 1 << 20;
 
 std::string join(const std::vector<std::string>& parts, const char* sep) {

@@ -59,7 +59,7 @@ void init_model(const InitRequest& request) {
     const ModelConfig config = load_model_config(request.config);
     torch::manual_seed(request.seed);
     Generator g(config.generator);
-    save_module(request.out, *g, config, "infinitygan.generator", 0);
+    save_module(request.out, *g, config, kGeneratorArch, 0);
 }
 
 }  // namespace igan

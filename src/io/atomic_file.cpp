@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <sstream>
 
@@ -43,6 +44,21 @@ const char* file_kind(mode_t mode) {
     if (S_ISFIFO(mode)) return "a FIFO";
     if (S_ISSOCK(mode)) return "a socket";
     return "not a regular file";
+}
+
+// fsync of a file or directory by path; returns errno, 0 on success.
+int sync_path(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    const FdCloser closer{fd};
+    return ::fsync(fd) == 0 ? 0 : errno;
+}
+
+// After a rename: some file systems cannot fsync a directory (EINVAL); only a failed write-back
+// (EIO) means the new entry may be lost.
+int sync_parent(const std::string& path) {
+    const int err = sync_path(parent_directory(path));
+    return err == EIO ? err : 0;
 }
 
 // Outputs are replaced by renaming a new file onto them, which would destroy a device node or
@@ -181,6 +197,37 @@ void AtomicFile::commit() {
     committed_ = true;
     release_pending(pending_slot_);
     pending_slot_ = -1;
+    // The rename itself is durable only once the directory entry is on disk.
+    if (const int err = sync_parent(path_)) fail("cannot sync the directory of", err);
+}
+
+AtomicDir::AtomicDir(const std::string& path) : path_(path), temp_path_(path + random_suffix()) {
+    if (::mkdir(temp_path_.c_str(), 0777) != 0)
+        throw Error("cannot create " + path_ + ": " + std::strerror(errno));
+}
+
+AtomicDir::~AtomicDir() {
+    std::error_code ignored;
+    if (!committed_) std::filesystem::remove_all(temp_path_, ignored);
+}
+
+void AtomicDir::commit() {
+    const auto fail = [&](const std::string& what, int err) {
+        throw Error(what + " " + path_ + ": " + std::strerror(err));
+    };
+    if (committed_) throw Error("cannot commit " + path_ + ": folder is already committed");
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(temp_path_, ec)) {
+        if (!entry.is_regular_file()) continue;
+        if (const int err = sync_path(entry.path().string())) fail("cannot sync", err);
+    }
+    if (ec) fail("cannot list", ec.value());
+    if (const int err = sync_path(temp_path_)) fail("cannot sync", err);
+    // rename(2) would replace an empty folder at `path`: refuse any.
+    if (::access(path_.c_str(), F_OK) == 0) fail("cannot rename onto the existing", EEXIST);
+    if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) fail("cannot rename to", errno);
+    committed_ = true;
+    if (const int err = sync_parent(path_)) fail("cannot sync the directory of", err);
 }
 
 void check_writable_path(const std::string& path) {

@@ -1,6 +1,7 @@
 #pragma once
-// Whole-file I/O. Writes go to a temporary file that is renamed into place, so readers see
-// either the old file or the complete new one, even when the writer throws or is killed.
+// Whole-file I/O, and the one owner of atomic writes: files and folders are written under a
+// temporary name beside their path, synced, then renamed into place, so readers see either the
+// old one or the complete new one, even when the writer throws, is killed or the power fails.
 #include <cstddef>
 #include <cstdio>
 #include <string>
@@ -29,7 +30,7 @@ public:
 
     // Throws igan::Error naming `path` and the OS error on a short write.
     void write(const void* data, std::size_t size);
-    // Flushes, fsyncs, closes and renames over `path`.
+    // Flushes, fsyncs, closes and renames over `path`, then fsyncs the directory.
     void commit();
 
 private:
@@ -40,6 +41,29 @@ private:
     std::FILE* file_ = nullptr;
     bool committed_ = false;
     int pending_slot_ = -1;  // in the registry remove_pending_temp_files() sweeps
+};
+
+// A folder (a training checkpoint) filled under `path + ".tmp-<pid>-<random>"`, then renamed to
+// `path`, which must not exist then.
+class AtomicDir {
+public:
+    explicit AtomicDir(const std::string& path);
+    // Without commit() the temporary folder and everything in it are removed.
+    ~AtomicDir();
+
+    AtomicDir(const AtomicDir&) = delete;
+    AtomicDir& operator=(const AtomicDir&) = delete;
+
+    // Where to write the folder's files until commit().
+    const std::string& temp_path() const { return temp_path_; }
+    // Fsyncs every file in the folder and the folder itself, renames it to `path` and fsyncs
+    // the parent directory; throws igan::Error naming `path` and the OS error.
+    void commit();
+
+private:
+    std::string path_;
+    std::string temp_path_;
+    bool committed_ = false;
 };
 
 // Unlinks the temporary file of every AtomicFile alive in this process. Async-signal-safe: a

@@ -385,4 +385,19 @@ void write_safetensors(const std::string& path, const TensorFile& file) {
     out.commit();
 }
 
+void check_igan_identity(const TensorFile& file, const std::string& path, const std::string& arch,
+                         bool arch_required) {
+    const auto version = file.metadata.find("igan.format_version");
+    if (version != file.metadata.end() && version->second != kIganFormatVersion)
+        throw Error(path + ": igan.format_version is '" + version->second.substr(0, 20) +
+                    "' but this igan reads version " + kIganFormatVersion +
+                    " (written by another igan release: use a matching igan, or re-export it)");
+    const auto found = file.metadata.find("igan.arch");
+    if (found == file.metadata.end() ? arch_required : found->second != arch)
+        throw Error(path + ": holds '" +
+                    (found == file.metadata.end() ? std::string("no igan.arch")
+                                                  : found->second.substr(0, 60)) +
+                    "', not " + arch + " weights");
+}
+
 }  // namespace igan

@@ -21,6 +21,16 @@ TensorFile read_safetensors(const std::string& path);
 // Parses a whole file held in memory; `name_for_errors` prefixes every error message.
 TensorFile parse_safetensors(const std::string& bytes, const std::string& name_for_errors);
 
+// igan's weight files carry `igan.format_version` (this value) and `igan.arch` in the metadata.
+constexpr const char* kIganFormatVersion = "1";
+
+// The one identity check of a weight file on load: `igan.format_version`, when present, must be
+// the one this igan reads (files without it predate the field or come from other tools), and
+// `igan.arch` must be `arch` when present (always, with `arch_required`). Throws igan::Error
+// naming `path`.
+void check_igan_identity(const TensorFile& file, const std::string& path, const std::string& arch,
+                         bool arch_required = false);
+
 // Writes contiguous CPU copies (any device is accepted) through an AtomicFile, so `path` is
 // never left half-written. The header is padded with spaces to a multiple of 8 bytes.
 void write_safetensors(const std::string& path, const TensorFile& file);

@@ -67,7 +67,7 @@ struct ModelConfig {
 };
 
 // Presets: "paper" (the original geometry and widths), "tiny" (3 upsamplings, 53-px patches,
-// narrow; trains on 2 CPU cores), "golden" (the widths of ../shared/golden).
+// narrow; trains on 2 CPU cores), "golden" (the widths of the reference set in tests/data/golden).
 ModelConfig preset_config(const std::string& name);
 std::vector<std::string> preset_names();
 
@@ -78,11 +78,9 @@ void from_json(const nlohmann::json& j, DiscriminatorConfig& c);
 void to_json(nlohmann::json& j, const ModelConfig& c);
 void from_json(const nlohmann::json& j, ModelConfig& c);
 
-// Parses JSON text; throws igan::Error listing every problem.
+// Parses JSON text; throws igan::Error listing every problem. (Config files are read by
+// weights/config_file.h: this module never touches files.)
 ModelConfig model_config_from_string(const std::string& json_text);
 std::string model_config_to_string(const ModelConfig& c);
-// Resolves a preset name or a JSON file path (a ModelConfig, or a golden-style config.json
-// with `train_params` and `golden_overrides`).
-ModelConfig load_model_config(const std::string& name_or_path);
 
 }  // namespace igan

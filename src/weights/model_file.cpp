@@ -14,17 +14,11 @@ namespace igan {
 
 namespace {
 
-constexpr const char* kFormatVersion = "1";
-
-// What every weight file must satisfy before its tensors are used: a format version this igan
-// reads (files without one predate the field or come from other tools) and finite values only
-// (NaN or Inf weights render black images without any error).
-void check_weights(const TensorFile& file, const std::string& path) {
-    const auto version = file.metadata.find("igan.format_version");
-    if (version != file.metadata.end() && version->second != kFormatVersion)
-        throw Error(path + ": igan.format_version is '" + version->second.substr(0, 20) +
-                    "' but this igan reads version " + kFormatVersion +
-                    " (written by another igan release: use a matching igan, or re-export it)");
+// What every weight file must satisfy before its tensors are used: its format version and arch
+// (check_igan_identity) and finite values only (NaN or Inf weights render black images without
+// any error).
+void check_weights(const TensorFile& file, const std::string& path, const std::string& arch) {
+    check_igan_identity(file, path, arch);
     std::vector<std::string> bad;
     for (const auto& [name, tensor] : file.tensors)
         if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>())
@@ -57,10 +51,7 @@ ModelConfig resolve_config(const TensorFile& file, const std::string& path,
 
 LoadedGenerator load_generator(const std::string& path, const std::string& config_override) {
     const TensorFile file = read_safetensors(path);
-    check_weights(file, path);
-    auto arch = file.metadata.find("igan.arch");
-    if (arch != file.metadata.end() && arch->second != "infinitygan.generator")
-        throw Error(path + ": holds '" + arch->second + "', not an InfinityGAN generator");
+    check_weights(file, path, kGeneratorArch);
     LoadedGenerator out;
     out.config = resolve_config(file, path, config_override);
     out.generator = Generator(out.config.generator);
@@ -73,7 +64,7 @@ LoadedGenerator load_generator(const std::string& path, const std::string& confi
 
 Discriminator load_discriminator(const std::string& path, const ModelConfig& config) {
     const TensorFile file = read_safetensors(path);
-    check_weights(file, path);
+    check_weights(file, path, kDiscriminatorArch);
     Discriminator d(config.discriminator);
     load_state_dict(*d, file.tensors, path);
     return d;
@@ -83,7 +74,7 @@ void save_module(const std::string& path, const torch::nn::Module& module,
                  const ModelConfig& config, const std::string& arch, int64_t step) {
     TensorFile file;
     for (const auto& [key, tensor] : state_dict(module)) file.tensors[key] = tensor.detach();
-    file.metadata["igan.format_version"] = kFormatVersion;
+    file.metadata["igan.format_version"] = kIganFormatVersion;
     file.metadata["igan.arch"] = arch;
     file.metadata["igan.config"] = model_config_to_string(config);
     file.metadata["igan.step"] = std::to_string(step);

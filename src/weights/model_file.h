@@ -8,8 +8,13 @@
 #include "model/config.h"
 #include "model/discriminator.h"
 #include "model/generator.h"
+#include "weights/config_file.h"
 
 namespace igan {
+
+// igan.arch of the two InfinityGAN networks' weight files.
+constexpr const char* kGeneratorArch = "infinitygan.generator";
+constexpr const char* kDiscriminatorArch = "infinitygan.discriminator";
 
 struct LoadedGenerator {
     ModelConfig config;

@@ -17,6 +17,9 @@ grep -aqE '"igan_version":"(v[0-9]|[0-9a-f]{7})' "$W/a.png" && ok || bad "PNG re
 expect 0 "json record" -- $G --seed 3 --width 40 --height 24 --json --out "$W/b.png"
 grep -q '"model_sha256"' "$W/out" && ok || bad "--json does not print the record"
 cmp -s "$W/a.png" "$W/b.png" && ok || bad "same request, different bytes"
+expect 0 "psi" -- $G --seed 3 --width 40 --height 24 --psi 0.7 --out "$W/p1.png"
+expect 0 "trunc, psi's older name" -- $G --seed 3 --width 40 --height 24 --trunc 0.7 --out "$W/p2.png"
+cmp -s "$W/p1.png" "$W/p2.png" && ok || bad "--trunc is not --psi"
 for k in 1 3; do
   expect 0 "workers $k" -- "$IGAN" --threads 2 generate --model "$M" --quiet --seed 3 \
     --width 40 --height 24 --tile 8 --workers $k --out "$W/w$k.png"
@@ -59,6 +62,9 @@ expect 2 "unknown flag" -- $G --width 16 --height 16 --bogus --out "$W/n.png"
 expect 2 "missing dir" -- $G --width 16 --height 16 --out "$W/nodir/n.png"
 expect 2 "bad seed list" -- $G --seeds 5-x --outdir "$W" --width 16 --height 16
 expect 2 "no out" -- $G --width 16 --height 16
+# An output directory that cannot take the file: a regular file (also as root), read-only
+# (root bypasses permissions).
+expect 2 "dir is a file" -- $G --width 16 --height 16 --out "$W/a.png/n.png"
 mkdir "$W/ro" && chmod a-w "$W/ro"
 if [ "$(id -u)" != 0 ]; then
   expect 2 "read-only dir" -- $G --width 16 --height 16 --out "$W/ro/n.png"
@@ -66,8 +72,10 @@ fi
 [ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
 
 # Applications: fuse, outpaint, inbetween run; bad inputs are usage errors.
-expect 0 "fuse" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0,0;2@48,0" --width 64 --height 24 --out "$W/f.png"
+expect 0 "fuse" -- "$IGAN" fuse --model "$M" --quiet --styles "1:0:0,2:48:0" --width 64 --height 24 --out "$W/f.png"
 [ -s "$W/f.png" ] && ok || bad "fuse wrote nothing"
+expect 0 "fuse, older syntax" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0,0;2@48,0" --width 64 --height 24 --out "$W/f2.png"
+cmp -s "$W/f.png" "$W/f2.png" && ok || bad "the two style-centre syntaxes rendered differently"
 expect 2 "fuse bad styles" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0" --width 64 --height 24 --out "$W/n.png"
 expect 2 "fuse shared centre" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0,0;2@0,0" --width 64 --height 24 --out "$W/n.png"
 O="$IGAN outpaint --model $M --quiet --steps 3"

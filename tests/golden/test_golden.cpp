@@ -1,6 +1,7 @@
 // Parity with the original implementation: every tensor of tests/data/golden/outputs.safetensors
 // (made by the official code, see README there) reproduced from inputs.safetensors.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -18,7 +19,9 @@ class Golden : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         const auto dir = test::data_path("golden/");
-        out_path_ = (std::filesystem::temp_directory_path() / "igan_golden_out.safetensors").string();
+        out_path_ = (std::filesystem::temp_directory_path() /
+                     ("igan_golden_out_" + std::to_string(::getpid()) + ".safetensors"))
+                        .string();
         ForwardRequest r;
         r.model = dir + "generator.safetensors";
         r.discriminator = dir + "discriminator.safetensors";

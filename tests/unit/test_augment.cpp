@@ -1,6 +1,7 @@
 // D's input augmentation: differentiable, the same for reals and fakes, labels follow vertical
 // shifts, ADA's p follows the overfitting signal, and resuming still equals a straight run.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -127,7 +128,9 @@ TEST(Augment, AdaProbabilityFollowsTheOverfittingSignal) {
 
 TEST(Augment, ResumeEqualsStraightRunWithAda) {
     const auto data = test::make_train_dataset("augment_resume");
-    const auto ckpt = (fs::temp_directory_path() / "igan_augment_resume_ckpt").string();
+    const auto ckpt = (fs::temp_directory_path() /
+                       ("igan_augment_resume_ckpt_" + std::to_string(::getpid())))
+                          .string();
     auto options = test::micro_train_options(data, 4);
     options.augment = AugmentMode::kAda;
     options.augment_p = 0.5;

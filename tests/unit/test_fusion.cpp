@@ -1,8 +1,9 @@
-// Spatial style fusion (SPEC §5): per-pixel modulation equals the plain path for a constant
+// Spatial style fusion (docs/applications.md): per-pixel modulation equals the plain path for a constant
 // style, identical styles equal plain generation, and fused renders keep the render contract.
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
+#include "igan/igan.h"
 #include "model/layers.h"
 #include "render/renderer.h"
 #include "render/styled_generator.h"
@@ -101,6 +102,25 @@ TEST(Fusion, TiledEqualsDirectAndCropsAgree) {
     // The styles really differ: fusion is not the plain render of the first style.
     auto plain = StyledGenerator::for_seed(g, torch::kCPU, 1);
     EXPECT_GT((render_region(*plain, r, opts(90)) - direct).abs().max().item<float>(), 0.05f);
+}
+
+// One parser for every front end: the documented SEED:X:Y form and the older SEED@X,Y form
+// give the same centres; malformed text is a usage error.
+TEST(StyleCentres, BothSyntaxesParseAlike) {
+    const auto a = parse_style_centres("1:0:64,7:512.5:-3");
+    const auto b = parse_style_centres("1@0,64;7@512.5,-3");
+    ASSERT_EQ(a.size(), 2u);
+    ASSERT_EQ(b.size(), 2u);
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].seed, b[i].seed);
+        EXPECT_EQ(a[i].x, b[i].x);
+        EXPECT_EQ(a[i].y, b[i].y);
+    }
+    EXPECT_EQ(a[1].seed, 7u);
+    EXPECT_EQ(a[1].x, 512.5);
+    EXPECT_EQ(a[1].y, -3.0);
+    for (const char* bad : {"", "1:0", "1@0", "x:0:0", "-1:0:0", "1:0:0:0", "1:nan:0", "1.5:0:0"})
+        EXPECT_THROW(parse_style_centres(bad), UsageError) << bad;
 }
 
 }  // namespace

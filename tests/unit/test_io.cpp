@@ -443,8 +443,36 @@ TEST_F(IoTest, PendingTemporaryFilesAreSweptAndCommittedOnesKept) {
     EXPECT_EQ(listing(), std::vector<std::string>{"done"});
 }
 
-TEST_F(IoTest, ReadOnlyDirectoryIsRefused) {
-    if (geteuid() == 0) GTEST_SKIP() << "root bypasses directory permissions";
+TEST_F(IoTest, AtomicDirAppearsWholeOnCommit) {
+    {
+        AtomicDir dir(path("step-1"));
+        EXPECT_EQ(fs::path(dir.temp_path()).parent_path(), dir_);
+        write_bytes(dir.temp_path() + "/G.safetensors", "weights");
+        EXPECT_FALSE(fs::exists(path("step-1")));
+        dir.commit();
+    }
+    EXPECT_EQ(read_file(path("step-1/G.safetensors")), "weights");
+    {
+        AtomicDir abandoned(path("step-2"));
+        write_bytes(abandoned.temp_path() + "/G.safetensors", "partial");
+        EXPECT_EQ(listing().size(), 2u);
+    }
+    EXPECT_EQ(listing(), std::vector<std::string>{"step-1"});
+    AtomicDir again(path("step-1"));  // an existing folder is never replaced
+    EXPECT_NE(error_of([&] { again.commit(); }).find("existing"), std::string::npos);
+    EXPECT_EQ(read_file(path("step-1/G.safetensors")), "weights");
+}
+
+// An output whose directory cannot take it: for everyone (root included) a "directory" that is
+// a regular file; without root, also a read-only directory (root bypasses permissions).
+TEST_F(IoTest, UnwritableDirectoryIsRefused) {
+    write_bytes(path("file"), "x");
+    EXPECT_NE(error_of([&] { check_writable_path(path("file/out.png")); }).find("not a directory"),
+              std::string::npos);
+    EXPECT_THROW(PngWriter(path("file/out.png"), 1, 1, {}), Error);
+    EXPECT_THROW(AtomicDir(path("file/step-1")), Error);
+    EXPECT_EQ(listing(), std::vector<std::string>{"file"});
+    if (geteuid() == 0) return;
     fs::create_directory(path("locked"));
     fs::permissions(path("locked"), fs::perms::owner_read | fs::perms::owner_exec);
     EXPECT_NE(error_of([&] { check_writable_path(path("locked/out.png")); }).find("not writable"),

@@ -1,5 +1,6 @@
 // Configs, geometry, weight files and strict loading.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -22,7 +23,10 @@ namespace igan {
 namespace {
 
 std::string temp_file(const std::string& name) {
-    return (std::filesystem::temp_directory_path() / ("igan_test_" + name)).string();
+    // per process: test binaries may run at once (ctest -j)
+    return (std::filesystem::temp_directory_path() /
+            ("igan_test_" + std::to_string(::getpid()) + "_" + name))
+        .string();
 }
 
 TEST(Config, PaperGeometryMatchesTheOriginal) {
@@ -35,7 +39,7 @@ TEST(Config, PaperGeometryMatchesTheOriginal) {
     EXPECT_EQ(ts_output_sizes(c, 11), (std::vector<int64_t>{19, 17, 31, 29, 55, 53, 103, 101}));
     EXPECT_EQ(ts_output_sizes(c, 22), (std::vector<int64_t>{41, 39, 75, 73, 143, 141, 279, 277}));
     EXPECT_EQ(c.to_rgb_style_index(), (std::vector<int>{3, 5, 7, 8}));
-    // SPEC §7: about 48.7 GMAC per 101x101 patch.
+    // docs/contract.md: about 48.7 GMAC per 101x101 patch.
     EXPECT_NEAR(generator_macs(c, 11) * 1e-9, 48.7, 0.5);
     const auto d = preset_config("paper").discriminator;
     EXPECT_EQ(d.final_size(), 3);
@@ -45,14 +49,14 @@ TEST(Config, PaperGeometryMatchesTheOriginal) {
 TEST(Config, ParameterCountsMatchTheOriginal) {
     const auto c = preset_config("paper");
     Generator g(c.generator);
-    EXPECT_EQ(count_parameters(*g), 36358944);  // SPEC-model §8.2
+    EXPECT_EQ(count_parameters(*g), 36358944);  // docs/convert.md
     int64_t buffers = 0;
     for (const auto& b : g->buffers()) buffers += b.numel();
     EXPECT_EQ(count_parameters(*g) + buffers, 36365816);
     Discriminator d(c.discriminator);
     int64_t d_total = count_parameters(*d);
     for (const auto& b : d->buffers()) d_total += b.numel();
-    EXPECT_EQ(d_total, 28915620);  // SPEC-model §8.3
+    EXPECT_EQ(d_total, 28915620);  // docs/convert.md
 }
 
 TEST(Config, JsonRoundTripAndStrictKeys) {
@@ -204,6 +208,28 @@ TEST(ModelFile, OtherFormatVersionsAreRefused) {
         EXPECT_NE(std::string(e.what()).find("igan.format_version is '99'"), std::string::npos)
             << e.what();
     }
+    std::filesystem::remove(path);
+}
+
+// One identity check for every weight file: a generator file is not a discriminator, and the
+// other way round, whatever their tensors.
+TEST(ModelFile, OtherArchsAreRefused) {
+    const auto c = preset_config("tiny");
+    const auto path = temp_file("arch.safetensors");
+    Generator g(c.generator);
+    save_module(path, *g, c, kGeneratorArch, 0);
+    try {
+        load_discriminator(path, c);
+        FAIL() << "a generator loaded as a discriminator";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("holds 'infinitygan.generator', not "
+                                             "infinitygan.discriminator"),
+                  std::string::npos)
+            << e.what();
+    }
+    Discriminator d(c.discriminator);
+    save_module(path, *d, c, kDiscriminatorArch, 0);
+    EXPECT_THROW(load_generator(path), Error);
     std::filesystem::remove(path);
 }
 

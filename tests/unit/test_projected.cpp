@@ -2,6 +2,7 @@
 // stay frozen, the heads and G learn through it, resume equals a straight run, and a checkpoint
 // of the other discriminator (or other features) is refused.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -84,7 +85,9 @@ TEST(Projected, GradientReachesGeneratorThroughD) {
 
 TEST(Projected, ResumeEqualsStraightRun) {
     const auto data = test::make_train_dataset("projected_resume");
-    const auto ckpt = (fs::temp_directory_path() / "igan_projected_resume_ckpt").string();
+    const auto ckpt = (fs::temp_directory_path() /
+                       ("igan_projected_resume_ckpt_" + std::to_string(::getpid())))
+                          .string();
     auto o = projected_options(data);
     o.r1 = 0;
     o.augment = AugmentMode::kDiffAug;
@@ -119,7 +122,9 @@ void expect_error_containing(const std::function<void()>& f, const std::string& 
 
 TEST(Projected, OtherDiscriminatorOrFeaturesAreRefusedOnResume) {
     const auto data = test::make_train_dataset("projected_refuse");
-    const auto ckpt = (fs::temp_directory_path() / "igan_projected_refuse_ckpt").string();
+    const auto ckpt = (fs::temp_directory_path() /
+                       ("igan_projected_refuse_ckpt_" + std::to_string(::getpid())))
+                          .string();
     auto projected = projected_options(data);
     projected.features_sha256 = "aaaa";
     const auto plain = test::micro_train_options(data, 4);
