@@ -224,7 +224,7 @@ double measure_render_rss(const std::string& config, int64_t width, int64_t heig
                           int threads, int64_t workers);
 
 
-// Quality metrics (SPEC §6, docs/evaluation.md). Two modes:
+// Quality metrics (docs/evaluation.md). Two modes:
 // - folders: `fake` and `real` image folders compared as they are;
 // - model: `n` images (seeds 0..n-1) generated per ScaleInv factor at scale x the model's
 //   training size (x = 0, vertically centred), resized bilinearly to the training size, against

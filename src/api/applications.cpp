@@ -1,4 +1,4 @@
-// Outpainting and inbetweening (SPEC §5): invert known images at canvas positions, pin the
+// Outpainting and inbetweening (docs/applications.md): invert known images at canvas positions, pin the
 // inverted latents there, and render the whole canvas in one pass with fresh latents elsewhere.
 #include <chrono>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // `igan convert`: checkpoints of the original implementation (hubert0527/infinityGAN @ a9b45dd,
 // train.py: torch.save({"iter", "best_fid", "g", "d", "g_ema", "g_optim", "d_optim",
-// "mean_path_lengths"})) to igan safetensors. Keys are the original state-dict keys (SPEC §8), so
+// "mean_path_lengths"})) to igan safetensors. Keys are the original state-dict keys (docs/convert.md), so
 // tensors are copied unchanged; widths are read off their shapes and the rest of the geometry
 // comes from the config (the original YAML, a JSON config or a preset).
 #include <algorithm>

@@ -1,4 +1,4 @@
-// `igan eval`: SWD, FID/KID, their ScaleInv variants and the seam score (SPEC §6), each with a
+// `igan eval`: SWD, FID/KID, their ScaleInv variants and the seam score (docs/evaluation.md), each with a
 // bootstrap spread, for three rows: the model (or a folder of fakes), a random model of the same
 // config and the floor (training photos against the real photos). The metric code lives in
 // src/eval/; this file samples the sets, renders, and assembles the JSON.

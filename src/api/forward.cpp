@@ -1,5 +1,5 @@
 // `igan forward`: the networks on explicit inputs, named as in the golden reference set
-// (../shared/golden/README.md): cases a/b (single forward), b_mix (style mixing), c (patchwise
+// (tests/data/golden/README.md): cases a/b (single forward), b_mix (style mixing), c (patchwise
 // infinite canvas), d (discriminator), e (training-mode forward and losses).
 #include <set>
 

@@ -1,7 +1,7 @@
 #pragma once
 // Seam score: does tiled rendering leave traces at tile boundaries?
 // 1. The exact check: render a rectangle with small tiles and as one tile; the max |difference|
-//    (float RGB on the [-1, 1] scale) must be at round-off level (SPEC §4: <= 1e-4).
+//    (float RGB on the [-1, 1] scale) must be at round-off level (docs/contract.md: <= 1e-4).
 // 2. The statistical check, which also applies to images from elsewhere: the mean |difference|
 //    between neighbouring pixels across tile boundaries against the same inside tiles. Their
 //    ratio is ~1.0 when seamless; a generator whose tiles do not share their context (naive

@@ -1,5 +1,5 @@
 #pragma once
-// GAN inversion on the endless canvas (In&Out style, SPEC-model §7): find the global latent,
+// GAN inversion on the endless canvas (In&Out style, docs/applications.md): find the global latent,
 // per-slot styles (W+), the z_l cells and the noise pixels that reproduce a known image at a
 // given canvas position. The result is pinned to the canvas, so any rectangle rendered around
 // it continues the image with fresh latents elsewhere.

@@ -75,8 +75,8 @@ public:
     // x: (B, in, H, W); style: (B or 1, style_dim) -> (B, out, H', W') with
     // H' = H - k + 1 (plain) or 2H - 3 (upsampling, k = 3).
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& style);
-    // Per-pixel style: modulate the input, convolve, demodulate per output pixel (SPEC-model
-    // 6.4, with the demodulation map upsampled as the features are).
+    // Per-pixel style: modulate the input, convolve, demodulate per output pixel
+    // (docs/applications.md, style fusion; the demodulation map upsampled as the features are).
     torch::Tensor forward_mixed(const torch::Tensor& x, const StyleMix& style);
     torch::Tensor weight;
     EqualLinear modulation{nullptr};

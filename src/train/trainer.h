@@ -1,5 +1,5 @@
 #pragma once
-// The InfinityGAN trainer (train.py of hubert0527/infinityGAN @ a9b45dd, SPEC-model.md §5):
+// The InfinityGAN trainer (train.py of hubert0527/infinityGAN @ a9b45dd; docs/training.md):
 // non-saturating logistic loss, lazy R1, path-length regularisation, diversity loss on G_S,
 // vertical-position regression, style mixing, Adam with the lazy-regularisation correction, EMA.
 // All randomness of step t is a pure function of (seed, t): a run resumed from a checkpoint, or

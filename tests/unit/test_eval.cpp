@@ -1,4 +1,4 @@
-// Evaluation metrics (SPEC §6) on small synthetic images: SWD properties, closed-form Fréchet
+// Evaluation metrics (docs/evaluation.md) on small synthetic images: SWD properties, closed-form Fréchet
 // distances, KID, the InceptionV3 layout with random weights, ScaleInv resizing, seam scores,
 // crop sampling, bootstrap spreads, and run_eval's rows and folder errors.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// GAN inversion and pinned latents (SPEC §5): a generated image is recovered, the known region is
+// GAN inversion and pinned latents (docs/applications.md): a generated image is recovered, the known region is
 // reproduced by the pinned canvas whatever the tiling, and new samples differ only outside it.
 #include <gtest/gtest.h>
 

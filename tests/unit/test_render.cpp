@@ -1,4 +1,4 @@
-// The render contract (SPEC §3-4) on a small random model: padding-free patches, tiled == direct,
+// The render contract (docs/contract.md) on a small random model: padding-free patches, tiled == direct,
 // crops of larger rectangles, far offsets, and independence from batch and thread count.
 #include <gtest/gtest.h>
 
@@ -20,7 +20,7 @@ GeneratorConfig test_config() { return test::micro_generator_config(); }
 
 using test::opts;
 
-constexpr double kTol = 1e-4;  // SPEC §4, on the [-1, 1] scale (outputs here are similar)
+constexpr double kTol = 1e-4;  // docs/contract.md, on the [-1, 1] scale (outputs here are similar)
 
 TEST(Render, PatchEqualsRegionOfLargerForward) {
     auto model = test::random_patch_model(test_config());
