@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "features/mobilenet_v2.h"
 #include "igan/train.h"
 #include "igan/version.h"
+#include "io/atomic_file.h"
 #include "io/hash.h"
 #include "io/png.h"
 #include "render/renderer.h"
@@ -75,7 +77,7 @@ void write_plot(const std::string& log_path, const std::string& svg_path) {
         }
     }
     const int cw = 300, ch = 170, cols = 4;
-    std::ofstream svg(svg_path + ".tmp");
+    std::ostringstream svg;
     svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << cw * cols << "' height='"
         << ch * ((keys.size() + cols - 1) / cols) << "' font-family='sans-serif' font-size='11'>\n"
         << "<rect width='100%' height='100%' fill='white'/>\n";
@@ -103,8 +105,10 @@ void write_plot(const std::string& log_path, const std::string& svg_path) {
         svg << "'/>\n";
     }
     svg << "</svg>\n";
-    svg.close();
-    fs::rename(svg_path + ".tmp", svg_path);
+    const std::string text = svg.str();
+    AtomicFile file(svg_path);
+    file.write(text.data(), text.size());
+    file.commit();
 }
 
 void prune_checkpoints(const fs::path& root, int keep) {
