@@ -45,6 +45,10 @@ RegisterCommand reg(70, [](CLI::App& app, Globals&) {
     cmd->add_option("--log-every", r->log_every, "iterations between log records")
         ->capture_default_str();
     cmd->add_option("--keep", r->keep, "checkpoints to keep")->capture_default_str();
+    cmd->add_option("--lr", r->lr,
+                    "Adam's learning rate of G and D (a resumed run takes this one, not the "
+                    "checkpoint's)")
+        ->capture_default_str();
     cmd->add_option("--diversity", r->diversity, "diversity loss: paper or angular")
         ->capture_default_str();
     cmd->add_option("--max-scale", r->max_scale, "random scale of the short side before cropping")

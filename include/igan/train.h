@@ -22,6 +22,7 @@ struct TrainRequest {
     uint64_t seed = 0;
     int64_t checkpoint_every = 500, sample_every = 500, log_every = 10;
     int keep = 3;                  // checkpoints kept
+    double lr = 0.002;             // Adam's learning rate of G and D (also on --resume)
     std::string diversity = "paper";  // "paper" (L1 mode seeking) or "angular" (original code)
     double max_scale = 1.5;        // random scale of the short side before cropping
     // D's input augmentation: none, diffaug or ada; "" = ada for a new run, the checkpoint's

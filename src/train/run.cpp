@@ -2,6 +2,7 @@
 // checkpoints (kept K), the JSONL log, sample grids at fixed latents, and a plot of the loss
 // curves.
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -169,6 +170,8 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     o.data.patch_size = o.model.generator.patch_size();
     o.data.max_scale = r.max_scale;
     o.data.seed = r.seed;
+    if (!(r.lr > 0 && r.lr <= 1)) throw UsageError("--lr must be in (0, 1]");
+    o.lr = r.lr;
     o.batch = r.batch;
     o.iters = r.iters;
     o.discriminator = parse_discriminator_kind(
@@ -200,6 +203,9 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
 
     Trainer trainer(o);
     if (!resume_from.empty()) trainer.load_checkpoint(resume_from);
+    if (!resume_from.empty() && !trainer.moments_restored() && main_rank)
+        std::fprintf(stderr, "note: %s has no Adam moments (optim_*.pt); they start at zero\n",
+                     resume_from.c_str());
     if (!init_g.empty()) trainer.init_generators(init_g, init_g_ema);
     if (main_rank) fs::create_directories(run / "checkpoints"), fs::create_directories(run / "samples");
 

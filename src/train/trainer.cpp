@@ -422,6 +422,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
                             {"mean_path_length", mean_path_length_},
                             {"seed", options_.seed},
                             {"batch", options_.batch},
+                            {"lr", options_.lr},
                             {"world_size", options_.world_size},
                             {"augment", augment_mode_name(options_.augment)},
                             {"discriminator", discriminator_kind_name(options_.discriminator)},
@@ -464,6 +465,11 @@ std::string checkpoint_discriminator_kind(const std::string& dir) {
     return read_trainer_state(dir).value("discriminator", std::string("stylegan2"));
 }
 
+std::pair<double, double> Trainer::learning_rates() const {
+    return {g_opt_->param_groups().at(0).options().get_lr(),
+            d_opt_->param_groups().at(0).options().get_lr()};
+}
+
 void Trainer::init_generators(const std::string& g_file, const std::string& g_ema_file) {
     load_state_dict(*g_, read_safetensors(g_file).tensors, g_file);
     load_state_dict(*g_ema_, read_safetensors(g_ema_file).tensors, g_ema_file);
@@ -492,8 +498,14 @@ void Trainer::load_checkpoint(const std::string& dir) {
     load_into("G_ema.safetensors", *g_ema_);
     load_into("D.safetensors", d_module());
     // On this run's device, whichever device and LibTorch wrote it.
-    load_optimizer(*g_opt_, (d / "optim_g.pt").string(), device_);
-    load_optimizer(*d_opt_, (d / "optim_d.pt").string(), device_);
+    // Checkpoints committed to the repository leave Adam's moments out (over half their size):
+    // they then start at zero and re-estimate within ~100 steps (beta2 = 0.99). The learning
+    // rates are always this run's.
+    moments_restored_ = fs::exists(d / "optim_g.pt") && fs::exists(d / "optim_d.pt");
+    if (moments_restored_) {
+        load_optimizer(*g_opt_, (d / "optim_g.pt").string(), device_);
+        load_optimizer(*d_opt_, (d / "optim_d.pt").string(), device_);
+    }
     step_ = state.at("step").get<int64_t>();
     mean_path_length_ = state.at("mean_path_length").get<double>();
     // Checkpoints from before augmentation existed have no "ada": p starts at --augment-p.

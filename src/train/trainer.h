@@ -80,6 +80,10 @@ public:
     const TrainOptions& options() const { return options_; }
     const ImageDataset& dataset() const { return *data_; }
     const AdaState& ada_state() const { return ada_; }
+    // Adam's learning rates now (G, D): the run's lr times the lazy-regularisation ratio.
+    std::pair<double, double> learning_rates() const;
+    // False after resuming from a checkpoint without optim_*.pt (fresh Adam moments).
+    bool moments_restored() const { return moments_restored_; }
 
     // Fine-tuning start: G and G_ema from these files (strict; same config).
     void init_generators(const std::string& g_file, const std::string& g_ema_file);
@@ -124,6 +128,7 @@ private:
     int64_t step_ = 0;
     double mean_path_length_ = 0;
     double ema_decay_ = 0;
+    bool moments_restored_ = true;
     AdaState ada_;
     StepStats stats_;
 };

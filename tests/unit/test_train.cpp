@@ -79,6 +79,43 @@ TEST(Train, StepsChangeWeightsAndLossesAreFinite) {
                               state_dict(*t.generator()).at("texture_synthesizer.convs.0.conv.weight")));
 }
 
+TEST(Train, ResumeTakesTheRunsLearningRateAndTheCheckpointsMoments) {
+    const auto data = test::make_train_dataset("lr");
+    const auto ckpt = (fs::temp_directory_path() / ("igan_train_lr_" + std::to_string(::getpid()))).string();
+    Trainer first(test::micro_train_options(data, 4));
+    first.step();
+    first.save_checkpoint(ckpt);
+    auto slower = test::micro_train_options(data, 4);
+    slower.lr = first.options().lr / 4;
+    Trainer resumed(slower), fresh(slower);
+    resumed.load_checkpoint(ckpt);
+    EXPECT_TRUE(resumed.moments_restored());
+    EXPECT_EQ(resumed.learning_rates(), fresh.learning_rates());
+    EXPECT_DOUBLE_EQ(resumed.learning_rates().first, first.learning_rates().first / 4);
+    EXPECT_DOUBLE_EQ(resumed.learning_rates().second, first.learning_rates().second / 4);
+    // Same moments, another step size: the next step moves the weights by other amounts.
+    Trainer same(test::micro_train_options(data, 4));
+    same.load_checkpoint(ckpt);
+    same.step();
+    resumed.step();
+    const auto key = "texture_synthesizer.convs.0.conv.weight";
+    EXPECT_FALSE(torch::equal(state_dict(*same.generator()).at(key), state_dict(*resumed.generator()).at(key)));
+
+    // Without optim_*.pt (as the repository keeps checkpoints) a resume starts Adam afresh:
+    // the weights are the checkpoint's, the next step is finite and differs from a full resume.
+    fs::remove(fs::path(ckpt) / "optim_g.pt");
+    fs::remove(fs::path(ckpt) / "optim_d.pt");
+    Trainer light(test::micro_train_options(data, 4));
+    light.load_checkpoint(ckpt);
+    EXPECT_FALSE(light.moments_restored());
+    EXPECT_EQ(light.current_step(), 1);
+    expect_same_weights(*light.generator(), *first.generator(), 0);
+    light.step();
+    EXPECT_TRUE(std::isfinite(light.last_stats().g_loss));
+    EXPECT_FALSE(torch::equal(state_dict(*same.generator()).at(key), state_dict(*light.generator()).at(key)));
+    fs::remove_all(ckpt);
+}
+
 TEST(Train, InitStartsGeneratorsFromACheckpointAndEverythingElseFresh) {
     const auto data = test::make_train_dataset("init");
     const auto ckpt = (fs::temp_directory_path() / "igan_train_init_ckpt").string();
