@@ -23,9 +23,10 @@ const std::vector<uint8_t>& image() {
             for (int64_t x = 0; x < kWidth; ++x)
                 for (int c = 0; c < 3; ++c) {
                     noise = noise * 1664525u + 1013904223u;
-                    const double v = 110 + 60 * std::sin(0.004 * x + 0.9 * c) *
-                                               std::cos(0.006 * y - 0.0007 * x) +
-                                     25 * std::sin(0.05 * x + 0.03 * y * (c + 1)) + (noise >> 29);
+                    const double v =
+                        110 +
+                        60 * std::sin(0.004 * x + 0.9 * c) * std::cos(0.006 * y - 0.0007 * x) +
+                        25 * std::sin(0.05 * x + 0.03 * y * (c + 1)) + (noise >> 29);
                     out[size_t((y * kWidth + x) * 3 + c)] = uint8_t(std::clamp(v, 0.0, 255.0));
                 }
         return out;
@@ -42,7 +43,8 @@ void EncodePng(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
     state.counters["MB"] = double(bytes) * 1e-6;
 }
-BENCHMARK(EncodePng)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(EncodePng)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseRealTime()->Unit(
+    benchmark::kMillisecond);
 
 }  // namespace
 

@@ -31,7 +31,8 @@ void append_chunk(std::string* out, const char* type, const void* data, size_t s
     const size_t at = out->size();
     out->append(type, 4);
     out->append(static_cast<const char*>(data), size);
-    put_be32(out, uint32_t(crc32(0, reinterpret_cast<const Bytef*>(out->data() + at), uInt(size + 4))));
+    put_be32(out,
+             uint32_t(crc32(0, reinterpret_cast<const Bytef*>(out->data() + at), uInt(size + 4))));
 }
 
 // libpng's heuristic: the filter whose output has the smallest sum of magnitudes, the bytes
@@ -176,7 +177,8 @@ std::string png_head(int64_t width, int64_t height,
     std::string ihdr;
     put_be32(&ihdr, uint32_t(width));
     put_be32(&ihdr, uint32_t(height));
-    ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bits, RGB, deflate, adaptive, progressive off
+    // 8 bits, RGB, deflate, adaptive filtering, not interlaced
+    ihdr += std::string("\x08\x02\x00\x00\x00", 5);
     append_chunk(&out, "IHDR", ihdr.data(), ihdr.size());
     for (const auto& [key, value] : text_chunks) {
         // keyword, NUL, not compressed, method 0, empty language tag and translated keyword

@@ -31,9 +31,9 @@ private:
     int64_t width_, height_;
     int level_, threads_;
     int64_t rows_ = 0;
-    uint32_t adler_ = 1;                // of the filtered bytes so far
-    std::vector<uint8_t> previous_row_; // unfiltered, for the next row's filter
-    std::vector<uint8_t> window_;       // the last <= 32 KiB of filtered bytes
+    uint32_t adler_ = 1;                 // of the filtered bytes so far
+    std::vector<uint8_t> previous_row_;  // unfiltered, for the next row's filter
+    std::vector<uint8_t> window_;        // the last <= 32 KiB of filtered bytes
 };
 
 }  // namespace igan

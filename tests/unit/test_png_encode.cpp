@@ -36,7 +36,8 @@ std::vector<uint8_t> render_like(int64_t width, int64_t height) {
 std::string inflate_idat(const std::string& png) {
     std::string stream;
     for (size_t at = 8; at + 12 <= png.size();) {
-        const uint32_t length = uint32_t(uint8_t(png[at])) << 24 | uint32_t(uint8_t(png[at + 1])) << 16 |
+        const uint32_t length = uint32_t(uint8_t(png[at])) << 24 |
+                                uint32_t(uint8_t(png[at + 1])) << 16 |
                                 uint32_t(uint8_t(png[at + 2])) << 8 | uint8_t(png[at + 3]);
         if (png.compare(at + 4, 4, "IDAT") == 0) stream += png.substr(at + 8, length);
         at += 12 + length;
