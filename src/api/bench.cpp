@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "igan/igan.h"
 #include "model/generator.h"
+#include "model/layer_clock.h"
 #include "render/canvas.h"
 #include "render/styled_generator.h"
 #include "render/renderer.h"
@@ -152,6 +153,27 @@ nlohmann::json profile_layers(const GeneratorConfig& c, int64_t n, int reps, dou
     return {{"layers", layers}, {"layers_seconds", total}};
 }
 
+// Per layer kind, GFLOP per thread-second against the peak's share of one thread: the 3x3 and
+// up layers as the layer clock timed them in the render, `other` the structure synthesizer and
+// ToRGB's FLOP over all the rest of the runs' thread time (fields, noise, stitching included),
+// so a regression shows where it is. time_share_*: each kind's part of the thread time.
+void add_kind_fractions(nlohmann::json& j, const LayerClockTotals& c, const std::vector<double>& t,
+                        int threads, double peak, double flop_per_run) {
+    double wall = 0;
+    for (double s : t) wall += s;
+    const double thread_seconds = wall * threads, per_thread_peak = peak / threads;
+    const double flop[3] = {2 * c.macs[0], 2 * c.macs[1],
+                            flop_per_run * double(t.size()) - 2 * (c.macs[0] + c.macs[1])};
+    const double seconds[3] = {c.thread_seconds[0], c.thread_seconds[1],
+                               thread_seconds - c.thread_seconds[0] - c.thread_seconds[1]};
+    const char* names[3] = {"3x3", "up", "other"};
+    for (int k = 0; k < 3; ++k) {
+        const std::string name = names[k];
+        j["fraction_" + name] = seconds[k] > 0 ? flop[k] * 1e-9 / seconds[k] / per_thread_peak : 0.0;
+        j["time_share_" + name] = seconds[k] / thread_seconds;
+    }
+}
+
 constexpr int64_t kRssStripRows = 1;  // default strips per RSS render (memory is per strip)
 
 }  // namespace
@@ -211,8 +233,11 @@ std::string run_bench(const BenchRequest& r) {
     // The peak is measured before and after the generator and the better one kept: on a shared
     // machine this makes the fraction conservative rather than flattering.
     const double peak_before = conv_peak_gflops(reps, device);
-    // The sizing run above was the warm-up.
+    // The sizing run above was the warm-up. The layer clock times the texture synthesizer's
+    // layers inside these runs (on a GPU it would time kernel launches only).
+    layer_clock_enable(device.is_cpu());
     const auto t = time_runs(reps, [&] { render_region(*model, rect, o); }, false);
+    layer_clock_enable(false);
     const double peak = std::max(peak_before, conv_peak_gflops(reps, device));
     const int64_t n = geo.window_for(tile);
     const double flop_per_tile = 2.0 * generator_macs(config.generator, n);
@@ -248,6 +273,8 @@ std::string run_bench(const BenchRequest& r) {
         {"macs_overhead_vs_no_margin", cost.per_pixel / cost.limit},
         {"macs_overhead_by_tile", overhead},
     };
+    if (device.is_cpu()) add_kind_fractions(j, layer_clock_totals(), t, threads, peak,
+                                            flop_per_tile * double(tiles));
     if (r.scaling && threads > 1 && device.is_cpu()) {
         // The same strip on one thread (one pass at a time).
         set_threads(1);

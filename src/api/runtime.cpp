@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "igan/igan.h"
 #include "core/threads.h"
+#include "model/gemm.h"
 #include "igan/image.h"
 #include "model/state.h"
 
@@ -48,6 +49,7 @@ std::string version_report() {
               : "not available") +
          "\n";
     s += "BLAS: " + blas_in_use() + "\n";
+    s += "GEMM of the up layers: " + sgemm_backend() + "\n";
     s += "threads: " + std::to_string(at::get_num_threads()) + " (of " +
          std::to_string(default_threads()) + " cores)";
     return s;

@@ -344,13 +344,24 @@ StyledConvImpl::StyledConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t 
     activate = register_module("activate", BiasAct(out));
 }
 
+LayerClockScope StyledConvImpl::clock(const torch::Tensor& x) const {
+    const auto& c = *conv;
+    // An up layer does its MACs at input resolution, a plain one at output resolution.
+    const int64_t shrink = c.upsample ? 0 : c.kernel - 1;
+    const double macs = double(x.size(0)) * double(x.size(2) - shrink) * double(x.size(3) - shrink) *
+                        double(c.in_channels * c.out_channels * c.kernel * c.kernel);
+    return {c.upsample ? LayerKind::up : LayerKind::conv3x3, macs, !noise.is_empty()};
+}
+
 torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tensor& style,
                                       const torch::Tensor& noise_map) {
+    const auto timed = clock(x);
     return add_noise_and_activate(conv(x, style), noise_map);
 }
 
 torch::Tensor StyledConvImpl::forward_mixed(const torch::Tensor& x, const StyleMix& style,
                                       const torch::Tensor& noise_map) {
+    const auto timed = clock(x);
     return add_noise_and_activate(conv->forward_mixed(x, style), noise_map);
 }
 

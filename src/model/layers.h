@@ -5,6 +5,8 @@
 // equalised-learning-rate scales are applied at run time.
 #include <torch/torch.h>
 
+#include "model/layer_clock.h"
+
 namespace igan {
 
 // y = leaky_relu(x + bias[channel], 0.2) * sqrt(2); the channel axis is dim 1.
@@ -109,6 +111,9 @@ public:
 
 private:
     torch::Tensor add_noise_and_activate(torch::Tensor y, const torch::Tensor& noise_map);
+    // Times the call on x for igan bench's per-kind fractions: the texture synthesizer's
+    // convolutions (the ones with noise) as `up` or `conv3x3`, the structure synthesizer's not.
+    LayerClockScope clock(const torch::Tensor& x) const;
 };
 TORCH_MODULE(StyledConv);
 

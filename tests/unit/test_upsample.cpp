@@ -1,9 +1,12 @@
-// The inference kernels behind the up layers: their GEMM against LibTorch's.
+// The inference kernels behind the up layers (their GEMM against LibTorch's) and the layer
+// clock behind igan bench's per-kind fractions.
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
 #include "core/threads.h"
 #include "model/gemm.h"
+#include "model/layer_clock.h"
+#include "model/layers.h"
 
 namespace igan {
 namespace {
@@ -29,6 +32,33 @@ TEST(Gemm, MatchesTorchMmWithLeadingDimensions) {
     }
     EXPECT_TRUE(torch::equal(got[0], got[1]));
     EXPECT_FALSE(sgemm_backend().empty());
+}
+
+// The clock counts the texture synthesizer's convolutions (with noise) by kind, an up layer's
+// MACs at input resolution and a 3x3 one's at output resolution, the structure synthesizer's
+// (no noise) not at all, and nothing while it is off.
+TEST(LayerClock, CountsTextureLayersByKind) {
+    torch::NoGradGuard no_grad;
+    StyledConv up(4, 6, 3, 8, true, true), plain(6, 5, 3, 8, false, true), gs(6, 5, 3, 8, false, false);
+    const auto style = torch::randn({1, 8});
+    const auto x = torch::randn({2, 4, 5, 7});
+    auto run = [&] {
+        const auto y = up(x, style, torch::randn({2, 1, 7, 11}));
+        plain(y, style, torch::randn({2, 1, 5, 9}));
+        gs(y, style);
+    };
+    run();
+    EXPECT_EQ(layer_clock_totals().macs[0] + layer_clock_totals().macs[1], 0.0);
+    layer_clock_enable(true);
+    run();
+    run();
+    layer_clock_enable(false);
+    run();
+    const auto t = layer_clock_totals();
+    EXPECT_EQ(t.macs[int(LayerKind::up)], 2.0 * 2 * 5 * 7 * 4 * 6 * 9);
+    EXPECT_EQ(t.macs[int(LayerKind::conv3x3)], 2.0 * 2 * 5 * 9 * 6 * 5 * 9);
+    EXPECT_GT(t.thread_seconds[int(LayerKind::up)], 0.0);
+    EXPECT_GT(t.thread_seconds[int(LayerKind::conv3x3)], 0.0);
 }
 
 }  // namespace
