@@ -1,6 +1,7 @@
 // Micro-benchmarks of the generator's upsampling layer (3x3 transposed convolution, stride 2,
 // then the [1,2,1] blur) at inference, one thread as each concurrent pass runs it: LibTorch's
-// transposed convolution, igan's banded tap planes (the layer), their matrix product alone
+// transposed convolution, igan's banded tap planes (the layer; UpStyledConv adds its noise and
+// activation as StyledConv runs them), their matrix product alone
 // through igan's GEMM and through LibTorch's BLAS (OpenBLAS), and a plain 3x3 convolution of
 // the same channels. Counters: GFLOP/s of the layer's MACs (9 per input pixel and output
 // channel for the up layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512
@@ -11,6 +12,7 @@
 //   OPENBLAS_CORETYPE=Haswell build/igan_layer_bench ...   # OpenBLAS pinned to AVX2 kernels
 #include <benchmark/benchmark.h>
 
+#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
@@ -93,6 +95,20 @@ void UpLayer(benchmark::State& state) {
     });
 }
 
+// The whole StyledConv as the render runs it: modulation, the layer above, noise, bias and
+// activation.
+void UpStyledConv(benchmark::State& state) {
+    one_thread();
+    torch::NoGradGuard no_grad;
+    const Shape s = kShapes[state.range(0)];
+    igan::StyledConv layer(s.in, s.out, 3, 64, true, true);
+    layer->noise->weight.fill_(0.1);
+    const auto x = torch::randn({1, s.in, s.size, s.size}), style = torch::randn({1, 64});
+    const auto noise = torch::randn({1, 1, 2 * s.size - 3, 2 * s.size - 3});
+    for (auto _ : state) benchmark::DoNotOptimize(layer(x, style, noise));
+    set_flops(state, s, s.size);
+}
+
 // The layer's product alone, band by band as the layer runs it, by `gemm`.
 template <typename Gemm>
 void band_products(benchmark::State& state, const Gemm& gemm) {
@@ -139,11 +155,16 @@ void PlainConv3x3(benchmark::State& state) {
 
 BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpLayer)->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}})->Unit(benchmark::kMillisecond);
+BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
+    // As igan's main does: activations stay in the heap instead of fresh mappings whose pages
+    // fault in again on every call.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     g_peak_gflops = conv_peak_gflops();

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "model/gemm.h"
+#include "model/row_kernels.h"
 
 namespace igan {
 
@@ -209,7 +210,7 @@ int64_t upsample_band_rows(int64_t h, int64_t w, int64_t band_columns) {
 }
 
 torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
-                             int64_t band_columns) {
+                             int64_t band_columns, const UpsampleEpilogue* epilogue) {
     TORCH_CHECK(plain_cpu_float(x) && x.dim() == 4 && w.dim() == 4 && w.size(1) == x.size(1),
                 "upsample2x_blur needs float CPU (B, in, H, W) and (out, in, 3, 3) without "
                 "gradients, got ", x.sizes(), " and ", w.sizes());
@@ -224,8 +225,10 @@ torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, do
     // Two band buffers: an odd output row between bands needs the previous band's last row.
     torch::Tensor bands[2] = {torch::empty({channels * 9 * band_rows * wd}),
                               torch::empty({channels * 9 * band_rows * wd})};
-    // Per output channel, the last three upsampled rows: the blur's window, kept across bands.
-    std::vector<float> window(size_t(channels) * 3 * uw);
+    // Per output channel, the last three upsampled rows blurred along the row: the window of
+    // the blur across rows, kept across bands.
+    const int64_t ow = uw - 2;
+    std::vector<float> window(size_t(channels) * 3 * ow);
     for (int64_t b = 0; b < batch; ++b) {
         const float* xb = xc[b].data_ptr<float>();
         // The next upsampled row to make; the previous band's first input row and its width.
@@ -237,22 +240,39 @@ torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, do
             const float* prev = bands[(k + 1) % 2].data_ptr<float>();
             const int64_t end_row = 2 * (a + rows) - 1;  // rows up to 2 * (last input row)
             at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
-                std::vector<float> v(static_cast<size_t>(uw));
+                std::vector<float> sums(static_cast<size_t>(3 * wd));
                 for (int64_t c = begin; c < end; ++c) {
-                    auto input_row = [&](int64_t r) -> TapRow {
-                        if (r >= a) return {cur + c * 9 * n + (r - a) * wd, n};
-                        return {prev + c * 9 * prev_columns + (r - prev_first) * wd, prev_columns};
+                    // Tap (ky, kx) of input row r.
+                    auto tap = [&](int64_t r, int ky, int kx) -> const float* {
+                        const int k = ky * 3 + kx;
+                        if (r >= a) return cur + (c * 9 + k) * n + (r - a) * wd;
+                        return prev + (c * 9 + k) * prev_columns + (r - prev_first) * wd;
                     };
-                    float* rows3 = window.data() + c * 3 * uw;
-                    float* dst = o + (b * channels + c) * (uh - 2) * (uw - 2);
+                    float* rows3 = window.data() + c * 3 * ow;
+                    float* dst = o + (b * channels + c) * (uh - 2) * ow;
                     for (int64_t m = first_row; m < end_row; ++m) {
-                        float* slot = rows3 + (m % 3) * uw;
-                        const bool odd = m & 1;
-                        upsampled_row(input_row(m >> 1), odd ? input_row((m >> 1) + 1) : TapRow{},
-                                      odd, wd, slot);
-                        if (m >= 2)
-                            blur_row(rows3 + ((m - 2) % 3) * uw, rows3 + ((m - 1) % 3) * uw, slot,
-                                     uw, scale, v.data(), dst + (m - 2) * (uw - 2));
+                        // Along a column, even rows 2p take tap row 1 of input row p, odd rows
+                        // 2p+1 tap row 0 of p+1 plus tap row 2 of p (likewise along a row).
+                        const int64_t p = m >> 1;
+                        float* slot = rows3 + (m % 3) * ow;
+                        if (m & 1) {
+                            for (int kx = 0; kx < 3; ++kx)
+                                add_rows(tap(p + 1, 0, kx), tap(p, 2, kx), wd, sums.data() + kx * wd);
+                            upsampled_row_blur(sums.data(), sums.data() + wd, sums.data() + 2 * wd,
+                                               wd, slot);
+                        } else {
+                            upsampled_row_blur(tap(p, 1, 0), tap(p, 1, 1), tap(p, 1, 2), wd, slot);
+                        }
+                        if (m < 2) continue;
+                        float* out_row = dst + (m - 2) * ow;
+                        blur_across_rows(rows3 + ((m - 2) % 3) * ow, rows3 + ((m - 1) % 3) * ow,
+                                         slot, ow, scale, out_row);
+                        if (epilogue) {  // while the row is in L1
+                            const float* noise = epilogue->noise;
+                            noise_bias_activate(out_row,
+                                                noise ? noise + (b * (uh - 2) + m - 2) * ow : nullptr,
+                                                epilogue->noise_weight, epilogue->bias[c], ow);
+                        }
                     }
                 }
             });
@@ -282,16 +302,50 @@ torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, doub
 
 }  // namespace
 
+torch::Tensor ModulatedConv2dImpl::folded_weight(const torch::Tensor& style) {
+    TORCH_CHECK(style.size(0) == 1, "folded_weight needs one style, got ", style.sizes());
+    auto wm = weight[0] * scale * modulation(style).view({1, in_channels, 1, 1});
+    if (demodulate) wm = wm * torch::rsqrt(wm.pow(2).sum({1, 2, 3}, true) + 1e-8);
+    return wm;
+}
+
+torch::Tensor ModulatedConv2dImpl::folded_weight_tap_order(const torch::Tensor& style) {
+    TORCH_CHECK(style.size(0) == 1 && plain_cpu_float(weight.detach()),
+                "folded_weight_tap_order needs one style and float CPU weights at inference");
+    const int64_t out = out_channels, in = in_channels, kk = kernel * kernel;
+    const auto s = modulation(style).contiguous();
+    const auto w = weight.detach().contiguous();
+    const float* sp = s.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    const float fs = float(scale);
+    auto folded = torch::empty({out, kk, in});
+    float* fp = folded.data_ptr<float>();
+    at::parallel_for(0, out, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t o = begin; o < end; ++o) {
+            const float* wo = wp + o * in * kk;
+            float* dst = fp + o * kk * in;
+            float squares = 0;
+            for (int64_t i = 0; i < in; ++i)
+                for (int64_t t = 0; t < kk; ++t) {
+                    const float v = wo[i * kk + t] * fs * sp[i];
+                    dst[t * in + i] = v;
+                    squares += v * v;
+                }
+            if (!demodulate) continue;
+            const float d = 1.0f / std::sqrt(squares + 1e-8f);
+            for (int64_t j = 0; j < kk * in; ++j) dst[j] *= d;
+        }
+    });
+    return folded.as_strided({out, in, kernel, kernel}, {kk * in, 1, kernel * in, in});
+}
+
 torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::Tensor& style) {
+    if (style.size(0) == 1) {
+        const auto wm = folded_weight(style);
+        return upsample ? upsample_blur(x, wm, 4.0) : F::conv2d(x, wm);
+    }
     const auto s = modulation(style);           // (Bs, in)
     const auto w = weight[0] * scale;           // (out, in, k, k)
-    if (s.size(0) == 1) {
-        auto wm = w * s.view({1, in_channels, 1, 1});
-        if (demodulate)
-            wm = wm * torch::rsqrt(wm.pow(2).sum({1, 2, 3}, true) + 1e-8);
-        if (!upsample) return F::conv2d(x, wm);
-        return upsample_blur(x, wm, 4.0);
-    }
     TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
     const auto xs = x * s.view({-1, in_channels, 1, 1});
     auto y = upsample ? upsample_conv(xs, w) : F::conv2d(xs, w);
@@ -356,6 +410,24 @@ LayerClockScope StyledConvImpl::clock(const torch::Tensor& x) const {
 torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tensor& style,
                                       const torch::Tensor& noise_map) {
     const auto timed = clock(x);
+    // An up layer at inference with one style: noise, bias and activation are applied to each
+    // output row as the blur makes it, instead of in one more pass over the whole output.
+    if (conv->upsample && style.size(0) == 1 && plain_cpu_float(x) && x.dim() == 4) {
+        const int64_t h = 2 * x.size(2) - 3, w = 2 * x.size(3) - 3;
+        const bool noise_fits = !noise || (noise_map.defined() && noise_map.dim() == 4 &&
+                                           noise_map.is_contiguous() && noise_map.size(0) == x.size(0) &&
+                                           noise_map.size(1) == 1 && noise_map.size(2) == h &&
+                                           noise_map.size(3) == w && plain_cpu_float(noise_map));
+        if (noise_fits) {
+            UpsampleEpilogue e;
+            e.bias = activate->bias.data_ptr<float>();
+            if (noise) {
+                e.noise = noise_map.data_ptr<float>();
+                e.noise_weight = noise->weight.item<float>();
+            }
+            return upsample2x_blur(x, conv->folded_weight_tap_order(style), 4.0, 0, &e);
+        }
+    }
     return add_noise_and_activate(conv(x, style), noise_map);
 }
 
@@ -390,26 +462,10 @@ torch::Tensor StyledConvImpl::add_noise_and_activate(torch::Tensor y,
     const float noise_weight = noise ? noise->weight.item<float>() : 0.0f;
     const float* bias = activate->bias.data_ptr<float>();
     at::parallel_for(0, y.size(0) * channels, 1, [&](int64_t begin, int64_t end) {
-        // Locals, not captured references, so the stores below cannot alias them and the loops
-        // vectorise (with -fno-trapping-math), where a branch on the sign of noisy activations
-        // mispredicted half the time.
-        const float slope = 0.2f, gain = float(kSqrt2), weight = noise_weight;
-        for (int64_t p = begin; p < end; ++p) {
-            float* v = data + p * area;
-            const float b = bias[p % channels];
-            const float* n = noise_data ? noise_data + (p / channels) * area : nullptr;
-            if (n) {
-                for (int64_t i = 0; i < area; ++i) {
-                    const float t = (v[i] + n[i] * weight) + b, negative = t * slope;
-                    v[i] = (t > 0.0f ? t : negative) * gain;
-                }
-            } else {
-                for (int64_t i = 0; i < area; ++i) {
-                    const float t = v[i] + b, negative = t * slope;
-                    v[i] = (t > 0.0f ? t : negative) * gain;
-                }
-            }
-        }
+        for (int64_t p = begin; p < end; ++p)
+            noise_bias_activate(data + p * area,
+                                noise_data ? noise_data + (p / channels) * area : nullptr,
+                                noise_weight, bias[p % channels], area);
     });
     return y;
 }

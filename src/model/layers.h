@@ -22,10 +22,19 @@ torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tens
 // (B, out, 2H-1, 2W-1).
 torch::Tensor upsample_taps(const torch::Tensor& x, const torch::Tensor& w);
 torch::Tensor interleave_taps(const torch::Tensor& taps);
+// What a StyledConv does after its up layer's blur: + noise * noise_weight (noise: (B, 1, H',
+// W') contiguous, or null) + bias[channel], leaky ReLU, times sqrt(2).
+struct UpsampleEpilogue {
+    const float* noise = nullptr;
+    float noise_weight = 0;
+    const float* bias = nullptr;  // one per output channel
+};
 // blur3_valid(interleave_taps(upsample_taps(x, w)), gain) a band of about `band_columns`
-// input pixels at a time (0: the default), so the tap planes of only one band exist at once.
+// input pixels at a time (0: the default), so the tap planes of only one band exist at once;
+// with an epilogue, that applied to each output row as it is made.
 torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
-                              int64_t band_columns = 0);
+                              int64_t band_columns = 0,
+                              const UpsampleEpilogue* epilogue = nullptr);
 // Input rows per band of upsample2x_blur for an h x w input (at least one, at most h).
 int64_t upsample_band_rows(int64_t h, int64_t w, int64_t band_columns = 0);
 // Centre crop of the last two dims to (h, w).
@@ -80,6 +89,11 @@ public:
     // Per-pixel style: modulate the input, convolve, demodulate per output pixel
     // (docs/applications.md, style fusion; the demodulation map upsampled as the features are).
     torch::Tensor forward_mixed(const torch::Tensor& x, const StyleMix& style);
+    // The weights modulated (and demodulated) by one style (1, style_dim): (out, in, k, k).
+    torch::Tensor folded_weight(const torch::Tensor& style);
+    // The same at inference on the CPU, in two passes over the weights instead of seven, laid out
+    // as the up layer's tap matrix ((out, k, k, in) in memory), which then needs no copy.
+    torch::Tensor folded_weight_tap_order(const torch::Tensor& style);
     torch::Tensor weight;
     EqualLinear modulation{nullptr};
     KernelBuffer blur{nullptr};

@@ -34,6 +34,32 @@ TEST(Gemm, MatchesTorchMmWithLeadingDimensions) {
     EXPECT_FALSE(sgemm_backend().empty());
 }
 
+// An up layer at inference (product through igan's GEMM, tap-row sums, blur, noise, bias and
+// activation applied row by row by the vector kernels) against the same layer on LibTorch's
+// operators with gradients on (transposed convolution, tensor blur, tensor noise and
+// activation): sizes whose rows leave vector tails, with and without noise.
+TEST(Layers, FusedUpLayerEqualsTensorOps) {
+    torch::manual_seed(6);
+    for (bool with_noise : {true, false}) {
+        StyledConv up(6, 5, 3, 8, true, with_noise);
+        {
+            torch::NoGradGuard no_grad;
+            if (with_noise) up->noise->weight.fill_(0.7);
+            up->activate->bias.normal_();
+        }
+        const auto style = torch::randn({1, 8});
+        for (auto [h, w] : {std::pair<int64_t, int64_t>{9, 21}, {2, 2}, {12, 40}}) {
+            const auto x = torch::randn({2, 6, h, w});
+            const auto noise = with_noise ? torch::randn({2, 1, 2 * h - 3, 2 * w - 3}) : torch::Tensor();
+            const auto ref = up(x, style, noise).detach();
+            torch::NoGradGuard no_grad;
+            const auto got = up(x, style, noise);
+            ASSERT_EQ(got.sizes(), ref.sizes());
+            EXPECT_TRUE(test::all_close(got, ref, 1e-5, 1e-5)) << h << "x" << w << " noise " << with_noise;
+        }
+    }
+}
+
 // The clock counts the texture synthesizer's convolutions (with noise) by kind, an up layer's
 // MACs at input resolution and a 3x3 one's at output resolution, the structure synthesizer's
 // (no noise) not at all, and nothing while it is off.
