@@ -153,6 +153,8 @@ public:
     const ModelSummary& summary() const;
     // Checks a request without running it; throws UsageError naming the problem.
     void validate(const GenerateRequest& request, bool force) const;
+    // The generation record of a request as JSON, as its outputs carry it (PNG, TIFF, archives).
+    std::string record(const GenerateRequest& request) const;
     GenerateResult generate(const GenerateRequest& request, const ProgressFn& progress = {}) const;
     // 8-bit RGB rows of a rectangle, in memory (for small regions, servers and tests).
     std::vector<uint8_t> render_rgb(const GenerateRequest& request) const;

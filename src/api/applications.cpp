@@ -1,5 +1,6 @@
-// Outpainting and inbetweening (docs/applications.md): invert known images at canvas positions, pin the
-// inverted latents there, and render the whole canvas in one pass with fresh latents elsewhere.
+// Outpainting and inbetweening (docs/applications.md): invert known images at canvas positions,
+// pin the inverted latents there, and render the whole canvas in one pass with fresh latents
+// elsewhere.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -203,15 +204,21 @@ struct ApplicationRunner {
                 options.features.empty() ? kDefaultFeaturesPath : options.features, engine.device);
     }
 
-    // The generation record stored in each output PNG.
-    nlohmann::json record(const std::string& application, uint64_t seed) const {
-        return {{"igan_version", version_string()},
-                {"model_sha256", engine.summary.sha256},
-                {"application", application},
-                {"seed", seed},
-                {"steps", options.steps},
-                {"perceptual", perceptual_path},
-                {"feature_loss", options.feature_weight}};
+    // The generation record stored in each output PNG: generate's, for the canvas rendered
+    // with fields `seed`, plus the inversion's settings.
+    nlohmann::json record(const std::string& application, uint64_t seed, const Rect& canvas) const {
+        GenerateRequest r;
+        r.seed = seed;
+        r.x = canvas.x;
+        r.y = canvas.y;
+        r.width = canvas.w;
+        r.height = canvas.h;
+        auto j = engine.record_json(r);
+        j.update({{"application", application},
+                  {"steps", options.steps},
+                  {"perceptual", perceptual_path},
+                  {"feature_loss", options.feature_weight}});
+        return j;
     }
 
     // Inverts a known image placed at canvas (x0 + k.x, y0 + k.y).
@@ -308,7 +315,7 @@ ApplicationResult Engine::outpaint(const OutpaintRequest& r, const ProgressFn& p
     StyledGenerator model(impl_->model.generator, impl_->device, inv.z, inv.styles);
     model.pin(inv.pins);
     for (int64_t k = 0; k < r.samples; ++k) {
-        auto rec = run.record("outpaint", r.seed + uint64_t(k));
+        auto rec = run.record("outpaint", r.seed + uint64_t(k), canvas);
         rec.update({{"input", r.input},
                     {"canvas", {r.canvas_width, r.canvas_height, r.input_x, r.input_y}}});
         run.render(model, canvas, r.seed + uint64_t(k), {known}, r.blend, r.tile, r.batch,
@@ -355,7 +362,7 @@ ApplicationResult Engine::inbetween(const InbetweenRequest& r, const ProgressFn&
     model.pin(inv_left.pins);
     model.pin(inv_right.pins);
     for (int64_t k = 0; k < r.samples; ++k) {
-        auto rec = run.record("inbetween", r.seed + uint64_t(k));
+        auto rec = run.record("inbetween", r.seed + uint64_t(k), canvas);
         rec.update({{"left", r.left}, {"right", r.right}, {"gap", r.gap}});
         run.render(model, canvas, r.seed + 2 + uint64_t(k), {left, right}, r.blend, r.tile,
                    r.batch, paths[k], rec.dump());

@@ -47,6 +47,8 @@ Engine::Engine(const std::string& model_path, const std::string& device,
 
 Engine::~Engine() = default;
 
+std::string Engine::record(const GenerateRequest& r) const { return impl_->record(r); }
+
 const ModelSummary& Engine::summary() const { return impl_->summary; }
 
 void validate_request(const GenerateRequest& r, bool force) {

@@ -95,7 +95,9 @@ struct Engine::Impl {
         throw UsageError("no partial ToRGB sum at level " + std::to_string(level));
     }
 
-    std::string record(const GenerateRequest& r) const {
+    // The generation record, the one builder of it: generate, shards and Engine::record carry it
+    // as it is, outpaint and inbetween add their own fields.
+    nlohmann::json record_json(const GenerateRequest& r) const {
         nlohmann::json j = {{"igan_version", version_string()},
                             {"model_sha256", summary.sha256},
                             {"model_config", summary.config_name},
@@ -112,8 +114,9 @@ struct Engine::Impl {
             for (const auto& st : r.styles)
                 j["styles"].push_back({{"seed", st.seed}, {"x", st.x}, {"y", st.y}});
         }
-        return j.dump();
+        return j;
     }
+    std::string record(const GenerateRequest& r) const { return record_json(r).dump(); }
 };
 
 }  // namespace igan

@@ -81,6 +81,9 @@ expect 2 "fuse shared centre" -- "$IGAN" fuse --model "$M" --quiet --styles "1@0
 O="$IGAN outpaint --model $M --quiet --steps 3"
 expect 0 "outpaint" -- $O --input "$W/a.png" --canvas 72x32+8+4 --samples 2 --out "$W/op.png"
 [ -s "$W/op-0.png" ] && [ -s "$W/op-1.png" ] && ok || bad "outpaint samples missing"
+# One record builder: an application's record is generate's (model, rectangle, psi) plus its own.
+grep -aq '"application":"outpaint"' "$W/op-0.png" && grep -aq '"model_config":"tiny"' "$W/op-0.png" &&
+  grep -aq '"width":72' "$W/op-0.png" && ok || bad "outpaint's record lacks generate's fields"
 printf 'not an image' > "$W/broken.png"
 expect 2 "outpaint broken image" -- $O --input "$W/broken.png" --canvas 72x32+8+4 --out "$W/n.png"
 expect 2 "outpaint mask size" -- $O --input "$W/a.png" --mask "$W/f.png" --canvas 72x32+8+4 --out "$W/n.png"
