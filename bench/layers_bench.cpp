@@ -87,11 +87,13 @@ void TransposedConvThenBlur(benchmark::State& state) {
     });
 }
 
-// The layer as igan runs it: band by band, product then tap-row sums and blur.
+// The layer as igan runs it: band by band and block of channels by block, product then
+// tap-row sums and blur (arguments: shape, band columns, channels per block; 0: defaults,
+// 4096: every channel in one block).
 void UpLayer(benchmark::State& state) {
-    const int64_t columns = state.range(1);
-    run(state, [columns](const torch::Tensor& x, const torch::Tensor& w) {
-        return igan::upsample2x_blur(x, w, 4.0, columns);
+    const int64_t columns = state.range(1), block = state.range(2);
+    run(state, [columns, block](const torch::Tensor& x, const torch::Tensor& w) {
+        return igan::upsample2x_blur(x, w, 4.0, columns, block);
     });
 }
 
@@ -154,7 +156,10 @@ void PlainConv3x3(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
-BENCHMARK(UpLayer)->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}})->Unit(benchmark::kMillisecond);
+BENCHMARK(UpLayer)
+    ->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}, {0}})
+    ->ArgsProduct({{0, 1, 2}, {1024}, {4, 32, 4096}})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);

@@ -1,6 +1,7 @@
 #pragma once
 // The single-precision matrix product behind the up layers' tap planes.
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace igan {
@@ -12,6 +13,25 @@ namespace igan {
 // 3x3 layers' speed (issue 18). Otherwise through LibTorch's BLAS.
 void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc);
+
+// A right operand b (k x n, row-major, leading dimension ldb) prepared once for products by
+// several left operands: the up layer multiplies one band of input pixels by the weights of one
+// block of output channels at a time, so that each block's tap planes are still in cache when
+// they are summed. oneDNN's matmul reorders b into its own layout once, where sgemm would pack
+// it again for every block; without oneDNN, products go through sgemm. b must outlive it.
+class GemmRhs {
+public:
+    GemmRhs(const float* b, int64_t k, int64_t n, int64_t ldb);
+    ~GemmRhs();
+    GemmRhs(const GemmRhs&) = delete;
+    GemmRhs& operator=(const GemmRhs&) = delete;
+    // c (m x n, leading dimension ldc) = a (m x k, leading dimension lda) * b.
+    void multiply(const float* a, int64_t m, int64_t lda, float* c, int64_t ldc);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // Which library sgemm uses, with its version and the instruction set it runs on.
 std::string sgemm_backend();

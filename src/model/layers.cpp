@@ -157,6 +157,9 @@ void upsampled_row(TapRow row, TapRow next, bool odd, int64_t w, float* dst) {
 // A band of about this many input pixels keeps the GEMM efficient and its tap planes (nine per
 // output channel) a fraction of the whole layer's; 256 and 4096 were slower (igan_layer_bench).
 constexpr int64_t kUpsampleBandColumns = 1024;
+// Channels of a band are multiplied and summed a block at a time, whose tap planes (this many
+// floats) then stay in cache between the product and the sums.
+constexpr int64_t kUpsampleBlockTapFloats = int64_t(1) << 17;
 
 void check_taps(const torch::Tensor& taps) {
     TORCH_CHECK(plain_cpu_float(taps) && taps.dim() == 4 && taps.is_contiguous() &&
@@ -209,76 +212,88 @@ int64_t upsample_band_rows(int64_t h, int64_t w, int64_t band_columns) {
     return std::clamp<int64_t>((columns + w - 1) / w, 1, h);
 }
 
+int64_t upsample_channel_block(int64_t channels, int64_t band_columns, int64_t channel_block) {
+    const int64_t block = channel_block > 0 ? channel_block
+                                            : kUpsampleBlockTapFloats / (9 * band_columns);
+    return std::clamp<int64_t>(block, 1, channels);
+}
+
 torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
-                             int64_t band_columns, const UpsampleEpilogue* epilogue) {
+                             int64_t band_columns, int64_t channel_block,
+                             const UpsampleEpilogue* epilogue) {
     TORCH_CHECK(plain_cpu_float(x) && x.dim() == 4 && w.dim() == 4 && w.size(1) == x.size(1),
                 "upsample2x_blur needs float CPU (B, in, H, W) and (out, in, 3, 3) without "
                 "gradients, got ", x.sizes(), " and ", w.sizes());
     const int64_t batch = x.size(0), in = w.size(1), channels = w.size(0), h = x.size(2),
-                  wd = x.size(3), uh = 2 * h - 1, uw = 2 * wd - 1;
+                  wd = x.size(3), uh = 2 * h - 1, uw = 2 * wd - 1, ow = uw - 2;
     const int64_t band_rows = upsample_band_rows(h, wd, band_columns);
+    const int64_t block = upsample_channel_block(channels, band_rows * wd, channel_block);
     const auto w9 = tap_matrix(w);
+    const float* w9p = w9.data_ptr<float>();
     const auto xc = x.contiguous();
-    auto out = torch::empty({batch, channels, uh - 2, uw - 2});
+    auto out = torch::empty({batch, channels, uh - 2, ow});
     float* o = out.data_ptr<float>();
     const float scale = float(gain / 16.0);
-    // Two band buffers: an odd output row between bands needs the previous band's last row.
-    torch::Tensor bands[2] = {torch::empty({channels * 9 * band_rows * wd}),
-                              torch::empty({channels * 9 * band_rows * wd})};
-    // Per output channel, the last three upsampled rows blurred along the row: the window of
-    // the blur across rows, kept across bands.
-    const int64_t ow = uw - 2;
-    std::vector<float> window(size_t(channels) * 3 * ow);
+    // One block of channels' tap planes for one band: small enough to be summed from cache.
+    std::vector<float> taps(size_t(block * 9 * band_rows * wd));
+    // Per channel, tap row 2 of the band's last input row (the odd upsampled row between two
+    // bands needs it) and the last three upsampled rows blurred along the row (the window of
+    // the blur across rows), both kept from one band to the next.
+    std::vector<float> carry(size_t(channels * 3 * wd)), window(size_t(channels * 3 * ow));
     for (int64_t b = 0; b < batch; ++b) {
         const float* xb = xc[b].data_ptr<float>();
-        // The next upsampled row to make; the previous band's first input row and its width.
-        int64_t first_row = 0, prev_first = 0, prev_columns = 0;
-        for (int64_t a = 0, k = 0; a < h; a += band_rows, ++k) {
+        int64_t first_row = 0;  // the next upsampled row to make
+        for (int64_t a = 0; a < h; a += band_rows) {
             const int64_t rows = std::min(band_rows, h - a), n = rows * wd;
-            float* cur = bands[k % 2].data_ptr<float>();
-            sgemm(channels * 9, n, in, w9.data_ptr<float>(), in, xb + a * wd, h * wd, cur, n);
-            const float* prev = bands[(k + 1) % 2].data_ptr<float>();
             const int64_t end_row = 2 * (a + rows) - 1;  // rows up to 2 * (last input row)
-            at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
-                std::vector<float> sums(static_cast<size_t>(3 * wd));
-                for (int64_t c = begin; c < end; ++c) {
-                    // Tap (ky, kx) of input row r.
-                    auto tap = [&](int64_t r, int ky, int kx) -> const float* {
-                        const int k = ky * 3 + kx;
-                        if (r >= a) return cur + (c * 9 + k) * n + (r - a) * wd;
-                        return prev + (c * 9 + k) * prev_columns + (r - prev_first) * wd;
-                    };
-                    float* rows3 = window.data() + c * 3 * ow;
-                    float* dst = o + (b * channels + c) * (uh - 2) * ow;
-                    for (int64_t m = first_row; m < end_row; ++m) {
-                        // Along a column, even rows 2p take tap row 1 of input row p, odd rows
-                        // 2p+1 tap row 0 of p+1 plus tap row 2 of p (likewise along a row).
-                        const int64_t p = m >> 1;
-                        float* slot = rows3 + (m % 3) * ow;
-                        if (m & 1) {
-                            for (int kx = 0; kx < 3; ++kx)
-                                add_rows(tap(p + 1, 0, kx), tap(p, 2, kx), wd, sums.data() + kx * wd);
-                            upsampled_row_blur(sums.data(), sums.data() + wd, sums.data() + 2 * wd,
-                                               wd, slot);
-                        } else {
-                            upsampled_row_blur(tap(p, 1, 0), tap(p, 1, 1), tap(p, 1, 2), wd, slot);
+            GemmRhs band(xb + a * wd, in, n, h * wd);
+            for (int64_t c0 = 0; c0 < channels; c0 += block) {
+                const int64_t cb = std::min(block, channels - c0);
+                band.multiply(w9p + c0 * 9 * in, cb * 9, in, taps.data(), n);
+                at::parallel_for(c0, c0 + cb, 1, [&](int64_t begin, int64_t end) {
+                    std::vector<float> sums(size_t(3 * wd));
+                    for (int64_t c = begin; c < end; ++c) {
+                        float* kept = carry.data() + c * 3 * wd;
+                        // Tap (ky, kx) of input row r: this band's, or the carried row a - 1.
+                        auto tap = [&](int64_t r, int ky, int kx) -> const float* {
+                            if (r < a) return kept + kx * wd;
+                            return taps.data() + ((c - c0) * 9 + ky * 3 + kx) * n + (r - a) * wd;
+                        };
+                        float* rows3 = window.data() + c * 3 * ow;
+                        float* dst = o + (b * channels + c) * (uh - 2) * ow;
+                        for (int64_t m = first_row; m < end_row; ++m) {
+                            // Along a column, even rows 2p take tap row 1 of input row p, odd
+                            // rows 2p+1 tap row 0 of p+1 plus tap row 2 of p (likewise along a
+                            // row).
+                            const int64_t p = m >> 1;
+                            float* slot = rows3 + (m % 3) * ow;
+                            if (m & 1) {
+                                for (int kx = 0; kx < 3; ++kx)
+                                    add_rows(tap(p + 1, 0, kx), tap(p, 2, kx), wd,
+                                             sums.data() + kx * wd);
+                                upsampled_row_blur(sums.data(), sums.data() + wd,
+                                                   sums.data() + 2 * wd, wd, slot);
+                            } else {
+                                upsampled_row_blur(tap(p, 1, 0), tap(p, 1, 1), tap(p, 1, 2), wd,
+                                                   slot);
+                            }
+                            if (m < 2) continue;
+                            float* out_row = dst + (m - 2) * ow;
+                            blur_across_rows(rows3 + ((m - 2) % 3) * ow,
+                                             rows3 + ((m - 1) % 3) * ow, slot, ow, scale, out_row);
+                            if (epilogue) {  // while the row is in L1
+                                const float* noise = epilogue->noise;
+                                noise_bias_activate(
+                                    out_row, noise ? noise + (b * (uh - 2) + m - 2) * ow : nullptr,
+                                    epilogue->noise_weight, epilogue->bias[c], ow);
+                            }
                         }
-                        if (m < 2) continue;
-                        float* out_row = dst + (m - 2) * ow;
-                        blur_across_rows(rows3 + ((m - 2) % 3) * ow, rows3 + ((m - 1) % 3) * ow,
-                                         slot, ow, scale, out_row);
-                        if (epilogue) {  // while the row is in L1
-                            const float* noise = epilogue->noise;
-                            noise_bias_activate(out_row,
-                                                noise ? noise + (b * (uh - 2) + m - 2) * ow : nullptr,
-                                                epilogue->noise_weight, epilogue->bias[c], ow);
-                        }
+                        for (int kx = 0; kx < 3; ++kx)
+                            std::copy_n(tap(a + rows - 1, 2, kx), wd, kept + kx * wd);
                     }
-                }
-            });
+                });
+            }
             first_row = end_row;
-            prev_first = a;
-            prev_columns = n;
         }
     }
     return out;
@@ -425,7 +440,7 @@ torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tenso
                 e.noise = noise_map.data_ptr<float>();
                 e.noise_weight = noise->weight.item<float>();
             }
-            return upsample2x_blur(x, conv->folded_weight_tap_order(style), 4.0, 0, &e);
+            return upsample2x_blur(x, conv->folded_weight_tap_order(style), 4.0, 0, 0, &e);
         }
     }
     return add_noise_and_activate(conv(x, style), noise_map);

@@ -30,13 +30,16 @@ struct UpsampleEpilogue {
     const float* bias = nullptr;  // one per output channel
 };
 // blur3_valid(interleave_taps(upsample_taps(x, w)), gain) a band of about `band_columns`
-// input pixels at a time (0: the default), so the tap planes of only one band exist at once;
-// with an epilogue, that applied to each output row as it is made.
+// input pixels at a time, `channel_block` output channels at a time (0: the defaults), so that
+// only one block's tap planes for one band exist at once; with an epilogue, that applied to
+// each output row as it is made.
 torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, double gain,
-                              int64_t band_columns = 0,
+                              int64_t band_columns = 0, int64_t channel_block = 0,
                               const UpsampleEpilogue* epilogue = nullptr);
-// Input rows per band of upsample2x_blur for an h x w input (at least one, at most h).
+// Input rows per band of upsample2x_blur for an h x w input (at least one, at most h), and
+// output channels per block for bands of band_columns input pixels (at least one).
 int64_t upsample_band_rows(int64_t h, int64_t w, int64_t band_columns = 0);
+int64_t upsample_channel_block(int64_t channels, int64_t band_columns, int64_t channel_block = 0);
 // Centre crop of the last two dims to (h, w).
 torch::Tensor center_crop(const torch::Tensor& x, int64_t h, int64_t w);
 

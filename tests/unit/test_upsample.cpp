@@ -34,6 +34,25 @@ TEST(Gemm, MatchesTorchMmWithLeadingDimensions) {
     EXPECT_FALSE(sgemm_backend().empty());
 }
 
+// Bands of input rows and blocks of output channels change neither the tap planes' sums nor
+// the blur: against the whole layer's tap planes, interleaved and blurred, for one to all rows
+// per band and one to all channels per block.
+TEST(Layers, BandsAndChannelBlocksEqualTheWholeLayer) {
+    torch::manual_seed(7);
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({2, 4, 7, 19});
+    const auto k = torch::randn({5, 4, 3, 3});
+    const auto whole = blur3_valid(interleave_taps(upsample_taps(x, k)), 4.0);
+    for (int64_t band_columns : {1, 40, 0})
+        for (int64_t block : {1, 2, 0}) {
+            const auto got = upsample2x_blur(x, k, 4.0, band_columns, block);
+            ASSERT_EQ(got.sizes(), whole.sizes());
+            EXPECT_TRUE(test::all_close(got, whole, 1e-5)) << band_columns << " " << block;
+        }
+    EXPECT_EQ(upsample_channel_block(5, 40, 2), 2);
+    EXPECT_EQ(upsample_channel_block(5, 40, 9), 5);
+}
+
 // An up layer at inference (product through igan's GEMM, tap-row sums, blur, noise, bias and
 // activation applied row by row by the vector kernels) against the same layer on LibTorch's
 // operators with gradients on (transposed convolution, tensor blur, tensor noise and
