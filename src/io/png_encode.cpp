@@ -98,7 +98,7 @@ void filter_row(const uint8_t* row, const uint8_t* up, size_t n, uint8_t* out, u
 
 // Raw deflate of one band, ended by a sync flush (byte-aligned, not final) or, for the image's
 // last band, by the final block.
-std::string deflate_band(const std::vector<uint8_t>& data, const std::vector<uint8_t>& dictionary,
+std::string deflate_band(const uint8_t* data, size_t size, const std::vector<uint8_t>& dictionary,
                          int level, bool last) {
     z_stream zs{};
     if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, Z_FILTERED) != Z_OK)
@@ -108,16 +108,16 @@ std::string deflate_band(const std::vector<uint8_t>& data, const std::vector<uin
         if (!dictionary.empty() &&
             deflateSetDictionary(&zs, dictionary.data(), uInt(dictionary.size())) != Z_OK)
             throw Error("PNG encoder: deflateSetDictionary failed");
-        out.resize(deflateBound(&zs, uLong(data.size())) + 16);
+        out.resize(deflateBound(&zs, uLong(size)) + 16);
         // zlib counts in 32-bit units: feed and drain at most 1 GiB a call.
         constexpr size_t kStep = size_t(1) << 30;
         size_t consumed = 0;
         do {
-            const size_t step = std::min(data.size() - consumed, kStep);
-            zs.next_in = const_cast<Bytef*>(data.data() + consumed);
+            const size_t step = std::min(size - consumed, kStep);
+            zs.next_in = const_cast<Bytef*>(data + consumed);
             zs.avail_in = uInt(step);
             consumed += step;
-            const int flush = consumed < data.size() ? Z_NO_FLUSH : last ? Z_FINISH : Z_SYNC_FLUSH;
+            const int flush = consumed < size ? Z_NO_FLUSH : last ? Z_FINISH : Z_SYNC_FLUSH;
             do {
                 if (out.size() - zs.total_out < 64) out.resize(out.size() * 2);
                 zs.next_out = reinterpret_cast<Bytef*>(out.data()) + zs.total_out;
@@ -125,7 +125,7 @@ std::string deflate_band(const std::vector<uint8_t>& data, const std::vector<uin
                 if (deflate(&zs, flush) == Z_STREAM_ERROR)
                     throw Error("PNG encoder: deflate failed");
             } while (zs.avail_out == 0);
-        } while (consumed < data.size());
+        } while (consumed < size);
     } catch (...) {
         deflateEnd(&zs);
         throw;
@@ -154,12 +154,12 @@ void run_bands(size_t n, const Fn& fn) {
         if (e) std::rethrow_exception(e);
 }
 
-// The last kWindowBytes of a followed by b.
-std::vector<uint8_t> tail_window(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-    const size_t from_b = std::min(b.size(), kWindowBytes);
+// The last kWindowBytes of a followed by the `size` bytes at b.
+std::vector<uint8_t> tail_window(const std::vector<uint8_t>& a, const uint8_t* b, size_t size) {
+    const size_t from_b = std::min(size, kWindowBytes);
     const size_t from_a = std::min(a.size(), kWindowBytes - from_b);
     std::vector<uint8_t> out(a.end() - ptrdiff_t(from_a), a.end());
-    out.insert(out.end(), b.end() - ptrdiff_t(from_b), b.end());
+    out.insert(out.end(), b + size - from_b, b + size);
     return out;
 }
 
@@ -202,60 +202,73 @@ void PngImageEncoder::add_rows(const uint8_t* rgb, int64_t n_rows, std::string* 
     const size_t n = size_t(width_) * kBytesPerPixel;
     const size_t row_bytes = n + 1;
     const bool last = rows_ + n_rows == height_;
-    const size_t bands = size_t(std::clamp<int64_t>(
-        std::min<int64_t>(threads_, int64_t(size_t(n_rows) * row_bytes / kMinBandBytes)), 1,
-        n_rows));
 
+    // Filter the new rows behind the pending ones: given the row above, rows filter alone.
     if (previous_row_.empty()) previous_row_.assign(n, 0);  // the first row's "up" is zero
-    std::vector<std::vector<uint8_t>> filtered(bands);
-    std::vector<uint32_t> adlers(bands);
-    const auto band_start = [&](size_t k) { return int64_t(k) * n_rows / int64_t(bands); };
-    run_bands(bands, [&](size_t k) {
-        const int64_t r0 = band_start(k), r1 = band_start(k + 1);
-        auto& buf = filtered[k];
-        buf.resize(size_t(r1 - r0) * row_bytes);
+    const size_t at = pending_.size();
+    pending_.resize(at + size_t(n_rows) * row_bytes);
+    const int64_t parts = std::clamp<int64_t>(threads_, 1, n_rows);
+    run_bands(size_t(parts), [&](size_t k) {
+        const int64_t r0 = int64_t(k) * n_rows / parts, r1 = int64_t(k + 1) * n_rows / parts;
         std::vector<uint8_t> scratch(2 * n);
         for (int64_t r = r0; r < r1; ++r) {
             const uint8_t* up = r == 0 ? previous_row_.data() : rgb + size_t(r - 1) * n;
-            filter_row(rgb + size_t(r) * n, up, n, buf.data() + size_t(r - r0) * row_bytes,
+            filter_row(rgb + size_t(r) * n, up, n, pending_.data() + at + size_t(r) * row_bytes,
                        scratch.data());
         }
-        adlers[k] = uint32_t(adler32_z(adler32(0, nullptr, 0), buf.data(), buf.size()));
     });
-
-    // Each band's dictionary: the filtered bytes just before it.
-    std::vector<std::vector<uint8_t>> dictionaries(bands);
-    dictionaries[0] = window_;
-    for (size_t k = 1; k < bands; ++k)
-        dictionaries[k] = tail_window(dictionaries[k - 1], filtered[k - 1]);
-    window_ = tail_window(dictionaries[bands - 1], filtered[bands - 1]);
-
-    std::vector<std::string> pieces(bands);
-    run_bands(bands, [&](size_t k) {
-        pieces[k] = deflate_band(filtered[k], dictionaries[k], level_, last && k + 1 == bands);
-        std::vector<uint8_t>().swap(filtered[k]);
-    });
-
-    std::string data;
-    if (rows_ == 0) {  // zlib header: deflate, 32 KiB window, the level class, check bits
-        const int cmf = 0x78;
-        int flg = (level_ < 2 ? 0 : level_ < 6 ? 1 : level_ == 6 ? 2 : 3) << 6;
-        flg += 31 - (cmf * 256 + flg) % 31;
-        data += char(cmf);
-        data += char(flg);
-    }
-    for (size_t k = 0; k < bands; ++k) {
-        const int64_t len = (band_start(k + 1) - band_start(k)) * int64_t(row_bytes);
-        adler_ = uint32_t(adler32_combine(adler_, adlers[k], z_off_t(len)));
-        data += pieces[k];
-        std::string().swap(pieces[k]);
-    }
-    if (last) put_be32(&data, adler_);
     std::memcpy(previous_row_.data(), rgb + size_t(n_rows - 1) * n, n);
     rows_ += n_rows;
 
-    for (size_t at = 0; at < data.size(); at += kIdatBytes)
-        append_chunk(out, "IDAT", data.data() + at, std::min(kIdatBytes, data.size() - at));
+    // Bands sit at fixed rows of the image, so the bytes depend on neither the thread count nor
+    // how the rows arrive (a merged shard render equals one render byte for byte).
+    const size_t band_bytes =
+        std::max<size_t>(1, (kMinBandBytes + row_bytes - 1) / row_bytes) * row_bytes;
+    size_t bands = pending_.size() / band_bytes;
+    if (last && pending_.size() > bands * band_bytes) ++bands;
+    if (!header_written_) {  // zlib header: deflate, 32 KiB window, the level class, check bits
+        const int cmf = 0x78;
+        int flg = (level_ < 2 ? 0 : level_ < 6 ? 1 : level_ == 6 ? 2 : 3) << 6;
+        flg += 31 - (cmf * 256 + flg) % 31;
+        compressed_ += char(cmf);
+        compressed_ += char(flg);
+        header_written_ = true;
+    }
+    const auto band_size = [&](size_t k) {
+        return std::min(band_bytes, pending_.size() - k * band_bytes);
+    };
+    for (size_t first = 0; first < bands; first += size_t(threads_)) {
+        const size_t count = std::min(size_t(threads_), bands - first);
+        std::vector<std::vector<uint8_t>> dictionaries(count);
+        std::vector<std::string> pieces(count);
+        std::vector<uint32_t> adlers(count);
+        for (size_t k = 0; k < count; ++k) {
+            dictionaries[k] = window_;
+            const uint8_t* band = pending_.data() + (first + k) * band_bytes;
+            window_ = tail_window(window_, band, band_size(first + k));
+        }
+        run_bands(count, [&](size_t k) {
+            const uint8_t* band = pending_.data() + (first + k) * band_bytes;
+            const size_t size = band_size(first + k);
+            adlers[k] = uint32_t(adler32_z(adler32(0, nullptr, 0), band, size));
+            pieces[k] = deflate_band(band, size, dictionaries[k], level_, last && first + k + 1 == bands);
+        });
+        for (size_t k = 0; k < count; ++k) {
+            adler_ = uint32_t(adler32_combine(adler_, adlers[k], z_off_t(band_size(first + k))));
+            compressed_ += pieces[k];
+        }
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + ptrdiff_t(std::min(pending_.size(), bands * band_bytes)));
+    if (last) put_be32(&compressed_, adler_);
+
+    // Whole IDAT chunks only, the rest at the end: chunk boundaries are the image's too.
+    size_t emitted = 0;
+    while (compressed_.size() - emitted >= kIdatBytes || (last && emitted < compressed_.size())) {
+        const size_t size = std::min(kIdatBytes, compressed_.size() - emitted);
+        append_chunk(out, "IDAT", compressed_.data() + emitted, size);
+        emitted += size;
+    }
+    compressed_.erase(0, emitted);
 }
 
 }  // namespace igan

@@ -33,7 +33,10 @@ private:
     int64_t rows_ = 0;
     uint32_t adler_ = 1;                 // of the filtered bytes so far
     std::vector<uint8_t> previous_row_;  // unfiltered, for the next row's filter
-    std::vector<uint8_t> window_;        // the last <= 32 KiB of filtered bytes
+    std::vector<uint8_t> window_;        // the last <= 32 KiB of filtered bytes compressed
+    std::vector<uint8_t> pending_;       // filtered rows short of a whole band
+    std::string compressed_;             // zlib data short of a whole IDAT chunk
+    bool header_written_ = false;
 };
 
 }  // namespace igan

@@ -74,8 +74,8 @@ std::vector<uint8_t> periodic_noise(int64_t width, int64_t height) {
     return rgb;
 }
 
-// 512 x 700: about 1 MB of filtered data, so four threads make four bands.
-TEST(PngEncode, ThreadsChangeTheBandsNotTheImage) {
+// 512 x 700: about 1 MB of filtered data, five 256 KiB bands for 1, 2 or 4 threads.
+TEST(PngEncode, ThreadsChangeNotOneByte) {
     const int64_t w = 512, h = 700;
     for (const auto& rgb : {render_like(w, h), periodic_noise(w, h)}) {
         const std::string one = encode_png(rgb.data(), w, h, 1);
@@ -85,11 +85,10 @@ TEST(PngEncode, ThreadsChangeTheBandsNotTheImage) {
         for (int threads : {2, 4}) {
             SCOPED_TRACE(threads);
             const std::string many = encode_png(rgb.data(), w, h, threads);
-            EXPECT_NE(many, one) << "no bands were made: the test does not test them";
+            // Bands sit at fixed rows: threads change who compresses them, not one byte.
+            EXPECT_EQ(many, one);
             EXPECT_EQ(inflate_idat(many), inflated);  // the same filtered rows, a valid Adler-32
             EXPECT_EQ(decode_png(many).pixels, rgb);  // libpng reads it
-            // Each band starts from the previous one's last 32 KiB: bands cost almost nothing.
-            EXPECT_LT(double(many.size()), 1.01 * double(one.size()) + 64);
         }
     }
 }
