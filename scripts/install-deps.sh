@@ -7,6 +7,7 @@ packages=(
   libopenblas0-pthread    # fast BLAS for LibTorch (Debian's reference BLAS is ~30x slower)
   libdnnl-dev             # oneDNN's sgemm for the up layers (optional: else LibTorch's BLAS)
   libpng-dev libjpeg-dev  # image I/O (PNG streaming writer, PNG/JPEG datasets)
+  libwebp-dev             # WebP tiles in igan serve (optional: else PNG only)
   zlib1g-dev              # PNG image data compressed by several threads (src/io/png_encode.cpp)
   libssl-dev              # SHA-256 of model files (OpenSSL EVP)
   libcli11-dev            # command-line parsing

@@ -81,8 +81,9 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     auto& o = a->opt;
     auto* cmd = app.add_subcommand(
         "serve",
-        "tile server and web viewer: /tiles/{model}/{seed}/{z}/{x}/{y}.png, /render, "
-        "/healthz, /metrics, /api/info, / (the viewer)");
+        "tile server and web viewer: /tiles/{model}/{seed}/{z}/{x}/{y}.png (or .webp, @2x), "
+        "/tiles/{model}/{seed}/tilejson.json, /render, /healthz, /metrics, /api/info, / (the "
+        "viewer)");
     cmd->add_option("-m,--model", a->models,
                     "model weights, PATH or NAME=PATH (NAME: the URL component; default: the "
                     "file's stem); repeat for several")
@@ -109,6 +110,35 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--cache-mb", o.cache_mb, "tile cache bound in MB of PNG")
         ->capture_default_str()
         ->envname("IGAN_CACHE_MB");
+    cmd->add_option("--rgb-cache-mb", o.rgb_cache_mb,
+                    "cache of tiles' RGB (coarser levels are made from it), in MB")
+        ->capture_default_str()
+        ->envname("IGAN_RGB_CACHE_MB");
+    cmd->add_option("--coarse", o.coarse,
+                    "zoomed-out levels: auto (from the partial ToRGB sum where measured "
+                    "faithful, else box-filtered finer tiles), partial (fast), box")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "partial", "box"}));
+    cmd->add_option("--coarse-min-psnr", o.coarse_min_psnr,
+                    "--coarse auto: PSNR (dB) against the box filter a partial level needs")
+        ->capture_default_str();
+    cmd->add_option_function<std::string>(
+           "--webp-quality",
+           [&o](const std::string& v) {
+               if (v == "lossless") {
+                   o.webp_quality = igan::kWebpLossless;
+                   return;
+               }
+               try {
+                   size_t used = 0;
+                   o.webp_quality = std::stoi(v, &used);
+                   if (used != v.size()) throw std::invalid_argument(v);
+               } catch (const std::exception&) {
+                   throw CLI::ValidationError("--webp-quality", "lossless or 1..100, got " + v);
+               }
+           },
+           "WebP tiles: lossy quality 1..100, or lossless (a request's ?quality= overrides)")
+        ->default_str("80");
     cmd->add_option("--tile-size", o.tile_size, "tile side in pixels")->capture_default_str();
     cmd->add_option("--min-zoom", o.min_zoom, "coarsest zoom level served, in [-4, 0]")
         ->capture_default_str();

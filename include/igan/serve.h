@@ -1,10 +1,12 @@
 #pragma once
-// igan serve: an HTTP tile server over one or more read-only models (docs in README, "Tile
-// server"). Every model is loaded once and shared by all requests; each request has its own
-// state. Tiles are PNGs in an XYZ scheme: /tiles/{model}/{seed}/{z}/{x}/{y}.png, where z = 0 is
-// the native resolution and z < 0 are coarser levels (Leaflet's CRS.Simple): tile (z, x, y)
-// covers canvas pixels [x, x + 1) * S * 2^-z by [y, y + 1) * S * 2^-z (S = tile_size), box-
-// filtered down to S x S. No httplib or torch types cross this header.
+// igan serve: an HTTP tile server over one or more read-only models (docs/serving.md). Every
+// model is loaded once and shared by all requests; each request has its own state. Tiles are
+// in an XYZ scheme: /tiles/{model}/{seed}/{z}/{x}/{y}{@2x}{.png|.webp}, where z = 0 is the
+// native resolution and z < 0 are coarser levels (Leaflet's CRS.Simple): tile (z, x, y) covers
+// canvas pixels [x, x + 1) * S * 2^-z by [y, y + 1) * S * 2^-z (S = tile_size) at S x S pixels
+// (2S x 2S for @2x); without an extension the Accept header picks PNG or WebP. TileJSON at
+// /tiles/{model}/{seed}/tilejson.json describes the same tiles as /tiles/{model}/{seed}/xyz/
+// {z + 4}/{x}/{y} for clients that need zooms >= 0. No httplib or torch types cross this header.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,6 +23,8 @@ struct ServeModel {
 // "name=path" or "path" (name = the file's stem); throws UsageError on an empty or unsafe name.
 ServeModel parse_serve_model(const std::string& spec);
 
+constexpr int kWebpLossless = -1;  // ServeOptions::webp_quality: lossless WebP
+
 struct ServeOptions {
     std::vector<ServeModel> models;
     std::string host = "127.0.0.1";
@@ -31,7 +35,16 @@ struct ServeOptions {
     int http_threads = 64;   // connections served at once (keep-alive holds one)
     int64_t cache_mb = 256;  // LRU tile cache, in bytes of PNG
     int64_t tile_size = 256;
-    int min_zoom = -3;               // coarsest level, in [-4, 0]
+    int min_zoom = -4;               // coarsest level, in [-4, 0]
+    // Zoomed-out levels. "auto": a level z < 0 renders from the texture synthesizer's partial
+    // ToRGB sum at that scale where that is faithful (PSNR >= coarse_min_psnr against the
+    // box-filtered native render, measured once per model at its first coarse tile), else from
+    // its four finer tiles, box-filtered; "partial": from the partial sum wherever the model has
+    // one (fast, not faithful for every model); "box": always from the finer tiles.
+    std::string coarse = "auto";
+    double coarse_min_psnr = 30;
+    int64_t rgb_cache_mb = 128;  // LRU cache of tiles' RGB, from which coarser tiles are made
+    int webp_quality = 80;       // WebP tiles: 1..100 lossy, or kWebpLossless
     int64_t max_render_side = 4096;  // /render caps; beyond: 413
     int64_t max_render_pixels = int64_t{1} << 22;
     // A request's head and body must arrive within this of its first byte (else 408), and a

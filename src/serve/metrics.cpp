@@ -41,10 +41,18 @@ void Metrics::tile(bool cache_hit) {
     ++ring_[size_t(s % ring_.size())];
 }
 
-void Metrics::rendered(double seconds) {
+void Metrics::rendered(double seconds, int level, int64_t pixels) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++renders_;
     render_seconds_ += seconds;
+    auto& l = levels_[level];
+    ++l.first;
+    l.second += pixels;
+}
+
+void Metrics::composed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++composed_;
 }
 
 void Metrics::rejected() {
@@ -96,13 +104,24 @@ std::string Metrics::text(const std::string& extra) const {
       << "# TYPE igan_tile_cache_hits_total counter\nigan_tile_cache_hits_total " << hits_ << "\n"
       << "# TYPE igan_tile_cache_misses_total counter\nigan_tile_cache_misses_total " << misses_
       << "\n"
-      << "# HELP igan_tiles_rendered_total Native tiles rendered by the generator.\n"
+      << "# HELP igan_tiles_rendered_total Renders by the generator (tiles and /render).\n"
       << "# TYPE igan_tiles_rendered_total counter\nigan_tiles_rendered_total " << renders_ << "\n"
       << "# TYPE igan_render_seconds_total counter\nigan_render_seconds_total " << render_seconds_
+      << "\n"
+      << "# HELP igan_tiles_composed_total Coarser tiles box-filtered from four finer ones.\n"
+      << "# TYPE igan_tiles_composed_total counter\nigan_tiles_composed_total " << composed_
       << "\n"
       << "# TYPE igan_rejected_total counter\nigan_rejected_total " << rejected_ << "\n"
       << "# HELP igan_tiles_per_second Tiles served per second over the last 10 s.\n"
       << "# TYPE igan_tiles_per_second gauge\nigan_tiles_per_second " << rate << "\n";
+    o << "# HELP igan_level_renders_total Generator renders by level (< 0: partial ToRGB sum).\n"
+         "# TYPE igan_level_renders_total counter\n";
+    for (const auto& [level, l] : levels_)
+        o << "igan_level_renders_total{level=\"" << level << "\"} " << l.first << "\n";
+    o << "# HELP igan_rendered_pixels_total Pixels the generator rendered, by level.\n"
+         "# TYPE igan_rendered_pixels_total counter\n";
+    for (const auto& [level, l] : levels_)
+        o << "igan_rendered_pixels_total{level=\"" << level << "\"} " << l.second << "\n";
     o << extra;
     return o.str();
 }

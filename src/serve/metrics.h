@@ -1,6 +1,7 @@
 #pragma once
 // Prometheus counters of the tile server: requests by route and status, a latency histogram,
-// tile sources (cache, shared render, own render) and a tiles-per-second rate over 10 s.
+// tile sources (cache, shared render, own render), the generator's work per level and a
+// tiles-per-second rate over 10 s.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -16,7 +17,9 @@ public:
     Metrics();
     void request(const std::string& route, int status, double seconds);
     void tile(bool cache_hit);  // a tile answered with 200
-    void rendered(double seconds);
+    // A render by the generator: its level (0 native, < 0 a partial ToRGB sum) and pixels.
+    void rendered(double seconds, int level = 0, int64_t pixels = 0);
+    void composed();  // a coarser tile box-filtered from its four children
     void rejected();  // 503: queue full
 
     // Counter and histogram lines; `extra` (already formatted lines) is appended.
@@ -39,6 +42,8 @@ private:
     int64_t latency_count_ = 0;
     int64_t tiles_ = 0, hits_ = 0, misses_ = 0, renders_ = 0, rejected_ = 0;
     double render_seconds_ = 0;
+    int64_t composed_ = 0;
+    std::map<int, std::pair<int64_t, int64_t>> levels_;  // level -> (renders, pixels)
     // tiles per whole second, ring of 11 (the current second is excluded from the rate)
     mutable std::array<int64_t, 11> ring_{};
     mutable int64_t ring_second_ = 0;

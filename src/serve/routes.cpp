@@ -1,6 +1,7 @@
 #include "serve/routes.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <vector>
 
 namespace igan {
@@ -75,24 +76,74 @@ bool tile_in_canvas(const TileAddress& t, int64_t tile_size) {
 ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_size,
                             TileAddress* out) {
     auto bad = [](int status, std::string why) { return ParseStatus{status, std::move(why)}; };
-    const auto parts = split(rest, '/');
+    auto parts = split(rest, '/');
+    const bool xyz = parts.size() == 6 && parts[2] == "xyz";
+    if (xyz) parts.erase(parts.begin() + 2);
     if (parts.size() != 5) return bad(404, "expected /tiles/{model}/{seed}/{z}/{x}/{y}.png");
-    const std::string& last = parts[4];
-    if (last.size() < 5 || last.compare(last.size() - 4, 4, ".png") != 0)
-        return bad(404, "tiles end in .png");
     TileAddress t;
+    std::string last = parts[4];
+    const size_t dot = last.find('.');
+    if (dot != std::string::npos) {
+        const std::string ext = last.substr(dot);
+        if (ext == ".png")
+            t.format = TileFormat::kPng;
+        else if (ext == ".webp")
+            t.format = TileFormat::kWebp;
+        else
+            return bad(404, "tiles end in .png, .webp or nothing (the Accept header chooses)");
+        last.resize(dot);
+    } else {
+        t.format = TileFormat::kNegotiated;
+    }
+    if (last.size() > 3 && last.compare(last.size() - 3, 3, "@2x") == 0) {
+        t.scale = 2;
+        last.resize(last.size() - 3);
+    }
+    if (last.empty()) return bad(404, "a tile needs a y");
     t.model = parts[0];
     if (!valid_model_name(t.model)) return bad(404, "no such model");
     if (!parse_uint64(parts[1], &t.seed))
         return bad(400, "seed must be an unsigned 64-bit integer");
     int64_t z = 0;
-    if (!parse_int64(parts[2], &z) || z > 0 || z < min_zoom)
-        return bad(400, "zoom must be an integer in [" + std::to_string(min_zoom) + ", 0]");
-    t.z = int(z);
-    if (!parse_int64(parts[3], &t.x) || !parse_int64(last.substr(0, last.size() - 4), &t.y))
+    const int64_t shift = xyz ? kXyzNativeZoom : 0;
+    if (!parse_int64(parts[2], &z) || z - shift > 0 || z - shift < min_zoom)
+        return bad(400, "zoom must be an integer in [" + std::to_string(min_zoom + shift) + ", " +
+                            std::to_string(shift) + "]");
+    t.z = int(z - shift);
+    if (!parse_int64(parts[3], &t.x) || !parse_int64(last, &t.y))
         return bad(400, "tile x and y must be 64-bit integers");
     if (!tile_in_canvas(t, tile_size)) return bad(400, "tile outside the canvas (+-2^60 pixels)");
     *out = t;
+    return {};
+}
+
+TileFormat negotiate_format(const std::string& accept) {
+    for (const auto& range : split(accept, ',')) {
+        const auto params = split(range, ';');
+        auto trim = [](std::string s) {
+            const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+            return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+        };
+        if (trim(params[0]) != "image/webp") continue;
+        double q = 1;
+        for (size_t i = 1; i < params.size(); ++i) {
+            const std::string p = trim(params[i]);
+            if (p.rfind("q=", 0) == 0) q = std::strtod(p.c_str() + 2, nullptr);
+        }
+        if (q > 0) return TileFormat::kWebp;
+    }
+    return TileFormat::kPng;
+}
+
+ParseStatus parse_webp_quality(const std::string& text, int* out) {
+    if (text == "lossless") {
+        *out = kWebpLossless;
+        return {};
+    }
+    int64_t q = 0;
+    if (!parse_int64(text, &q) || q < 1 || q > 100)
+        return {400, "quality must be 'lossless' or an integer in [1, 100]"};
+    *out = int(q);
     return {};
 }
 

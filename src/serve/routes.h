@@ -6,17 +6,26 @@
 #include <vector>
 
 #include "igan/igan.h"
+#include "igan/serve.h"
 
 namespace igan {
 
 constexpr int64_t kCanvasLimit = int64_t{1} << 60;
 constexpr int kMinZoomLimit = -4;
+// Zoom of the native level in the /xyz/ scheme, whose zooms are non-negative as TileJSON and web
+// map clients require: xyz zoom = z + kXyzNativeZoom.
+constexpr int kXyzNativeZoom = -kMinZoomLimit;
+
+// .png, .webp, or no extension: the Accept header chooses (Vary: Accept).
+enum class TileFormat { kPng, kWebp, kNegotiated };
 
 struct TileAddress {
     std::string model;
     uint64_t seed = 0;
     int z = 0;
     int64_t x = 0, y = 0;
+    int scale = 1;  // 2: "@2x", a tile of twice the side over the same canvas area
+    TileFormat format = TileFormat::kPng;
 };
 
 // The outcome of parsing: status 200, or the HTTP status (400, 404) and a reason.
@@ -32,10 +41,18 @@ bool parse_uint64(const std::string& s, uint64_t* out);
 // Model names: 1..64 of [A-Za-z0-9._-], not starting with '.'.
 bool valid_model_name(const std::string& name);
 
-// `rest` is what follows "/tiles/": "{model}/{seed}/{z}/{x}/{y}.png". Checks the syntax, z in
-// [min_zoom, 0] and the canvas limit; not whether the model exists.
+// `rest` is what follows "/tiles/": "{model}/{seed}/{z}/{x}/{y}{@2x}{.png|.webp}", z in
+// [min_zoom, 0], or "{model}/{seed}/xyz/{zoom}/{x}/{y}..." with zoom = z + kXyzNativeZoom.
+// Checks the syntax and the canvas limit; not whether the model exists.
 ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_size,
                             TileAddress* out);
+
+// The image format an Accept header prefers among PNG and WebP: WebP when it is listed with
+// q > 0 (it is the smaller), else PNG.
+TileFormat negotiate_format(const std::string& accept);
+
+// WebP quality from a query: "lossless" (kWebpLossless) or an integer in [1, 100].
+ParseStatus parse_webp_quality(const std::string& text, int* out);
 
 // Canvas pixels covered by a tile: [x0, x0 + side) x [y0, y0 + side), side = tile_size * 2^-z.
 struct TileRegion {

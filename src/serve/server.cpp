@@ -1,14 +1,17 @@
-// igan serve: XYZ tiles, /render, /healthz, /metrics, /api/info and the embedded viewer over
-// cpp-httplib. Models are loaded once and shared read-only; each request renders with its own
-// state (Engine::render_rgb is const). Native tiles render on a pool of worker threads with a
-// bounded queue (503 beyond it), coarser levels are box-filtered from four finer tiles, and every
-// tile goes through the byte-bounded LRU cache with single-flight production.
+// igan serve: XYZ tiles (PNG or WebP, @2x), TileJSON, /render, /healthz, /metrics, /api/info and
+// the embedded viewer over cpp-httplib. Models are loaded once and shared read-only; each request
+// renders with its own state (Engine::render_rgb is const). Tiles render on a pool of worker
+// threads with a bounded queue (503 beyond it). A tile's RGB goes through a byte-bounded LRU
+// cache of its own, from which coarser tiles are box-filtered (no PNG is ever decoded), and each
+// encoding through another; both produce single-flight. Zoomed-out levels render directly from
+// the texture synthesizer's partial ToRGB sum where that was measured faithful (docs/serving.md).
 #include <httplib.h>
 #include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "serve/metrics.h"
 #include "serve/routes.h"
 #include "serve/tile_cache.h"
+#include "serve/tile_images.h"
 #include "serve/web_assets.h"
 
 namespace igan {
@@ -61,6 +65,9 @@ bool not_modified(const httplib::Request& req, httplib::Response& res, const std
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
     res.status = status;
+    // A failure after not_modified() must not be cached, nor carry the tile's tag.
+    res.headers.erase("ETag");
+    res.headers.erase("Cache-Control");
     res.set_header("Cache-Control", "no-store");
     res.set_content(nlohmann::json{{"error", message}, {"status", status}}.dump() + "\n",
                     "application/json");
@@ -95,21 +102,20 @@ std::string file_stem(const std::string& path) {
     return base;
 }
 
-// 2x2 box filter of an S x S RGB tile into the quadrant (qx, qy) of an S x S output.
-void downsample_into(const RgbImage& child, int64_t size, int qx, int qy, uint8_t* out) {
-    const int64_t half = size / 2;
-    const uint8_t* in = child.pixels.data();
-    for (int64_t j = 0; j < half; ++j) {
-        const uint8_t* r0 = in + (2 * j) * size * 3;
-        const uint8_t* r1 = r0 + size * 3;
-        uint8_t* o = out + ((qy * half + j) * size + qx * half) * 3;
-        for (int64_t i = 0; i < half; ++i)
-            for (int c = 0; c < 3; ++c) {
-                const int s = r0[6 * i + c] + r0[6 * i + 3 + c] + r1[6 * i + c] + r1[6 * i + 3 + c];
-                o[3 * i + c] = uint8_t((s + 2) / 4);
-            }
-    }
+int64_t floor_mod(int64_t a, int64_t b) {
+    const int64_t r = a % b;
+    return r < 0 ? r + b : r;
 }
+
+// Everything a tile's pixels depend on besides its address, from the query string.
+struct TileQuery {
+    Fusion fusion;
+    int64_t cyclic = 0;  // canvas period in pixels (0: none)
+    std::string key;     // canonical, for cache keys, ETags and TileJSON templates
+};
+
+constexpr uint64_t kCalibrationSeed = 0;
+constexpr int64_t kCalibrationSide = 128;  // native pixels of the faithfulness measurement
 
 }  // namespace
 
@@ -159,6 +165,14 @@ void validate_serve_options(const ServeOptions& o) {
         problems.push_back("--max-render-side must be in [1, 65536]");
     if (o.max_render_pixels < 1 || o.max_render_pixels > (int64_t{1} << 28))
         problems.push_back("--max-render-pixels must be in [1, 2^28]");
+    if (o.coarse != "auto" && o.coarse != "partial" && o.coarse != "box")
+        problems.push_back("--coarse must be auto, partial or box");
+    if (!(o.coarse_min_psnr >= 0 && o.coarse_min_psnr <= 99))
+        problems.push_back("--coarse-min-psnr must be in [0, 99] dB");
+    if (o.rgb_cache_mb < 0 || o.rgb_cache_mb > (int64_t{1} << 20))
+        problems.push_back("--rgb-cache-mb must be in [0, 1048576]");
+    if (o.webp_quality != kWebpLossless && (o.webp_quality < 1 || o.webp_quality > 100))
+        problems.push_back("--webp-quality must be lossless or in [1, 100]");
     if (o.timeout_ms < 10 || o.timeout_ms > 600000)
         problems.push_back("--timeout-ms must be in [10, 600000]");
     if (o.max_client_connections < 1 || o.max_client_connections > 1024)
@@ -174,11 +188,18 @@ struct TileServer::Impl {
     struct Model {
         ServeModel spec;
         std::unique_ptr<Engine> engine;
+        // Levels z < 0 rendered from a partial ToRGB sum, decided on first use (a measurement
+        // at a fixed seed and place, so every tile stays a function of its address alone).
+        std::mutex levels_mutex;
+        bool levels_decided = false;
+        std::vector<int> direct;
+        std::vector<std::pair<int, double>> measured;  // (level, PSNR dB) in --coarse auto
     };
 
     explicit Impl(ServeOptions o)
         : opt(std::move(o)),
           store(opt.cache_mb * (int64_t{1} << 20)),
+          rgb_store(opt.rgb_cache_mb * (int64_t{1} << 20)),
           pool(opt.workers, opt.queue),
           http(limits(opt)) {}
 
@@ -193,8 +214,9 @@ struct TileServer::Impl {
     }
 
     ServeOptions opt;
-    std::vector<Model> models;
-    TileStore store;
+    std::vector<std::unique_ptr<Model>> models;
+    TileStore store;      // encoded tiles
+    TileStore rgb_store;  // raw RGB of 1x tiles, the material of coarser ones
     RenderPool pool;
     Metrics metrics;
     HttpServer http;
@@ -207,27 +229,31 @@ struct TileServer::Impl {
         if (opt.log) opt.log(line);
     }
 
-    const Model* find(const std::string& name) const {
+    Model* find(const std::string& name) const {
         for (const auto& m : models)
-            if (m.spec.name == name) return &m;
+            if (m->spec.name == name) return m.get();
         return nullptr;
     }
 
+    // 8-bit RGB of a rectangle of level z (0 or a partial level), in that level's pixels.
     std::vector<uint8_t> render(const Model& m, uint64_t seed, int64_t x, int64_t y, int64_t w,
-                                int64_t h, const Fusion& fusion) {
+                                int64_t h, const TileQuery& q, int level = 0) {
         GenerateRequest r;
-        r.styles = fusion.styles;
-        r.style_band = fusion.band;
+        r.styles = q.fusion.styles;
+        r.style_band = q.fusion.band;
+        r.cyclic_width = q.cyclic;
         r.seed = seed;
+        r.level = level;
         r.x = x;
         r.y = y;
         r.width = w;
         r.height = h;
+        r.tile = opt.tile_size;  // /render computes the very windows of the tiles it covers
         std::vector<uint8_t> rgb;
         const bool ran = pool.run([&] {
             const auto t0 = Clock::now();
             rgb = m.engine->render_rgb(r);
-            metrics.rendered(seconds_since(t0));
+            metrics.rendered(seconds_since(t0), level, w * h);
         });
         if (!ran) {
             metrics.rejected();
@@ -236,71 +262,208 @@ struct TileServer::Impl {
         return rgb;
     }
 
-    static std::string key_of(const TileAddress& t, const Fusion& fusion) {
-        return t.model + "/" + std::to_string(t.seed) + "/" + std::to_string(t.z) + "/" +
-               std::to_string(t.x) + "/" + std::to_string(t.y) +
-               (fusion.key.empty() ? "" : "?" + fusion.key);
+    // The levels this model renders directly (besides 0), deciding them on the first call.
+    const std::vector<int>& direct_levels(Model& m) {
+        std::lock_guard<std::mutex> lock(m.levels_mutex);
+        if (m.levels_decided) return m.direct;
+        std::vector<int> candidates;
+        for (int p : m.engine->summary().partial_levels)
+            if (p >= opt.min_zoom) candidates.push_back(p);
+        if (opt.coarse == "partial") {
+            m.direct = candidates;
+        } else if (opt.coarse == "auto" && !candidates.empty()) {
+            // The partial sum against what the box filter would serve, over one region.
+            const int64_t side = kCalibrationSide, x0 = -side / 2;
+            const auto native = render(m, kCalibrationSeed, x0, x0, side, side, {});
+            std::vector<std::pair<int, double>> measured;
+            std::vector<int> direct;
+            for (int p : candidates) {
+                const int64_t f = int64_t{1} << -p;
+                const auto ref = box_filter(native.data(), side, f);
+                const auto got =
+                    render(m, kCalibrationSeed, x0 / f, x0 / f, side / f, side / f, {}, p);
+                const double db = psnr(got.data(), reinterpret_cast<const uint8_t*>(ref.data()),
+                                       int64_t(got.size()));
+                measured.emplace_back(p, db);
+                if (db >= opt.coarse_min_psnr) direct.push_back(p);
+                char line[160];
+                std::snprintf(line, sizeof line,
+                              "model %s: level %d from the partial ToRGB sum: %.1f dB against "
+                              "the box filter -> %s",
+                              m.spec.name.c_str(), p, db,
+                              db >= opt.coarse_min_psnr ? "partial" : "box filter");
+                log(line);
+            }
+            m.measured = std::move(measured);
+            m.direct = std::move(direct);
+        }
+        m.levels_decided = true;
+        return m.direct;
     }
 
-    // The fusion query of a request (400 on a malformed one).
-    static ParseStatus fusion_of(const httplib::Request& req, Fusion* out) {
+    bool is_direct(Model& m, int z) {
+        if (z == 0) return true;
+        const auto& d = direct_levels(m);
+        return std::find(d.begin(), d.end(), z) != d.end();
+    }
+
+    // On a cyclic canvas whose period is a whole number of this level's tiles, the one copy of
+    // a tile that the cache holds.
+    TileAddress canonical(TileAddress t, const TileQuery& q) const {
+        const int64_t side = opt.tile_size << -t.z;
+        if (q.cyclic > 0 && q.cyclic % side == 0) t.x = floor_mod(t.x, q.cyclic / side);
+        return t;
+    }
+
+    static std::string key_of(const TileAddress& t, const TileQuery& q) {
+        return t.model + "/" + std::to_string(t.seed) + "/" + std::to_string(t.z) + "/" +
+               std::to_string(t.x) + "/" + std::to_string(t.y) +
+               (q.key.empty() ? "" : "?" + q.key);
+    }
+
+    // The query of a tile, TileJSON or /render request (400 on a malformed one).
+    static ParseStatus query_of(const httplib::Request& req, TileQuery* out) {
         auto param = [&](const char* name) {
             return req.has_param(name) ? req.get_param_value(name) : std::string();
         };
         if (req.has_param("fuse") && param("fuse").empty()) return {400, "fuse is empty"};
         if (req.has_param("band") && param("band").empty()) return {400, "band is empty"};
-        return parse_fusion(param("fuse"), param("band"), out);
+        TileQuery q;
+        const auto fs = parse_fusion(param("fuse"), param("band"), &q.fusion);
+        if (!fs.ok()) return fs;
+        if (req.has_param("cyclic")) {
+            if (!parse_int64(param("cyclic"), &q.cyclic) || q.cyclic < 1 ||
+                q.cyclic > kCanvasLimit)
+                return {400, "cyclic must be a positive integer width in pixels"};
+            if (!q.fusion.styles.empty())
+                return {400, "style fusion and a cyclic canvas cannot be combined"};
+        }
+        q.key = q.fusion.key;
+        if (q.cyclic > 0)
+            q.key += std::string(q.key.empty() ? "" : "&") + "cyclic=" + std::to_string(q.cyclic);
+        *out = std::move(q);
+        return {};
     }
 
     std::string etag(const Model& m, const std::string& what) const {
         return "\"" + m.engine->summary().sha256.substr(0, 16) + "-" + what + "\"";
     }
 
-    Blob tile_png(const Model& m, const TileAddress& t, const Fusion& fusion, bool* cache_hit) {
+    // A 1x tile's RGB: rendered at level 0 or a direct level, else box-filtered from its four
+    // children (recursively, through this cache).
+    Blob tile_rgb(Model& m, TileAddress t, const TileQuery& q) {
+        t = canonical(t, q);
+        return rgb_store.get("rgb:" + key_of(t, q), [&]() -> std::string {
+            const int64_t s = opt.tile_size;
+            if (is_direct(m, t.z)) {
+                const auto rgb = render(m, t.seed, t.x * s, t.y * s, s, s, q, t.z);
+                return std::string(rgb.begin(), rgb.end());
+            }
+            std::string out(size_t(s * s * 3), '\0');
+            for (int c = 0; c < 4; ++c) {
+                const auto child = tile_rgb(m, child_of(t, c), q);
+                box_into_quadrant(reinterpret_cast<const uint8_t*>(child->data()), s, c & 1,
+                                  c >> 1, reinterpret_cast<uint8_t*>(out.data()));
+            }
+            metrics.composed();
+            return out;
+        });
+    }
+
+    static TileAddress child_of(const TileAddress& t, int c) {
+        TileAddress k = t;
+        k.z = t.z + 1;
+        k.x = 2 * t.x + (c & 1);
+        k.y = 2 * t.y + (c >> 1);
+        return k;
+    }
+
+    // The encoded tile (format already negotiated) through the cache of encodings.
+    Blob tile_bytes(Model& m, TileAddress t, const TileQuery& q, TileFormat format, int quality,
+                    bool* cache_hit) {
+        t = canonical(t, q);
+        const std::string key = key_of(t, q) + (t.scale == 2 ? "@2x" : "") +
+                                (format == TileFormat::kWebp ? ".webp" + quality_text(quality)
+                                                             : ".png");
         TileStore::Source source = TileStore::Source::kProduced;
         auto blob = store.get(
-            key_of(t, fusion),
+            key,
             [&]() -> std::string {
                 const int64_t s = opt.tile_size;
-                if (t.z == 0) {
-                    const auto rgb = render(m, t.seed, t.x * s, t.y * s, s, s, fusion);
-                    return encode_png(rgb.data(), s, s);
+                Blob one;
+                std::string two;
+                if (t.scale == 1) {
+                    one = tile_rgb(m, t, q);
+                } else if (t.z == 0) {  // nothing finer than native: each pixel doubled
+                    two = pixel_double(
+                        reinterpret_cast<const uint8_t*>(tile_rgb(m, t, q)->data()), s);
+                } else {  // the four tiles of the next finer level, as they are
+                    two.assign(size_t(12 * s * s), '\0');
+                    for (int c = 0; c < 4; ++c) {
+                        TileAddress k = child_of(t, c);
+                        k.scale = 1;
+                        const auto child = tile_rgb(m, k, q);
+                        copy_into_quadrant(reinterpret_cast<const uint8_t*>(child->data()), s,
+                                           c & 1, c >> 1, reinterpret_cast<uint8_t*>(two.data()));
+                    }
                 }
-                std::vector<uint8_t> out(size_t(s * s * 3));
-                for (int q = 0; q < 4; ++q) {
-                    TileAddress c = t;
-                    c.z = t.z + 1;
-                    c.x = 2 * t.x + (q & 1);
-                    c.y = 2 * t.y + (q >> 1);
-                    const auto child = decode_png(*tile_png(m, c, fusion, nullptr));
-                    if (child.width != s || child.height != s)
-                        throw Error("cached tile has the wrong size");
-                    downsample_into(child, s, q & 1, q >> 1, out.data());
-                }
-                return encode_png(out.data(), s, s);
+                const auto* px = reinterpret_cast<const uint8_t*>(one ? one->data() : two.data());
+                const int64_t side = s * t.scale;
+                return format == TileFormat::kWebp ? encode_webp(px, side, side, quality)
+                                                   : encode_png(px, side, side);
             },
             &source);
         if (cache_hit) *cache_hit = source == TileStore::Source::kCache;
         return blob;
     }
 
+    static std::string quality_text(int quality) {
+        return quality == kWebpLossless ? "lossless" : std::to_string(quality);
+    }
+
+    // The format of a tile request: its extension, or its Accept header; WebP falls back to PNG
+    // where this igan has no libwebp. The quality comes from ?quality= or --webp-quality.
+    ParseStatus format_of(const httplib::Request& req, const TileAddress& t, TileFormat* format,
+                          int* quality) const {
+        *format = t.format == TileFormat::kNegotiated
+                      ? negotiate_format(req.get_header_value("Accept"))
+                      : t.format;
+        if (*format == TileFormat::kWebp && !webp_available()) {
+            if (t.format == TileFormat::kWebp)
+                return {404, "this igan was built without libwebp: no .webp tiles"};
+            *format = TileFormat::kPng;
+        }
+        *quality = opt.webp_quality;
+        if (req.has_param("quality"))
+            return parse_webp_quality(req.get_param_value("quality"), quality);
+        return {};
+    }
+
     void handle_tile(const httplib::Request& req, httplib::Response& res) {
         TileAddress t;
         const auto st = parse_tile_path(req.matches[1], opt.min_zoom, opt.tile_size, &t);
         if (!st.ok()) return send_error(res, st.status, st.error);
-        const Model* m = find(t.model);
+        Model* m = find(t.model);
         if (!m) return send_error(res, 404, "no such model: " + t.model);
-        Fusion fusion;
-        const auto fs = fusion_of(req, &fusion);
+        TileQuery q;
+        const auto qs = query_of(req, &q);
+        if (!qs.ok()) return send_error(res, qs.status, qs.error);
+        TileFormat format = TileFormat::kPng;
+        int quality = 0;
+        const auto fs = format_of(req, t, &format, &quality);
         if (!fs.ok()) return send_error(res, fs.status, fs.error);
-        const std::string tag = etag(*m, key_of(t, fusion));
-        if (not_modified(req, res, tag)) return;
+        if (t.format == TileFormat::kNegotiated) res.set_header("Vary", "Accept");
+        const std::string variant = key_of(canonical(t, q), q) + (t.scale == 2 ? "@2x" : "") +
+                                    (format == TileFormat::kWebp ? ".webp" + quality_text(quality)
+                                                                 : ".png");
+        if (not_modified(req, res, etag(*m, variant))) return;
         try {
             bool hit = false;
-            const auto png = tile_png(*m, t, fusion, &hit);
+            const auto bytes = tile_bytes(*m, t, q, format, quality, &hit);
             metrics.tile(hit);
             res.set_header("X-Cache", hit ? "hit" : "miss");
-            res.set_content(png->data(), png->size(), "image/png");
+            res.set_content(bytes->data(), bytes->size(),
+                            format == TileFormat::kWebp ? "image/webp" : "image/png");
         } catch (const Busy& e) {
             res.set_header("Retry-After", "1");
             send_error(res, 503, e.what());
@@ -309,18 +472,76 @@ struct TileServer::Impl {
         }
     }
 
+    // TileJSON 3.0.0 (github.com/mapbox/tilejson-spec) of one model and seed. Web map clients
+    // need zooms >= 0, so its template is the /xyz/ scheme; the canvas is pixels, not the
+    // globe, so bounds are omitted (unbounded) and the centre is the origin at native zoom.
+    void handle_tilejson(const httplib::Request& req, httplib::Response& res) {
+        const std::string name = req.matches[1];
+        uint64_t seed = 0;
+        if (!valid_model_name(name)) return send_error(res, 404, "no such model");
+        if (!parse_uint64(req.matches[2], &seed))
+            return send_error(res, 400, "seed must be an unsigned 64-bit integer");
+        Model* m = find(name);
+        if (!m) return send_error(res, 404, "no such model: " + name);
+        TileQuery q;
+        const auto qs = query_of(req, &q);
+        if (!qs.ok()) return send_error(res, qs.status, qs.error);
+        std::string query = q.key;
+        if (req.has_param("quality")) {
+            int quality = 0;
+            const auto ps = parse_webp_quality(req.get_param_value("quality"), &quality);
+            if (!ps.ok()) return send_error(res, ps.status, ps.error);
+            query += (query.empty() ? "" : "&") + ("quality=" + quality_text(quality));
+        }
+        // The Host header names this server as the client reached it; anything odd in it is
+        // replaced by the bound address.
+        std::string host = req.get_header_value("Host");
+        const bool plain = !host.empty() && host.size() <= 255 &&
+                           host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
+                                                  "UVWXYZ0123456789.-:[]") == std::string::npos;
+        if (!plain) host = opt.host + ":" + std::to_string(port);
+        const std::string base = "http://" + host + "/tiles/" + name + "/" + std::to_string(seed) +
+                                 "/xyz/{z}/{x}/{y}";
+        const std::string suffix = query.empty() ? "" : "?" + query;
+        const auto& s = m->engine->summary();
+        nlohmann::json j = {
+            {"tilejson", "3.0.0"},
+            {"name", "igan " + name + " seed " + std::to_string(seed)},
+            {"description", "An endless canvas generated by igan (InfinityGAN) from model " +
+                                name + " (" + s.config_name + ", sha256 " +
+                                s.sha256.substr(0, 16) + "); pixel coordinates, not the globe."},
+            {"version", "1.0.0"},
+            {"attribution", "generated by igan, model " + name},
+            {"scheme", "xyz"},
+            {"tiles", {base + suffix}},
+            {"minzoom", opt.min_zoom + kXyzNativeZoom},
+            {"maxzoom", kXyzNativeZoom},
+            {"center", {0, 0, kXyzNativeZoom}},
+            {"igan",
+             {{"tile_size", opt.tile_size},
+              {"native_zoom", kXyzNativeZoom},
+              {"tiles_2x", {base + "@2x" + suffix}},
+              {"cyclic_width", q.cyclic},
+              {"formats", webp_available() ? nlohmann::json{"png", "webp"}
+                                           : nlohmann::json{"png"}}}}};
+        res.set_header("Cache-Control", "no-cache");
+        res.set_content(j.dump(), "application/json");
+    }
+
     void handle_render(const httplib::Request& req, httplib::Response& res) {
         auto param = [&](const char* name) -> std::string {
             return req.has_param(name) ? req.get_param_value(name) : std::string();
         };
-        int64_t x = 0, y = 0, w = 0, h = 0;
+        int64_t x = 0, y = 0, w = 0, h = 0, z = 0;
         for (auto [name, v] : {std::pair{"x", &x}, {"y", &y}, {"w", &w}, {"h", &h}})
             if (!parse_int64(param(name), v))
                 return send_error(res, 400, std::string(name) + " must be a 64-bit integer");
+        if (req.has_param("z") && !parse_int64(param("z"), &z))
+            return send_error(res, 400, "z must be an integer");
         uint64_t seed = 0;
         if (req.has_param("seed") && !parse_uint64(param("seed"), &seed))
             return send_error(res, 400, "seed must be an unsigned 64-bit integer");
-        const Model* m = req.has_param("model") ? find(param("model")) : &models.front();
+        Model* m = req.has_param("model") ? find(param("model")) : models.front().get();
         if (!m) return send_error(res, 404, "no such model");
         if (w <= 0 || h <= 0) return send_error(res, 400, "w and h must be positive");
         if (w > opt.max_render_side || h > opt.max_render_side ||
@@ -331,16 +552,22 @@ struct TileServer::Impl {
                                   " pixels");
         if (x < -kCanvasLimit || x > kCanvasLimit - w || y < -kCanvasLimit || y > kCanvasLimit - h)
             return send_error(res, 400, "region outside the canvas (+-2^60 pixels)");
-        Fusion fusion;
-        const auto fs = fusion_of(req, &fusion);
-        if (!fs.ok()) return send_error(res, fs.status, fs.error);
-        const std::string what = "r" + std::to_string(seed) + "_" + std::to_string(x) + "_" +
-                                 std::to_string(y) + "_" + std::to_string(w) + "x" +
-                                 std::to_string(h) + (fusion.key.empty() ? "" : "_fused");
-        const std::string tag = etag(*m, what + (fusion.key.empty() ? "" : "?" + fusion.key));
-        if (not_modified(req, res, tag)) return;
+        TileQuery q;
+        const auto qs = query_of(req, &q);
+        if (!qs.ok()) return send_error(res, qs.status, qs.error);
         try {
-            const auto rgb = render(*m, seed, x, y, w, h, fusion);
+            // z < 0: only a level the tiles render directly, so the two agree.
+            if (z != 0 && (z < opt.min_zoom || z > 0 || !is_direct(*m, int(z))))
+                return send_error(res, 400,
+                                  "z must be 0 or a level rendered from a partial ToRGB sum "
+                                  "(see /api/info)");
+            const std::string what =
+                "r" + std::to_string(seed) + "_" + std::to_string(x) + "_" + std::to_string(y) +
+                "_" + std::to_string(w) + "x" + std::to_string(h) +
+                (z ? "_z" + std::to_string(z) : "") + (q.key.empty() ? "" : "_q");
+            const std::string tag = etag(*m, what + (q.key.empty() ? "" : "?" + q.key));
+            if (not_modified(req, res, tag)) return;
+            const auto rgb = render(*m, seed, x, y, w, h, q, int(z));
             res.set_header("Content-Disposition",
                            "attachment; filename=\"igan-" + m->spec.name + "-" + what + ".png\"");
             res.body = encode_png(rgb.data(), w, h, png_threads());  // moved, not copied
@@ -403,6 +630,10 @@ struct TileServer::Impl {
             res.set_header("Cache-Control", "no-store");
             res.set_content(info_json(), "application/json");
         });
+        http.Get(R"(/tiles/([^/]+)/([^/]+)/tilejson\.json)",
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                     handle_tilejson(req, res);
+                 });
         http.Get(R"(/tiles/(.*))", [this](const httplib::Request& req, httplib::Response& res) {
             handle_tile(req, res);
         });
@@ -420,22 +651,40 @@ struct TileServer::Impl {
     std::string info_json() const {
         nlohmann::json models_json = nlohmann::json::array();
         for (const auto& m : models) {
-            const auto& s = m.engine->summary();
+            const auto& s = m->engine->summary();
             nlohmann::json cfg;
             try {
                 cfg = nlohmann::json::parse(s.config_json);
             } catch (...) {
                 cfg = s.config_json;
             }
-            models_json.push_back({{"name", m.spec.name},
-                                   {"file", file_stem(m.spec.path)},
+            nlohmann::json levels = nlohmann::json::array();
+            {
+                // Not while the measurement runs: the page would wait for it.
+                std::unique_lock<std::mutex> lock(m->levels_mutex, std::try_to_lock);
+                for (int z = -1; z >= opt.min_zoom; --z) {
+                    nlohmann::json l = {{"z", z}};
+                    if (lock.owns_lock() && m->levels_decided) {
+                        const bool partial =
+                            std::count(m->direct.begin(), m->direct.end(), z) > 0;
+                        l["source"] = partial ? "partial" : "box";
+                        for (const auto& [p, db] : m->measured)
+                            if (p == z) l["psnr_db"] = std::round(db * 100) / 100;
+                    }
+                    levels.push_back(l);
+                }
+            }
+            models_json.push_back({{"name", m->spec.name},
+                                   {"file", file_stem(m->spec.path)},
                                    {"sha256", s.sha256},
                                    {"config_name", s.config_name},
                                    {"config", cfg},
                                    {"parameters", s.parameters},
                                    {"patch_size", s.patch_size},
                                    {"upscale", s.upscale},
-                                   {"step", s.step}});
+                                   {"step", s.step},
+                                   {"partial_levels", s.partial_levels},
+                                   {"levels", levels}});
         }
         return nlohmann::json{{"version", version_string()},
                               {"tile_size", opt.tile_size},
@@ -444,6 +693,11 @@ struct TileServer::Impl {
                               {"max_render_side", opt.max_render_side},
                               {"max_render_pixels", opt.max_render_pixels},
                               {"tiles", "/tiles/{model}/{seed}/{z}/{x}/{y}.png"},
+                              {"tilejson", "/tiles/{model}/{seed}/tilejson.json"},
+                              {"formats", webp_available() ? nlohmann::json{"png", "webp"}
+                                                           : nlohmann::json{"png"}},
+                              {"webp_quality", quality_text(opt.webp_quality)},
+                              {"coarse", opt.coarse},
                               {"fusion",
                                {{"max_centres", kMaxFuseCentres},
                                 {"band", 128},
@@ -465,6 +719,10 @@ struct TileServer::Impl {
         gauge("igan_tile_cache_capacity_bytes", "The cache bound.", double(c.capacity()));
         gauge("igan_tile_cache_entries", "Tiles in the cache.", double(c.entries()));
         gauge("igan_tile_cache_evictions", "Tiles evicted so far.", double(c.evictions()));
+        const auto& rc = rgb_store.cache();
+        gauge("igan_rgb_cache_bytes", "Bytes held by the RGB tile cache.", double(rc.bytes()));
+        gauge("igan_rgb_cache_capacity_bytes", "The RGB cache bound.", double(rc.capacity()));
+        gauge("igan_rgb_cache_entries", "Tiles in the RGB cache.", double(rc.entries()));
         gauge("igan_renders_active", "Renders running.", pool.active());
         gauge("igan_renders_waiting", "Renders waiting for a worker.", pool.waiting());
         gauge("igan_tiles_in_flight", "Distinct tiles being produced.", double(store.in_flight()));
@@ -477,11 +735,11 @@ TileServer::TileServer(ServeOptions options) {
     validate_serve_options(options);
     impl_ = std::make_unique<Impl>(std::move(options));
     for (const auto& spec : impl_->opt.models) {
-        Impl::Model m;
-        m.spec = spec;
-        m.engine = std::make_unique<Engine>(spec.path, impl_->opt.device);
+        auto m = std::make_unique<Impl::Model>();
+        m->spec = spec;
+        m->engine = std::make_unique<Engine>(spec.path, impl_->opt.device);
         impl_->log("model " + spec.name + ": " + spec.path + " (" +
-                   m.engine->summary().config_name + ")");
+                   m->engine->summary().config_name + ")");
         impl_->models.push_back(std::move(m));
     }
     impl_->setup();

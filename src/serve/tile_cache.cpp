@@ -110,8 +110,8 @@ bool RenderPool::run(const std::function<void()>& fn) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_ || active_ + int64_t(jobs_.size()) >= int64_t(workers_) + queue_) return false;
-        jobs_.emplace_back(fn);
-        done = jobs_.back().get_future();
+        jobs_.push_back({fn, {}});
+        done = jobs_.back().done.get_future();
     }
     cv_.notify_one();
     done.get();
@@ -120,7 +120,7 @@ bool RenderPool::run(const std::function<void()>& fn) {
 
 void RenderPool::work() {
     while (true) {
-        std::packaged_task<void()> job;
+        Job job;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
@@ -129,9 +129,21 @@ void RenderPool::work() {
             jobs_.pop_front();
             ++active_;
         }
-        job();
-        std::lock_guard<std::mutex> lock(mutex_);
-        --active_;
+        std::exception_ptr error;
+        try {
+            job.fn();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        // Idle before the caller learns the job is done, so its next run() finds the worker free.
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            --active_;
+        }
+        if (error)
+            job.done.set_exception(error);
+        else
+            job.done.set_value();
     }
 }
 

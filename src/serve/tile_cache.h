@@ -87,7 +87,11 @@ private:
     const int workers_, queue_;
     mutable std::mutex mutex_;
     std::condition_variable cv_;
-    std::list<std::packaged_task<void()>> jobs_;
+    struct Job {
+        std::function<void()> fn;
+        std::promise<void> done;
+    };
+    std::list<Job> jobs_;
     int active_ = 0;
     bool stop_ = false;
     std::vector<std::thread> threads_;

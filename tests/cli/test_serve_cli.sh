@@ -23,13 +23,20 @@ curl -s "$B/api/info" | grep -q '"name":"land"' && ok || bad "/api/info lacks th
 [ "$(c /tiles/land/1/0/0/0.png "$W/t.png")" = 200 ] && ok || bad "tile"
 head -c 8 "$W/t.png" | od -c | grep -q 'P   N   G' && ok || bad "tile is not a PNG"
 [ "$(c /tiles/land/1/-2/0/0.png)" = 200 ] && ok || bad "zoom -2 tile"
+[ "$(c /tiles/land/1/-4/0/0.png)" = 200 ] && ok || bad "zoom -4 tile (the default --min-zoom)"
+# WebP by Accept (libwebp is a build dependency here), TileJSON 3.0.0 with the xyz template.
+curl -s -H 'Accept: image/webp,*/*' -D "$W/h.txt" -o "$W/t.webp" "$B/tiles/land/1/0/0/0"
+head -c 12 "$W/t.webp" | od -c | grep -q 'R   I   F   F' && grep -qi '^vary: accept' "$W/h.txt" &&
+  ok || bad "negotiated tile is not a WebP with Vary: Accept"
+curl -s "$B/tiles/land/1/tilejson.json" | grep -q '"tilejson":"3.0.0".*"tiles":\["http://127.0.0.1:'"$PORT"'/tiles/land/1/xyz/{z}/{x}/{y}"\]' &&
+  ok || bad "tilejson"
 for p in "/tiles/land/1/0/../../etc/passwd" "/tiles/land/x/0/0/0.png" \
          "/tiles/land/1/0/99999999999999999999999/0.png" "/tiles/nosuch/1/0/0/0.png" \
          "/render?x=0&y=0&w=999999999&h=999999999" "/tiles/land/1/-9/0/0.png"; do
   r=$(c "$p"); case "$r" in 4??) ok ;; *) bad "$p -> $r" ;; esac
   r=$(c "$p" /dev/null --path-as-is); case "$r" in 4??) ok ;; *) bad "$p (as is) -> $r" ;; esac
 done
-curl -s "$B/metrics" | grep -q '^igan_tiles_served_total 2' && ok || bad "/metrics tiles served"
+curl -s "$B/metrics" | grep -q '^igan_tiles_served_total 4' && ok || bad "/metrics tiles served"
 # Memory is returned after large /render requests (it stayed: +210 MB after three of these).
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' /proc/$PID/status; }
 before=$(rss)
@@ -72,6 +79,9 @@ kill $DRIP 2>/dev/null; wait $DRIP 2>/dev/null
 expect 2 "serve without model" -- "$IGAN" serve --port 0
 expect 2 "serve duplicate names" -- "$IGAN" serve --model "a=$M" --model "a=$M" --port 0
 expect 2 "serve bad zoom" -- "$IGAN" serve --model "$M" --min-zoom -7 --port 0
+expect 2 "serve bad webp quality" -- "$IGAN" serve --model "$M" --webp-quality best --port 0
+expect 2 "serve webp quality 0" -- "$IGAN" serve --model "$M" --webp-quality 0 --port 0
+expect 2 "serve bad coarse" -- "$IGAN" serve --model "$M" --coarse fast --port 0
 expect 1 "serve missing model" -- "$IGAN" serve --model "$W/missing.safetensors" --port 0
 E="$IGAN export --model $M --quiet --seed 3 --width 100 --height 60"
 expect 0 "export dzi" -- $E --format dzi --tile-size 64 -o "$W/v.dzi"

@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <cmath>
+#include <random>
+#include <set>
 #include <csignal>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -143,6 +147,16 @@ TEST(RenderPool, RunsOnWorkersAndRefusesWhenTheQueueIsFull) {
     EXPECT_EQ(pool.active(), 0);
 }
 
+// The worker counts itself idle before run() returns: back-to-back jobs on one worker with no
+// queue are never refused (they were, now and then, once renders got fast).
+TEST(RenderPool, AWorkerIsFreeAgainWhenRunReturns) {
+    RenderPool pool(1, 0);
+    int refused = 0;
+    for (int i = 0; i < 3000; ++i) refused += !pool.run([] {});
+    EXPECT_EQ(refused, 0);
+    EXPECT_EQ(pool.active(), 0);
+}
+
 TEST(ServeRoutes, StrictIntegers) {
     int64_t v = 0;
     uint64_t u = 0;
@@ -194,6 +208,55 @@ TEST(ServeRoutes, TilePaths) {
     EXPECT_EQ(r.side, 1024);
     EXPECT_EQ(r.x0, -1024);
     EXPECT_EQ(r.y0, 3072);
+}
+
+TEST(ServeRoutes, FormatsScalesAndTheXyzScheme) {
+    TileAddress t;
+    auto status = [&](const std::string& p) { return parse_tile_path(p, -3, 256, &t).status; };
+    ASSERT_EQ(status("m/7/-1/2/3.webp"), 200);
+    EXPECT_EQ(t.format, TileFormat::kWebp);
+    EXPECT_EQ(t.scale, 1);
+    ASSERT_EQ(status("m/7/-1/2/3@2x.png"), 200);
+    EXPECT_EQ(t.format, TileFormat::kPng);
+    EXPECT_EQ(t.scale, 2);
+    EXPECT_EQ(t.y, 3);
+    ASSERT_EQ(status("m/7/0/2/-3"), 200);
+    EXPECT_EQ(t.format, TileFormat::kNegotiated);
+    EXPECT_EQ(t.y, -3);
+    ASSERT_EQ(status("m/7/0/2/-3@2x"), 200);
+    EXPECT_EQ(t.scale, 2);
+    // xyz: zoom = z + 4, so 4 is native and 1 is z = -3.
+    ASSERT_EQ(status("m/7/xyz/4/5/6.png"), 200);
+    EXPECT_EQ(t.z, 0);
+    EXPECT_EQ(t.x, 5);
+    ASSERT_EQ(status("m/7/xyz/1/5/6"), 200);
+    EXPECT_EQ(t.z, -3);
+    EXPECT_EQ(status("m/7/xyz/0/5/6.png"), 400);  // z = -4, beyond min_zoom
+    EXPECT_EQ(status("m/7/xyz/5/5/6.png"), 400);
+    EXPECT_EQ(status("m/7/xyz/-1/5/6.png"), 400);
+    EXPECT_EQ(status("m/7/abc/4/5/6.png"), 404);
+    for (const char* bad : {"m/7/0/0/0@2x@2x.png", "m/7/0/0/@2x.png", "m/7/0/0/0@4x.png"})
+        EXPECT_NE(status(bad), 200) << bad;
+    EXPECT_EQ(status("m/7/0/0/0.png.webp"), 404);
+    EXPECT_EQ(status("m/7/0/0/0.jpeg"), 404);
+}
+
+TEST(ServeRoutes, AcceptHeadersAndQualities) {
+    EXPECT_EQ(negotiate_format(""), TileFormat::kPng);
+    EXPECT_EQ(negotiate_format("*/*"), TileFormat::kPng);
+    EXPECT_EQ(negotiate_format("image/png"), TileFormat::kPng);
+    EXPECT_EQ(negotiate_format("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"),
+              TileFormat::kWebp);
+    EXPECT_EQ(negotiate_format("image/png, image/webp ; q=0.5"), TileFormat::kWebp);
+    EXPECT_EQ(negotiate_format("image/webp;q=0, image/png"), TileFormat::kPng);
+    EXPECT_EQ(negotiate_format("image/webpx"), TileFormat::kPng);
+    int q = 0;
+    ASSERT_TRUE(parse_webp_quality("lossless", &q).ok());
+    EXPECT_EQ(q, kWebpLossless);
+    ASSERT_TRUE(parse_webp_quality("75", &q).ok());
+    EXPECT_EQ(q, 75);
+    for (const char* bad : {"0", "101", "-1", "", "80.5", "LOSSLESS"})
+        EXPECT_EQ(parse_webp_quality(bad, &q).status, 400) << bad;
 }
 
 TEST(ServeRoutes, FusionQueries) {
@@ -251,14 +314,23 @@ const Engine& tiny_engine() {
     return engine;
 }
 
-std::vector<uint8_t> render(uint64_t seed, int64_t x, int64_t y, int64_t w, int64_t h) {
+std::vector<uint8_t> render(uint64_t seed, int64_t x, int64_t y, int64_t w, int64_t h,
+                            int64_t tile = 0, int level = 0) {
     GenerateRequest r;
     r.seed = seed;
+    r.tile = tile;
+    r.level = level;
     r.x = x;
     r.y = y;
     r.width = w;
     r.height = h;
     return tiny_engine().render_rgb(r);
+}
+
+double psnr_of(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+    double se = 0;
+    for (size_t i = 0; i < a.size(); ++i) se += double(int(a[i]) - int(b[i])) * (a[i] - b[i]);
+    return se == 0 ? 99 : 10 * std::log10(255.0 * 255.0 * double(a.size()) / se);
 }
 
 TEST(ServeEngine, ConcurrentRendersEqualASingleThreadedRender) {
@@ -309,6 +381,7 @@ protected:
         o.tile_size = kTile;
         o.min_zoom = -2;
         o.cache_mb = 1;
+        o.coarse = "box";
         o.max_render_side = 128;
         o.max_render_pixels = 128 * 64;
         o.timeout_ms = 300;
@@ -430,7 +503,15 @@ TEST_F(ServerTest, HostileRequestsGet4xxAndTheServerSurvives) {
         {"/tiles/tiny/1/5/0/0.png", 400},
         {"/tiles/tiny/1/-2147483649/0/0.png", 400},
         {"/tiles/nosuchmodel/1/0/0/0.png", 404},
-        {"/tiles/tiny/1/0/0/0", 404},
+        {"/tiles/tiny/1/0/0/0.gif", 404},
+        {"/tiles/tiny/1/0/0/0@3x.png", 400},
+        {"/tiles/tiny/1/xyz/5/0/0.png", 400},
+        {"/tiles/tiny/1/0/0/0.png?quality=0", 400},
+        {"/tiles/tiny/1/0/0/0.png?cyclic=-8", 400},
+        {"/tiles/tiny/1/0/0/0.png?cyclic=64&fuse=1:0:0", 400},
+        {"/tiles/tiny/x/tilejson.json", 400},
+        {"/tiles/nosuchmodel/1/tilejson.json", 404},
+        {"/render?x=0&y=0&w=8&h=8&z=-3", 400},
         {"/tiles/tiny", 404},
         {"/render?x=0&y=0&w=999999999&h=999999999", 413},
         {"/render?x=0&y=0&w=129&h=1", 413},
@@ -496,8 +577,170 @@ TEST_F(ServerTest, RenderGivesTheRequestedRegion) {
     const auto img = decode_png(res->body);
     EXPECT_EQ(img.width, 40);
     EXPECT_EQ(img.height, 20);
-    EXPECT_EQ(img.pixels, render(2, -7, 3, 40, 20));
+    GenerateRequest r;  // in the server's tiles, so that it computes the very same windows
+    r.seed = 2;
+    r.x = -7;
+    r.y = 3;
+    r.width = 40;
+    r.height = 20;
+    r.tile = kTile;
+    EXPECT_EQ(img.pixels, tiny_engine().render_rgb(r));
     EXPECT_NE(res->get_header_value("Content-Disposition").find("attachment"), std::string::npos);
+}
+
+// Pixels of a tile response, PNG or WebP by its Content-Type.
+RgbImage pixels_of(const httplib::Result& res) {
+    return res->get_header_value("Content-Type") == "image/webp" ? decode_webp(res->body)
+                                                                  : decode_png(res->body);
+}
+
+TEST_F(ServerTest, WebpTilesAreNegotiatedOnAccept) {
+    if (!webp_available()) GTEST_SKIP() << "built without libwebp";
+    auto c = client();
+    const httplib::Headers webp = {{"Accept", "image/avif,image/webp,*/*;q=0.8"}};
+    auto png = c.Get("/tiles/tiny/9/0/-2/1.png", webp);  // an extension is not negotiated
+    ASSERT_TRUE(png);
+    EXPECT_EQ(png->get_header_value("Content-Type"), "image/png");
+    EXPECT_FALSE(png->has_header("Vary"));
+    auto lossless = c.Get("/tiles/tiny/9/0/-2/1?quality=lossless", webp);
+    ASSERT_TRUE(lossless);
+    ASSERT_EQ(lossless->status, 200);
+    EXPECT_EQ(lossless->get_header_value("Content-Type"), "image/webp");
+    EXPECT_EQ(lossless->get_header_value("Vary"), "Accept");
+    EXPECT_EQ(pixels_of(lossless).pixels, decode_png(png->body).pixels);
+    auto lossy = c.Get("/tiles/tiny/9/0/-2/1", webp);
+    ASSERT_TRUE(lossy);
+    EXPECT_EQ(lossy->get_header_value("Content-Type"), "image/webp");
+    const auto approx = pixels_of(lossy);
+    ASSERT_EQ(approx.width, kTile);
+    EXPECT_GT(psnr_of(approx.pixels, decode_png(png->body).pixels), 15.0);  // random weights: noise
+    EXPECT_LT(lossy->body.size(), lossless->body.size());
+    auto plain = c.Get("/tiles/tiny/9/0/-2/1", {{"Accept", "image/png,*/*"}});
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(plain->get_header_value("Content-Type"), "image/png");
+    EXPECT_EQ(plain->get_header_value("Vary"), "Accept");
+    EXPECT_EQ(plain->body, png->body);
+    std::set<std::string> tags;
+    for (const auto* r : {&png, &lossless, &lossy}) tags.insert((*r)->get_header_value("ETag"));
+    EXPECT_EQ(tags.size(), 3u);
+    auto again = c.Get("/tiles/tiny/9/0/-2/1.webp?quality=lossless");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->get_header_value("X-Cache"), "hit");
+    EXPECT_EQ(again->body, lossless->body);
+    auto revalidated =
+        c.Get("/tiles/tiny/9/0/-2/1", {{"Accept", "image/webp"},
+                                       {"If-None-Match", lossy->get_header_value("ETag")}});
+    ASSERT_TRUE(revalidated);
+    EXPECT_EQ(revalidated->status, 304);
+    EXPECT_EQ(revalidated->get_header_value("Vary"), "Accept");
+}
+
+TEST_F(ServerTest, TwoXTilesCoverTheSameAreaAtTwiceTheSide) {
+    auto c = client();
+    auto two = c.Get("/tiles/tiny/6/-1/0/-1@2x.png");
+    ASSERT_TRUE(two);
+    ASSERT_EQ(two->status, 200);
+    const auto img = decode_png(two->body);
+    ASSERT_EQ(img.width, 2 * kTile);
+    const auto native = render(6, 0, -2 * kTile, 2 * kTile, 2 * kTile, kTile);
+    EXPECT_EQ(img.pixels, native);
+    auto one = c.Get("/tiles/tiny/6/0/0/-1@2x.png");  // native: each pixel doubled
+    ASSERT_TRUE(one);
+    const auto doubled = decode_png(one->body);
+    ASSERT_EQ(doubled.width, 2 * kTile);
+    const auto tile = decode_png(c.Get("/tiles/tiny/6/0/0/-1.png")->body);
+    for (int64_t y = 0; y < 2 * kTile; y += 7)
+        for (int64_t x = 0; x < 2 * kTile; x += 5)
+            for (int ch = 0; ch < 3; ++ch)
+                ASSERT_EQ(doubled.pixels[size_t((y * 2 * kTile + x) * 3 + ch)],
+                          tile.pixels[size_t(((y / 2) * kTile + x / 2) * 3 + ch)]);
+}
+
+// The required fields and types of TileJSON 3.0.0 (github.com/mapbox/tilejson-spec,
+// 3.0.0/schema.json), and its template gives the /tiles pixels.
+TEST_F(ServerTest, TileJsonFollowsTheThreeZeroZeroSchema) {
+    auto c = client();
+    auto res = c.Get("/tiles/tiny/9/tilejson.json?quality=60");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    const auto j = nlohmann::json::parse(res->body);
+    ASSERT_TRUE(j.is_object());
+    ASSERT_TRUE(j.contains("tilejson") && j["tilejson"].is_string());
+    const std::string version = j["tilejson"];
+    EXPECT_EQ(version, "3.0.0");
+    ASSERT_TRUE(j.contains("tiles") && j["tiles"].is_array() && !j["tiles"].empty());
+    for (const auto& t : j["tiles"]) ASSERT_TRUE(t.is_string());
+    auto semver = [](const std::string& v) {  // the schema's pattern ^\d+\.\d+\.\d+\w?[\w\d]*$
+        int dots = 0;
+        for (char ch : v) dots += ch == '.';
+        return dots == 2 && std::isdigit(static_cast<unsigned char>(v.front()));
+    };
+    EXPECT_TRUE(semver(version));
+    for (const char* key : {"name", "description", "attribution", "version", "scheme"})
+        if (j.contains(key)) EXPECT_TRUE(j[key].is_string()) << key;
+    EXPECT_TRUE(semver(j["version"]));
+    EXPECT_TRUE(j["scheme"] == "xyz" || j["scheme"] == "tms");
+    for (const char* key : {"minzoom", "maxzoom"}) {
+        ASSERT_TRUE(j.contains(key) && j[key].is_number_integer()) << key;
+        EXPECT_GE(int(j[key]), 0);
+        EXPECT_LE(int(j[key]), 30);
+    }
+    EXPECT_LE(int(j["minzoom"]), int(j["maxzoom"]));
+    EXPECT_EQ(int(j["maxzoom"]) - int(j["minzoom"]), 2);  // this server's min_zoom -2
+    ASSERT_TRUE(j["center"].is_array() && j["center"].size() == 3);
+    for (const auto& v : j["center"]) EXPECT_TRUE(v.is_number());
+    EXPECT_FALSE(j.contains("bounds"));  // an unbounded canvas
+    for (const char* key : {"data", "grids", "vector_layers"})
+        if (j.contains(key)) EXPECT_TRUE(j[key].is_array()) << key;
+    // The template, filled in, is a tile of the native level in the xyz scheme.
+    std::string url = j["tiles"][0];
+    const std::string host = "http://127.0.0.1:" + std::to_string(port_);
+    ASSERT_EQ(url.rfind(host, 0), 0u) << url;
+    url = url.substr(host.size());
+    for (auto [from, to] : {std::pair<std::string, std::string>{"{z}", std::to_string(int(j["maxzoom"]))},
+                            {"{x}", "-2"},
+                            {"{y}", "1"}})
+        url.replace(url.find(from), from.size(), to);
+    EXPECT_NE(url.find("quality=60"), std::string::npos);
+    auto tile = c.Get(url.c_str());
+    ASSERT_TRUE(tile);
+    ASSERT_EQ(tile->status, 200) << url;
+    EXPECT_EQ(pixels_of(tile).pixels.size(), size_t(3 * kTile * kTile));
+    auto png = c.Get((url.substr(0, url.find('?')) + ".png").c_str());
+    ASSERT_TRUE(png);
+    EXPECT_EQ(decode_png(png->body).pixels, render(9, -2 * kTile, kTile, kTile, kTile));
+}
+
+TEST_F(ServerTest, ErrorsAreNeitherCachedNorTagged) {
+    auto c = client();
+    // Refused after the ETag was computed: by the engine (the period is not a multiple of 8).
+    for (const char* path : {"/tiles/tiny/1/0/0/0.png?cyclic=12", "/tiles/nosuch/1/0/0/0.png",
+                             "/tiles/tiny/1/0/0/0.png?quality=0", "/render?x=0&y=0&w=8&h=8&cyclic=12"}) {
+        auto res = c.Get(path);
+        ASSERT_TRUE(res) << path;
+        EXPECT_GE(res->status, 400) << path;
+        EXPECT_EQ(res->get_header_value_count("Cache-Control"), 1u) << path;
+        EXPECT_EQ(res->get_header_value("Cache-Control"), "no-store") << path;
+        EXPECT_FALSE(res->has_header("ETag")) << path;
+    }
+}
+
+TEST_F(ServerTest, CyclicTilesRepeatWithThePeriod) {
+    auto c = client();
+    auto a = c.Get("/tiles/tiny/3/0/1/0.png?cyclic=64");  // the period is two tiles
+    auto b = c.Get("/tiles/tiny/3/0/-1/0.png?cyclic=64");
+    ASSERT_TRUE(a && b);
+    ASSERT_EQ(a->status, 200);
+    EXPECT_EQ(b->get_header_value("X-Cache"), "hit");
+    EXPECT_EQ(a->body, b->body);
+    GenerateRequest r;
+    r.seed = 3;
+    r.x = kTile;
+    r.width = r.height = kTile;
+    r.cyclic_width = 64;
+    EXPECT_EQ(decode_png(a->body).pixels, tiny_engine().render_rgb(r));
+    EXPECT_NE(decode_png(c.Get("/tiles/tiny/3/0/1/0.png")->body).pixels, decode_png(a->body).pixels);
 }
 
 int connect_raw(int port) {
@@ -756,6 +999,136 @@ TEST(ServeQueue, FullQueueAnswers503) {
     t.join();
 }
 
+// A server of its own for each test below, on an ephemeral port, stopped on scope exit.
+class LocalServer {
+public:
+    explicit LocalServer(ServeOptions o) {
+        o.models = {parse_serve_model("tiny=" + tiny_model())};
+        o.port = 0;
+        server_ = std::make_unique<TileServer>(o);
+        port_ = server_->bind();
+        thread_ = std::thread([this] { server_->run(); });
+    }
+    ~LocalServer() {
+        server_->stop();
+        thread_.join();
+    }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", port_);
+        c.set_read_timeout(60, 0);
+        return c;
+    }
+    // The RGB of a square tile or /render response.
+    std::vector<uint8_t> get(const std::string& path) const {
+        auto res = client().Get(path.c_str());
+        if (!res || res->status != 200)
+            throw std::runtime_error(path + ": " + (res ? std::to_string(res->status) : "-"));
+        return decode_png(res->body).pixels;
+    }
+    TileServer& server() { return *server_; }
+
+private:
+    std::unique_ptr<TileServer> server_;
+    std::thread thread_;
+    int port_ = 0;
+};
+
+// Copies a side x side tile into column/row (i, j) of an n x n mosaic of such tiles.
+void paste(const std::vector<uint8_t>& tile, int64_t side, int64_t i, int64_t j, int64_t n,
+           std::vector<uint8_t>* out) {
+    for (int64_t y = 0; y < side; ++y)
+        std::copy(tile.begin() + 3 * y * side, tile.begin() + 3 * (y + 1) * side,
+                  out->begin() + 3 * ((j * side + y) * n * side + i * side));
+}
+
+// 2x2 box filter (rounded) of a side x side RGB image.
+std::vector<uint8_t> box2(const std::vector<uint8_t>& in, int64_t side) {
+    const int64_t h = side / 2;
+    std::vector<uint8_t> out(size_t(3 * h * h));
+    for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < h; ++x)
+            for (int ch = 0; ch < 3; ++ch) {
+                auto px = [&](int64_t yy, int64_t xx) {
+                    return int(in[size_t((yy * side + xx) * 3 + ch)]);
+                };
+                out[size_t((y * h + x) * 3 + ch)] =
+                    uint8_t((px(2 * y, 2 * x) + px(2 * y, 2 * x + 1) + px(2 * y + 1, 2 * x) +
+                             px(2 * y + 1, 2 * x + 1) + 2) / 4);
+            }
+    return out;
+}
+
+// Issue 20: the same region requested as tiles in two random orders, and by /render, gives
+// byte-identical pixels, at the native level and at zoomed-out ones (partial sums, and box
+// filters of those), with nothing cached so that every tile is computed afresh each time.
+TEST(ServeOrder, TilesInAnyOrderAndRenderGiveTheSamePixels) {
+    ServeOptions o;
+    o.tile_size = 16;
+    o.min_zoom = -3;
+    o.cache_mb = 0;
+    o.rgb_cache_mb = 0;
+    o.coarse = "partial";
+    LocalServer s(o);
+    const int64_t n = 2, side = 16, x0 = -1, y0 = 1;  // a 2x2 block of tiles
+    for (int z : {0, -1, -2, -3}) {
+        std::vector<std::pair<int64_t, int64_t>> cells;
+        for (int64_t j = 0; j < n; ++j)
+            for (int64_t i = 0; i < n; ++i) cells.emplace_back(i, j);
+        std::vector<std::vector<uint8_t>> mosaics;
+        for (unsigned order_seed : {1u, 2u}) {
+            std::mt19937 rng(order_seed + 10 * unsigned(-z));
+            std::shuffle(cells.begin(), cells.end(), rng);
+            std::vector<uint8_t> mosaic(size_t(3 * n * n * side * side));
+            for (const auto& [i, j] : cells)
+                paste(s.get("/tiles/tiny/5/" + std::to_string(z) + "/" + std::to_string(x0 + i) +
+                            "/" + std::to_string(y0 + j) + ".png"),
+                      side, i, j, n, &mosaic);
+            mosaics.push_back(std::move(mosaic));
+        }
+        EXPECT_EQ(mosaics[0], mosaics[1]) << "z " << z;
+        if (z >= -2) {  // levels the engine renders directly
+            EXPECT_EQ(s.get("/render?seed=5&z=" + std::to_string(z) + "&x=" +
+                            std::to_string(x0 * side) + "&y=" + std::to_string(y0 * side) +
+                            "&w=32&h=32"),
+                      mosaics[0])
+                << "z " << z;
+        } else {  // box-filtered from level -2, which /render gives directly
+            EXPECT_EQ(box2(s.get("/render?seed=5&z=-2&x=" + std::to_string(2 * x0 * side) +
+                                 "&y=" + std::to_string(2 * y0 * side) + "&w=64&h=64"),
+                           64),
+                      mosaics[0]);
+        }
+    }
+    // What the tiles of a partial level are: the engine's render of that level.
+    EXPECT_EQ(s.get("/tiles/tiny/5/-1/3/-2.png"), render(5, 3 * side, -2 * side, side, side, side, -1));
+}
+
+// --coarse auto measures each partial level once against the box filter and keeps those at or
+// above the threshold; /api/info reports the measurement.
+TEST(ServeCoarse, AutoChoosesLevelsByTheirMeasuredPsnr) {
+    for (double threshold : {0.0, 99.0}) {
+        ServeOptions o;
+        o.tile_size = 16;
+        o.min_zoom = -2;
+        o.coarse_min_psnr = threshold;
+        LocalServer s(o);
+        auto info = nlohmann::json::parse(s.client().Get("/api/info")->body);
+        EXPECT_FALSE(info["models"][0]["levels"][0].contains("source"));  // not measured yet
+        const auto tile = s.get("/tiles/tiny/4/-1/0/0.png");
+        info = nlohmann::json::parse(s.client().Get("/api/info")->body);
+        const auto& levels = info["models"][0]["levels"];
+        ASSERT_EQ(levels.size(), 2u);
+        for (const auto& l : levels) {
+            ASSERT_TRUE(l.contains("psnr_db")) << l.dump();
+            EXPECT_EQ(l["source"], threshold == 0 ? "partial" : "box") << l.dump();
+        }
+        EXPECT_EQ(tile, threshold == 0 ? render(4, 0, 0, 16, 16, 16, -1)
+                                       : box2(s.get("/render?seed=4&x=0&y=0&w=32&h=32"), 32));
+        EXPECT_EQ(s.client().Get("/render?seed=4&x=0&y=0&w=16&h=16&z=-1")->status,
+                  threshold == 0 ? 200 : 400);
+    }
+}
+
 TEST(ServeOptions, Validation) {
     ServeOptions o;
     EXPECT_THROW(validate_serve_options(o), UsageError);  // no model
@@ -768,6 +1141,21 @@ TEST(ServeOptions, Validation) {
     o.min_zoom = 0;
     o.tile_size = 33;
     EXPECT_THROW(validate_serve_options(o), UsageError);
+    o.tile_size = 32;
+    validate_serve_options(o);
+    using Change = std::function<void(ServeOptions&)>;
+    const Change bad[] = {[](ServeOptions& x) { x.coarse = "fast"; },
+                          [](ServeOptions& x) { x.coarse_min_psnr = -1; },
+                          [](ServeOptions& x) { x.rgb_cache_mb = -1; },
+                          [](ServeOptions& x) { x.webp_quality = 0; },
+                          [](ServeOptions& x) { x.webp_quality = 101; }};
+    for (const auto& change : bad) {
+        ServeOptions b = o;
+        change(b);
+        EXPECT_THROW(validate_serve_options(b), UsageError);
+    }
+    o.webp_quality = kWebpLossless;
+    validate_serve_options(o);
 }
 
 }  // namespace
