@@ -33,14 +33,10 @@ uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-namespace {
-
 std::array<uint32_t, 2> stream_key(uint64_t seed, uint64_t stream, uint64_t block) {
     const uint64_t k = splitmix64(seed ^ splitmix64((stream << 24) + block));
     return {uint32_t(k), uint32_t(k >> 32)};
 }
-
-}  // namespace
 
 std::array<double, 4> uniforms(uint64_t seed, uint64_t stream, int64_t a, int64_t b, uint64_t k) {
     const auto ua = uint64_t(a), ub = uint64_t(b);

@@ -20,6 +20,9 @@ std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> counter, std::array<u
 
 uint64_t splitmix64(uint64_t x);
 
+// The Philox key of a block of four channels (block = channel / 4) of a stream.
+std::array<uint32_t, 2> stream_key(uint64_t seed, uint64_t stream, uint64_t block);
+
 // Standard normals for channels [0, channels) of cells (iy0 + r, ix0 + c), r < rows, c < cols,
 // written as out[(ch * rows + r) * cols + c]. Four channels share one Philox block.
 // period_x > 0 wraps ix modulo period_x (cyclic canvases); 0 means unbounded.

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/rng_tensor.h"
 #include "model/coords.h"
 #include "model/generator.h"
 
@@ -30,7 +31,7 @@ std::vector<int64_t> CanvasGeometry::layer_sizes(int64_t n) const {
 
 PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields,
                             const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
-                            int64_t n_w, int rgb_index) {
+                            int64_t n_w, int rgb_index, torch::Device device) {
     const CanvasGeometry geo(c, rgb_index);
     const int64_t b = int64_t(origins.size());
     const int64_t r = geo.ss_margin(), side_h = n_h + 2 * r, side_w = n_w + 2 * r;
@@ -40,24 +41,37 @@ PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields
     out.origins = origins;
     out.window_h = n_h;
     out.window_w = n_w;
-    out.local_latent = torch::empty({b, c.local_latent_dim, side_h, side_w});
-    std::vector<torch::Tensor> coords;
-    for (int64_t i = 0; i < b; ++i) {
-        const auto [ay, ax] = origins[i];
-        fill_normal_field(out.local_latent[i].data_ptr<float>(), fields.seed, kLocalLatentStream,
-                          c.local_latent_dim, ay - r, ax - r, side_h, side_w, period_cells);
-        coords.push_back(coordinate_window(c, ay - r, ax - r, side_h, side_w, period_cells));
+    const bool on_host = device.is_cpu();
+    std::vector<int64_t> ys, xs;  // z_S window origins, margin included
+    for (const auto& [ay, ax] : origins) ys.push_back(ay - r), xs.push_back(ax - r);
+    if (on_host) {
+        out.local_latent = torch::empty({b, c.local_latent_dim, side_h, side_w});
+        for (int64_t i = 0; i < b; ++i)
+            fill_normal_field(out.local_latent[i].data_ptr<float>(), fields.seed,
+                              kLocalLatentStream, c.local_latent_dim, ys[i], xs[i], side_h, side_w,
+                              period_cells);
+    } else {
+        out.local_latent = normal_fields(device, fields.seed, kLocalLatentStream,
+                                         c.local_latent_dim, ys, xs, side_h, side_w, period_cells);
     }
-    out.coords = torch::cat(coords, 0);
+    std::vector<torch::Tensor> coords;
+    for (int64_t i = 0; i < b; ++i)
+        coords.push_back(coordinate_window(c, ys[i], xs[i], side_h, side_w, period_cells));
+    out.coords = torch::cat(coords, 0).to(device);
     const auto rows = geo.layer_sizes(n_h), cols = geo.layer_sizes(n_w);
     for (size_t k = 0; k < rows.size(); ++k) {
         const int64_t s = geo.strides()[k];
-        auto noise = torch::empty({b, 1, rows[k], cols[k]});
-        for (int64_t i = 0; i < b; ++i) {
-            const auto [ay, ax] = origins[i];
-            fill_normal_field(noise[i].data_ptr<float>(), fields.seed, kNoiseStreamBase + k, 1,
-                              s * ay, s * ax, rows[k], cols[k], period_cells * s);
+        std::vector<int64_t> ny, nx;
+        for (const auto& [ay, ax] : origins) ny.push_back(s * ay), nx.push_back(s * ax);
+        if (!on_host) {
+            out.noises.push_back(normal_fields(device, fields.seed, kNoiseStreamBase + k, 1, ny,
+                                               nx, rows[k], cols[k], period_cells * s));
+            continue;
         }
+        auto noise = torch::empty({b, 1, rows[k], cols[k]});
+        for (int64_t i = 0; i < b; ++i)
+            fill_normal_field(noise[i].data_ptr<float>(), fields.seed, kNoiseStreamBase + k, 1,
+                              ny[i], nx[i], rows[k], cols[k], period_cells * s);
         out.noises.push_back(noise);
     }
     return out;

@@ -63,10 +63,11 @@ struct CanvasFields {
 };
 
 // Inputs of the patches whose z_S windows start at origins[i] = (row, col), n_h x n_w cells;
-// with rgb_index >= 0, noise only for the convs up to that ToRGB.
+// with rgb_index >= 0, noise only for the convs up to that ToRGB. The latent and noise fields
+// are drawn on `device` (the same values: core/rng_tensor.h), the coordinates copied there.
 PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
                             const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
-                            int64_t n_w, int rgb_index = -1);
+                            int64_t n_w, int rgb_index = -1, torch::Device device = torch::kCPU);
 inline PatchBatch make_patch_batch(const GeneratorConfig& config, const CanvasFields& fields,
                                    const std::vector<std::pair<int64_t, int64_t>>& origins,
                                    int64_t n) {

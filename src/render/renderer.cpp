@@ -160,12 +160,9 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
         std::vector<std::pair<int64_t, int64_t>> origins;
         for (int64_t col = job.col0; col < job.col0 + job.count; ++col)
             origins.push_back(origin_of(plan.tile_rect(job.row, col)));
-        auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h,
-                                       plan.window_w, options.rgb_index);
-        auto to_device = [&](torch::Tensor& t) { t = t.to(model.device()); };
-        to_device(inputs.local_latent);
-        to_device(inputs.coords);
-        for (auto& noise : inputs.noises) to_device(noise);
+        // Fields drawn where the network runs: no host work or copy per tile on a GPU.
+        const auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h,
+                                             plan.window_w, options.rgb_index, model.device());
         return model.synthesize(inputs).to(torch::kCPU);
     };
     int64_t done = 0;

@@ -10,7 +10,9 @@
 
 #include "common/test_util.h"
 #include "igan/train.h"
+#include "model/coords.h"
 #include "model/state.h"
+#include "render/canvas.h"
 #include "render/renderer.h"
 #include "weights/model_file.h"
 
@@ -35,6 +37,24 @@ TEST_F(Cuda, RenderEqualsCpu) {
     const Rect r{-37, 11, 150, 90};
     EXPECT_TRUE(test::all_close(render_region(*gpu, r, opts(64)), render_region(*cpu, r, opts(64)),
                                 kTf32Tol));
+}
+
+// Latent and noise fields drawn on the device are the host's (same Philox words; Box-Muller in
+// double, so float rounding at most), for every patch of a batch, a cyclic canvas included.
+TEST_F(Cuda, FieldsDrawnOnTheDeviceEqualTheHostOnes) {
+    const auto config = test::micro_generator_config();
+    const std::vector<std::pair<int64_t, int64_t>> origins = {{-3, 5}, {7, -11}};
+    for (const int64_t cyclic : {int64_t(0), 8 * ts_upscale(config)}) {
+        const CanvasFields fields{4, cyclic};
+        const auto cpu = make_patch_batch(config, fields, origins, 6, 9, -1, torch::kCPU);
+        const auto gpu = make_patch_batch(config, fields, origins, 6, 9, -1, torch::kCUDA);
+        EXPECT_TRUE(gpu.local_latent.is_cuda());
+        EXPECT_TRUE(test::all_close(gpu.local_latent.cpu(), cpu.local_latent, 1e-6));
+        EXPECT_TRUE(test::all_close(gpu.coords.cpu(), cpu.coords, 0));
+        ASSERT_EQ(gpu.noises.size(), cpu.noises.size());
+        for (size_t k = 0; k < cpu.noises.size(); ++k)
+            EXPECT_TRUE(test::all_close(gpu.noises[k].cpu(), cpu.noises[k], 1e-6)) << "noise " << k;
+    }
 }
 
 // Random access on the device: tiles and batches do not change the canvas.
