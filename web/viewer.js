@@ -4,7 +4,10 @@
 // Style fusion: with "fuse styles" on, each click on the map places a centre whose style is the
 // seed in the seed box (up to info.fusion.max_centres); tiles then carry ?fuse=S:X:Y,...&band=B.
 // State lives in the URL hash (#model/seed/zoom/x/y, then /S:X:Y,S:X:Y@BAND while fusion centres
-// are placed) so views can be shared.
+// are placed, or /cW in 360-degree mode) so views can be shared.
+// Tiles come from the layer's TileJSON (/tiles/{model}/{seed}/tilejson.json), @2x on high-DPI
+// screens. 360-degree mode: the canvas is cyclic with period W pixels (?cyclic=W), so tiles repeat
+// every W pixels; the view wraps back into [0, W) after each move (no fusion in this mode).
 // ?pmtiles=URL shows an exported PMTiles archive instead (showArchive below).
 // Test hook: ?pan=DX,DY pans by that many screen pixels after the first tiles arrive;
 // #status carries data-state (loading, ready, panned, error), data-tiles and data-errors.
@@ -90,14 +93,16 @@
       modelSel.appendChild(o);
     }
     const hash = location.hash.replace(/^#/, '').split('/');
-    const view = { model: info.models[0].name, seed: 1, z: 0, x: 0, y: 0, fusion: '' };
+    const view = { model: info.models[0].name, seed: 1, z: 0, x: 0, y: 0, fusion: '', cyclic: 0 };
     if (hash.length >= 5 && hash.length <= 6 && info.models.some(m => m.name === hash[0])) {
       view.model = hash[0];
       view.seed = /^\d+$/.test(hash[1]) ? hash[1] : '1';
       view.z = Number(hash[2]) || 0;
       view.x = Number(hash[3]) || 0;
       view.y = Number(hash[4]) || 0;
-      try { view.fusion = decodeURIComponent(hash[5] || ''); } catch (e) { view.fusion = ''; }
+      const extra = hash[5] || '';
+      if (/^c\d{1,12}$/.test(extra)) view.cyclic = Number(extra.slice(1));
+      else try { view.fusion = decodeURIComponent(extra); } catch (e) { view.fusion = ''; }
     }
     modelSel.value = view.model;
     seedBox.value = view.seed;
@@ -108,6 +113,17 @@
     });
     const fuseBox = document.getElementById('fuse');
     const bandBox = document.getElementById('band');
+    const wrapBox = document.getElementById('wrap');
+    const periodBox = document.getElementById('period');
+    if (view.cyclic) { wrapBox.checked = true; periodBox.value = view.cyclic; }
+    // The period in pixels while 360-degree mode is on, else 0.
+    function period() {
+      if (!wrapBox.checked) return 0;
+      const model = info.models.find(m => m.name === modelSel.value);
+      const cell = (model && model.upscale) || 8;  // the period is whole latent cells
+      const w = Math.round(Number(periodBox.value) / cell) * cell;
+      return Math.min(1 << 30, Math.max(2 * cell, w || 2048));
+    }
     const centres = [];  // {seed, x, y, marker}
     const markers = L.layerGroup();
     const limit = (info.fusion && info.fusion.max_centres) || 16;
@@ -131,6 +147,7 @@
       if (shared[2]) bandBox.value = shared[2];
     }
     function fuseHash() {
+      if (period()) return ['c' + period()];
       if (!centres.length) return [];
       return [centres.map(c => c.seed + ':' + c.x + ':' + c.y).join(',') + '@' + bandValue()];
     }
@@ -139,17 +156,35 @@
       return 'fuse=' + centres.map(c => c.seed + ':' + c.x + ':' + c.y).join(',') + '&band=' +
           bandValue();
     }
-    const tileUrl = () => '/tiles/' + encodeURIComponent(modelSel.value) + '/' +
-        seedText() + '/{z}/{x}/{y}.png' + (centres.length ? '?' + fuseQuery() : '');
-    const layer = L.tileLayer(tileUrl(), {
+    function query() {
+      if (period()) return '?cyclic=' + period();
+      return centres.length ? '?' + fuseQuery() : '';
+    }
+    const tilejsonUrl = () => '/tiles/' + encodeURIComponent(modelSel.value) + '/' +
+        seedText() + '/tilejson.json' + query();
+    // Added to the map once its first TileJSON arrives; its zoom 0 is the TileJSON's native zoom.
+    const layer = L.tileLayer('', {
       tileSize: info.tile_size, minZoom: info.min_zoom, maxNativeZoom: 0, maxZoom: 2,
       noWrap: true, keepBuffer: 1, updateWhenZooming: false,
     });
     layer.on('tileload', () => { counts.tiles++; setStatus(status.dataset.state, summary()); });
     layer.on('tileerror', () => { counts.errors++; setStatus(status.dataset.state, summary()); });
-    layer.addTo(map);
+    let asked = 0;
+    function loadTiles() {
+      const ticket = ++asked;
+      fetch(tilejsonUrl()).then(r => r.ok ? r.json() : Promise.reject(new Error('TileJSON ' + r.status)))
+          .then(tj => {
+            if (ticket !== asked) return;  // a newer choice is on its way
+            const hiDpi = (window.devicePixelRatio || 1) >= 1.5 && tj.igan && tj.igan.tiles_2x;
+            layer.options.zoomOffset = (tj.igan && tj.igan.native_zoom) || tj.maxzoom;
+            layer.setUrl(hiDpi ? tj.igan.tiles_2x[0] : tj.tiles[0]);
+            if (!map.hasLayer(layer)) layer.addTo(map);
+          })
+          .catch(e => setStatus('error', String(e)));
+    }
     markers.addTo(map);
     map.setView(map.unproject([view.x, view.y], 0), view.z);
+    loadTiles();
 
     function seedText() {
       const s = String(seedBox.value).trim();
@@ -171,19 +206,36 @@
           w * h <= info.max_render_pixels;
       download.href = fits ? '/render?model=' + encodeURIComponent(modelSel.value) + '&seed=' +
           seedText() + '&x=' + x + '&y=' + y + '&w=' + w + '&h=' + h +
-          (centres.length ? '&' + fuseQuery() : '') : '#';
+          query().replace('?', '&') : '#';
       download.title = fits ? w + ' x ' + h + ' pixels at native resolution'
                             : 'view too large for /render: zoom in';
       download.style.opacity = fits ? 1 : 0.4;
     }
-    function restyle() { layer.setUrl(tileUrl()); update(); }
+    function restyle() { loadTiles(); update(); }
+    // In 360-degree mode a view that left [0, W) jumps back by whole periods: the same tiles.
+    function wrapView() {
+      const w = period();
+      const c = map.project(map.getCenter(), 0);
+      if (!w || (c.x >= 0 && c.x < w)) return false;
+      const x = ((c.x % w) + w) % w;
+      map.setView(map.unproject([x, c.y], 0), map.getZoom(), { animate: false });
+      return true;
+    }
+    function setWrap() {
+      fuseBox.disabled = wrapBox.checked;  // the engine refuses fusion on a cyclic canvas
+      if (wrapBox.checked) { fuseBox.checked = false; centres.length = 0; markers.clearLayers(); }
+      restyle();
+    }
+    wrapBox.addEventListener('change', setWrap);
+    periodBox.addEventListener('change', () => { if (wrapBox.checked) restyle(); });
+    fuseBox.disabled = wrapBox.checked;
     modelSel.addEventListener('change', restyle);
     seedBox.addEventListener('change', restyle);
     document.getElementById('random').addEventListener('click', () => {
       seedBox.value = Math.floor(Math.random() * 1e9);
       restyle();
     });
-    map.on('moveend zoomend', update);
+    map.on('moveend zoomend', () => { if (!wrapView()) update(); });
     map.on('click', e => {
       if (!fuseBox.checked) return;
       const p = map.project(e.latlng, 0);

@@ -53,6 +53,19 @@ grep -q 'fuse=5:0:0,9:300:-20&amp;band=64' "$W/fused.html" ||
 markers=$(grep -o 'leaflet-interactive' "$W/fused.html" | wc -l)
 [ "$markers" -eq 2 ] || fail "$markers fusion markers for 2 shared centres"
 grep -q 'data-errors="0"' "$W/fused.html" || fail "tile errors in the fused view"
+# Tiles come from the layer's TileJSON: its xyz template, native zoom 4.
+grep -q '/tiles/tiny/1/xyz/4/' "$W/dom.html" || fail "tiles do not follow the TileJSON template"
+# 360-degree mode shared through the hash: tiles of the cyclic canvas, the view inside one period.
+WRAP="http://127.0.0.1:$PORT/?pan=-300,0#tiny/1/0/100/0/c256"
+chrome --dump-dom "$WRAP" >"$W/wrap.html" || fail "chromium --dump-dom of a 360-degree view failed"
+grep -q 'cyclic=256' "$W/wrap.html" || fail "tiles of a 360-degree view lack cyclic=256"
+grep -q 'data-errors="0"' "$W/wrap.html" || fail "tile errors in the 360-degree view"
+grep -q 'data-state="panned"' "$W/wrap.html" || fail "the 360-degree view did not pan"
+# The pan left the view at x = 100 - 300 < 0: it wrapped back by one period, so the left edge of
+# the 480-px-wide view (the download link's x) is within [-240, 16).
+left=$(grep -o 'id="download" href="[^"]*"' "$W/wrap.html" | sed -n 's/.*[?&;]x=\(-\{0,1\}[0-9]*\).*/\1/p')
+[ -n "$left" ] && [ "$left" -ge -240 ] && [ "$left" -lt 16 ] ||
+  fail "the 360-degree view did not wrap into one period (left edge x=${left:-none})"
 chrome --screenshot="$W/shot.png" "$URL" >/dev/null || fail "chromium --screenshot failed"
 python3 - "$W/shot.png" <<'PY' || fail "the screenshot is blank"
 # Decodes the PNG (8-bit RGB/RGBA, standard filters) and checks the map area has varied pixels.
