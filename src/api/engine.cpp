@@ -89,6 +89,26 @@ void validate_request(const GenerateRequest& r, bool force) {
     }
 }
 
+std::string gpano_xmp(int64_t width, int64_t height) {
+    const std::string w = std::to_string(width), h = std::to_string(height);
+    return "<?xpacket begin=\"\xEF\xBB\xBF\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n"
+           "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n"
+           " <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n"
+           "  <rdf:Description rdf:about=\"\" xmlns:GPano=\"http://ns.google.com/photos/1.0/panorama/\">\n"
+           "   <GPano:ProjectionType>equirectangular</GPano:ProjectionType>\n"
+           "   <GPano:UsePanoramaViewer>True</GPano:UsePanoramaViewer>\n"
+           "   <GPano:FullPanoWidthPixels>" + w + "</GPano:FullPanoWidthPixels>\n"
+           "   <GPano:FullPanoHeightPixels>" + h + "</GPano:FullPanoHeightPixels>\n"
+           "   <GPano:CroppedAreaImageWidthPixels>" + w + "</GPano:CroppedAreaImageWidthPixels>\n"
+           "   <GPano:CroppedAreaImageHeightPixels>" + h + "</GPano:CroppedAreaImageHeightPixels>\n"
+           "   <GPano:CroppedAreaLeftPixels>0</GPano:CroppedAreaLeftPixels>\n"
+           "   <GPano:CroppedAreaTopPixels>0</GPano:CroppedAreaTopPixels>\n"
+           "  </rdf:Description>\n"
+           " </rdf:RDF>\n"
+           "</x:xmpmeta>\n"
+           "<?xpacket end=\"w\"?>";
+}
+
 void check_output_path(const std::string& path) {
     try {
         check_writable_path(path);
@@ -128,8 +148,7 @@ GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& prog
     result.tiles = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
                               impl_->options(r))
                        .count();
-    PngWriter png(r.out, r.width, r.height,
-                  {{"igan", result.record_json}, {"Software", "igan " + version_string()}});
+    PngWriter png(r.out, r.width, r.height, impl_->png_text(r, result.record_json));
     // stream_rows hands each strip over on a helper thread: PNG compression of one strip
     // overlaps the rendering of the next.
     stream_rows(

@@ -17,6 +17,9 @@ constexpr int64_t kDefaultTile = 256;
 constexpr int64_t kStyleMeanSamples = 4096;
 constexpr uint64_t kStyleMeanSeed = 0x5EED5EED5EEDull;
 
+// The XMP packet of a full equirectangular panorama (Google's GPano namespace).
+std::string gpano_xmp(int64_t width, int64_t height);
+
 struct Engine::Impl {
     LoadedGenerator model;
     torch::Device device{torch::kCPU};
@@ -93,6 +96,19 @@ struct Engine::Impl {
         for (size_t k = 0; k < levels.size(); ++k)
             if (levels[k] == level) return int(k);
         throw UsageError("no partial ToRGB sum at level " + std::to_string(level));
+    }
+
+    // The text chunks of a generated PNG: the record, the software, and for a whole turn of a
+    // cyclic canvas at 2:1 (one period wide, half as tall) the GPano XMP packet that photo
+    // viewers read as an equirectangular 360-degree panorama.
+    std::vector<std::pair<std::string, std::string>> png_text(const GenerateRequest& r,
+                                                              const std::string& record) const {
+        std::vector<std::pair<std::string, std::string>> text = {
+            {"igan", record}, {"Software", "igan " + version_string()}};
+        if (r.cyclic_width > 0 && r.level == 0 && r.width == r.cyclic_width &&
+            r.width == 2 * r.height)
+            text.emplace_back("XML:com.adobe.xmp", gpano_xmp(r.width, r.height));
+        return text;
     }
 
     // The generation record, the one builder of it: generate, shards and Engine::record carry it

@@ -43,7 +43,7 @@ GenerateResult Engine::generate_shard(const GenerateRequest& r, int64_t index, i
     h.rows = y1 - y0;
     h.index = index;
     h.count = count;
-    h.text = {{"igan", result.record_json}, {"Software", "igan " + version_string()}};
+    h.text = impl_->png_text(r, result.record_json);
     PartWriter part(r.out, h);
     if (y1 > y0) {
         auto model = impl_->styled(r);

@@ -1,10 +1,16 @@
 // Zoomed-out levels from the texture synthesizer's partial ToRGB sum (RenderOptions::rgb_index,
 // GenerateRequest::level): the stopped synthesis equals the full one's partial sum, and a level
-// keeps the canvas contract (tiled == direct, any order, batch or offset).
+// keeps the canvas contract (tiled == direct, any order, batch or offset); the GPano packet of
+// 360-degree panoramas.
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "common/test_util.h"
 #include "igan/igan.h"
+#include "io/png.h"
 #include "model/generator.h"
 #include "render/renderer.h"
 
@@ -128,6 +134,60 @@ TEST(Levels, EngineRendersTheLevelsItLists) {
     EXPECT_THROW(engine.render_rgb(r), UsageError);
     r.level = 1;
     EXPECT_THROW(engine.render_rgb(r), UsageError);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(Panorama, AWholeCyclicTurnAtTwoToOneCarriesGPano) {
+    const Engine engine(tiny_model());
+    char dir[] = "/tmp/igan-pano-test-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    GenerateRequest r;
+    r.seed = 1;
+    r.cyclic_width = 64;
+    r.width = 64;
+    r.height = 32;
+    r.y = -16;
+    r.out = std::string(dir) + "/pano.png";
+    engine.generate(r);
+    const auto text = read_png_text(r.out);
+    ASSERT_TRUE(text.count("XML:com.adobe.xmp"));
+    const std::string& xmp = text.at("XML:com.adobe.xmp");
+    for (const char* field :
+         {"<GPano:ProjectionType>equirectangular</GPano:ProjectionType>",
+          "<GPano:UsePanoramaViewer>True</GPano:UsePanoramaViewer>",
+          "<GPano:FullPanoWidthPixels>64</GPano:FullPanoWidthPixels>",
+          "<GPano:FullPanoHeightPixels>32</GPano:FullPanoHeightPixels>",
+          "<GPano:CroppedAreaImageWidthPixels>64</GPano:CroppedAreaImageWidthPixels>",
+          "<GPano:CroppedAreaTopPixels>0</GPano:CroppedAreaTopPixels>", "<?xpacket end=\"w\"?>"})
+        EXPECT_NE(xmp.find(field), std::string::npos) << field;
+    // XMP in PNG is an uncompressed iTXt chunk with that keyword (XMP spec part 3, 1.1.5).
+    const std::string file = read_file(r.out);
+    const size_t at = file.find(std::string("iTXtXML:com.adobe.xmp") + '\0');
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_EQ(file[at + 22], '\0');  // compression flag: none
+    EXPECT_LT(at, file.find("IDAT"));
+    // Not a whole turn, or not 2:1: no panorama.
+    for (auto [w, h] : {std::pair<int64_t, int64_t>{128, 64}, {64, 40}}) {
+        GenerateRequest o = r;
+        o.width = w;
+        o.height = h;
+        o.out = std::string(dir) + "/strip.png";
+        engine.generate(o);
+        EXPECT_FALSE(read_png_text(o.out).count("XML:com.adobe.xmp")) << w << "x" << h;
+        std::remove(o.out.c_str());
+    }
+    GenerateRequest plain = r;
+    plain.cyclic_width = 0;
+    plain.out = std::string(dir) + "/plain.png";
+    engine.generate(plain);
+    EXPECT_FALSE(read_png_text(plain.out).count("XML:com.adobe.xmp"));
+    std::remove(plain.out.c_str());
+    std::remove(r.out.c_str());
+    rmdir(dir);
 }
 
 }  // namespace
