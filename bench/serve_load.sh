@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
-# Load benchmark of igan serve on loopback (not a test): wrk with 32 connections for 60 s over
-# (1) cached tiles (a pre-rendered set) and (2) uncached tiles (every request a new tile), then
-# the server's peak RSS against its --cache-mb bound. Prints one JSON line per phase.
+# Load benchmark of igan serve on loopback (not a test): (0) cold tiles one at a time at zoom
+# levels 0, -2 and -4 (each a tile nobody asked for: latency p50/p95, and the generator's work
+# per tile from /metrics: pixels rendered and their RGB bytes), then wrk with 32 connections for
+# 60 s over (1) cached tiles (a pre-rendered set) and (2) uncached tiles (every request a new
+# tile), then the server's peak RSS against its --cache-mb bound. Prints one JSON line per phase.
+# COARSE=auto|partial|box is igan serve's --coarse; COLD=N cold tiles per level (z = -4: N/4,
+# at least 2: a box-filtered one renders 256 native tiles).
 # SOAK=S adds (3) a soak: S seconds of cached, uncached and /render load at once, RSS sampled
 # every second into $SOAK_OUT.csv and plotted in $SOAK_OUT.svg against README's bound (startup
-# RSS + --cache-mb + workers x passes x pass workspace + /render connections x 6 bytes x
+# RSS + --cache-mb + --rgb-cache-mb + workers x passes x pass workspace + /render connections x 6 bytes x
 # --max-render-pixels + 4 x 32 MB of glibc slack); its JSON line says whether the peak stayed
 # within it.
 # Usage: bench/serve_load.sh [igan] [model.safetensors]   (env: DURATION=60 CONNS=32 CACHE_MB=32
-#        WARM=64 THREADS=0 WORKERS=1 SOAK=0 SOAK_OUT=bench/serve_soak RENDER_CONNS=2)
+#        WARM=64 THREADS=0 WORKERS=1 SOAK=0 SOAK_OUT=bench/serve_soak RENDER_CONNS=2
+#        COARSE=auto COLD=8 LEVELS="0 -2 -4" RGB_CACHE_MB=32)
 set -euo pipefail
 IGAN=${1:-build/igan}
 MODEL=${2:-models/landscape-tiny.safetensors}
 DURATION=${DURATION:-60} CONNS=${CONNS:-32} CACHE_MB=${CACHE_MB:-32} WARM=${WARM:-64}
 THREADS=${THREADS:-0} WORKERS=${WORKERS:-1}
 SOAK=${SOAK:-0} SOAK_OUT=${SOAK_OUT:-bench/serve_soak} RENDER_CONNS=${RENDER_CONNS:-2}
+COARSE=${COARSE:-auto} COLD=${COLD:-8} LEVELS=${LEVELS:-"0 -2 -4"} RGB_CACHE_MB=${RGB_CACHE_MB:-32}
 MAX_RENDER_PIXELS=4194304  # igan serve's default --max-render-pixels
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 W=$(mktemp -d)
 PID=""
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
 "$IGAN" serve --model "m=$MODEL" --port 0 --threads "$THREADS" --workers "$WORKERS" \
-  --cache-mb "$CACHE_MB" --queue 256 --max-client-connections 1024 >"$W/serve.log" 2>&1 &
+  --cache-mb "$CACHE_MB" --queue 256 --max-client-connections 1024 --min-zoom -4 \
+  --coarse "$COARSE" --rgb-cache-mb "$RGB_CACHE_MB" >"$W/serve.log" 2>&1 &
 PID=$!
 PORT=""
 for _ in $(seq 1 600); do
@@ -30,13 +37,38 @@ done
 [ -n "$PORT" ] || { cat "$W/serve.log"; exit 1; }
 B=http://127.0.0.1:$PORT
 rss_base=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+# Cold tiles, one at a time, per level; seeds apart per level so that no level reuses another's
+# tiles. A first zoomed-out tile of another seed lets --coarse auto measure its levels beforehand.
+rendered_px() { curl -s "$B/metrics" | awk '/^igan_rendered_pixels_total/ {s += $2} END {printf "%d", s}'; }
+curl -sf -o /dev/null "$B/tiles/m/99/-1/0/0.png"
+for z in $LEVELS; do
+  n=$COLD; [ "$z" -le -4 ] && n=$(((COLD + 3) / 4)) && [ "$n" -lt 2 ] && n=2
+  px0=$(rendered_px)
+  : >"$W/cold.txt"
+  errors=0
+  for i in $(seq 1 "$n"); do
+    out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "$B/tiles/m/$((200 - z))/$z/$((i * 3))/0.png")
+    [ "${out%% *}" = 200 ] || errors=$((errors + 1))
+    echo "${out#* }" >>"$W/cold.txt"
+  done
+  px1=$(rendered_px)
+  python3 - "$W/cold.txt" "$z" "$n" "$errors" "$((px1 - px0))" "$COARSE" <<'PY'
+import json, sys
+t = sorted(float(v) for v in open(sys.argv[1]) if v.strip())
+z, n, errors, px, coarse = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+pct = lambda q: t[min(len(t) - 1, int(q * (len(t) - 1) + 0.5))]
+print(json.dumps({"phase": "cold", "z": z, "coarse": coarse, "tiles": n, "p50_ms": round(1e3 * pct(0.5), 1),
+                  "p95_ms": round(1e3 * pct(0.95), 1), "errors": errors,
+                  "rendered_px_per_tile": px // n, "rgb_bytes_per_tile": 3 * px // n}))
+PY
+done
 # Warm WARM tiles (an 8-wide block) sequentially.
 side=8
 for i in $(seq 0 $((WARM - 1))); do
   curl -sf -o /dev/null "$B/tiles/m/7/0/$((i % side))/$((i / side)).png"
 done
 rss_warm=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)  # model + render workspace + warm tiles
-cache_after_warm=$(curl -s "$B/metrics" | awk '/^igan_tile_cache_bytes / {print int($2)}')
+cache_after_warm=$(curl -s "$B/metrics" | awk '/^igan_(tile|rgb)_cache_bytes / {s += $2} END {printf "%d", s}')
 cat >"$W/cached.lua" <<LUA
 math.randomseed(os.time())
 request = function()
@@ -108,7 +140,7 @@ LUA
   warm_cache_mb=$((${cache_after_warm:-0} / 1048576))
   workspace=$(((rss_warm - rss_base) / 1024 - warm_cache_mb))
   passes=$THREADS; [ "$passes" -gt 0 ] || passes=$(nproc)
-  bound=$((rss_base / 1024 + CACHE_MB + WORKERS * passes * workspace +
+  bound=$((rss_base / 1024 + CACHE_MB + RGB_CACHE_MB + WORKERS * passes * workspace +
            RENDER_CONNS * 6 * MAX_RENDER_PIXELS / 1048576 + 4 * 32))
   python3 - "$SOAK_OUT.csv" "$SOAK_OUT.svg" "$bound" <<'PY'
 import json, sys
