@@ -68,6 +68,16 @@ TEST_F(Cuda, TiledEqualsDirect) {
                 << "tile " << tile << " batch " << batch;
 }
 
+// One step of each trainer: finite losses that agree within 2%.
+void expect_same_step(Trainer& reference, Trainer& other) {
+    reference.step();
+    other.step();
+    const auto &a = reference.last_stats(), &b = other.last_stats();
+    ASSERT_TRUE(std::isfinite(b.d_loss) && std::isfinite(b.g_loss));
+    EXPECT_NEAR(b.d_loss, a.d_loss, 0.02 * (1 + std::abs(a.d_loss))) << "step " << a.step;
+    EXPECT_NEAR(b.g_loss, a.g_loss, 0.02 * (1 + std::abs(a.g_loss))) << "step " << a.step;
+}
+
 // Training steps on the device follow the CPU trajectory: same data, latents and losses.
 TEST_F(Cuda, TrainingStepsFollowTheCpuRun) {
     const auto data = test::make_train_dataset("cuda");
@@ -75,14 +85,7 @@ TEST_F(Cuda, TrainingStepsFollowTheCpuRun) {
     auto gpu_options = cpu_options;
     gpu_options.device = "cuda";
     Trainer cpu(cpu_options), gpu(gpu_options);
-    for (int i = 0; i < 3; ++i) {
-        cpu.step();
-        gpu.step();
-        const auto &a = cpu.last_stats(), &b = gpu.last_stats();
-        ASSERT_TRUE(std::isfinite(b.d_loss) && std::isfinite(b.g_loss));
-        EXPECT_NEAR(b.d_loss, a.d_loss, 0.02 * (1 + std::abs(a.d_loss))) << "step " << i;
-        EXPECT_NEAR(b.g_loss, a.g_loss, 0.02 * (1 + std::abs(a.g_loss))) << "step " << i;
-    }
+    for (int i = 0; i < 3; ++i) expect_same_step(cpu, gpu);
 }
 
 void expect_close_weights(torch::nn::Module& a, torch::nn::Module& b, double atol) {
@@ -108,14 +111,7 @@ TEST_F(Cuda, CheckpointsResumeAcrossDevices) {
         saved.save_checkpoint(ckpt);
         Trainer resumed(options(to));
         resumed.load_checkpoint(ckpt);
-        for (int i = 0; i < 2; ++i) {
-            saved.step();
-            resumed.step();
-            const auto &a = saved.last_stats(), &b = resumed.last_stats();
-            ASSERT_TRUE(std::isfinite(b.d_loss) && std::isfinite(b.g_loss));
-            EXPECT_NEAR(b.d_loss, a.d_loss, 0.02 * (1 + std::abs(a.d_loss))) << "step " << i;
-            EXPECT_NEAR(b.g_loss, a.g_loss, 0.02 * (1 + std::abs(a.g_loss))) << "step " << i;
-        }
+        for (int i = 0; i < 2; ++i) expect_same_step(saved, resumed);
         expect_close_weights(*saved.generator(), *resumed.generator(), 2e-2);
         expect_close_weights(*saved.discriminator(), *resumed.discriminator(), 2e-2);
         std::filesystem::remove_all(ckpt);

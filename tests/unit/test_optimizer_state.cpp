@@ -63,6 +63,16 @@ void expect_identical_continuation(Net& saved, Net& loaded) {
         EXPECT_TRUE(torch::equal(saved.net->parameters()[i], loaded.net->parameters()[i])) << i;
 }
 
+// A fresh network with a's weights loads a's state from `path` (then removed) and steps as a does.
+void expect_loads_and_continues(Net& a, const std::string& path) {
+    Net b;
+    b.copy_weights_from(a);
+    load_optimizer(b.adam, path, torch::kCPU);
+    expect_same_state(a, b);
+    expect_identical_continuation(a, b);
+    fs::remove(path);
+}
+
 std::string temp_path(const std::string& name) {
     return (fs::temp_directory_path() / ("igan_optim_" + std::to_string(::getpid()) + "_" + name))
         .string();
@@ -74,16 +84,11 @@ TEST(OptimizerState, SavedStateLoadsIntoOtherParametersAndContinuesIdentically) 
     a.step(1);
     const auto path = temp_path("own.pt");
     save_optimizer(a.adam, path);
-    Net b;
-    b.copy_weights_from(a);
-    load_optimizer(b.adam, path, torch::kCPU);
-    expect_same_state(a, b);
-    expect_identical_continuation(a, b);
     // LibTorch's own loader reads the file too (the format stays torch::save's).
     Net c;
     torch::load(c.adam, path);
     EXPECT_EQ(c.adam.state().size(), a.adam.state().size());
-    fs::remove(path);
+    expect_loads_and_continues(a, path);
 }
 
 // LibTorch 1.x names each state by its TensorImpl pointer in hexadecimal ("0x55d0..."); 2.x's own
@@ -117,13 +122,7 @@ TEST(OptimizerState, HexadecimalKeysOfLibTorch1FilesMatchByPosition) {
     archive.write("param_groups", groups);
     const auto path = temp_path("legacy.pt");
     archive.save_to(path);
-
-    Net b;
-    b.copy_weights_from(a);
-    load_optimizer(b.adam, path, torch::kCPU);
-    expect_same_state(a, b);
-    expect_identical_continuation(a, b);
-    fs::remove(path);
+    expect_loads_and_continues(a, path);
 }
 
 TEST(OptimizerState, TorchSaveFilesOfThisLibTorchLoad) {
@@ -131,12 +130,7 @@ TEST(OptimizerState, TorchSaveFilesOfThisLibTorchLoad) {
     a.step(0);
     const auto path = temp_path("torch_save.pt");
     torch::save(a.adam, path);
-    Net b;
-    b.copy_weights_from(a);
-    load_optimizer(b.adam, path, torch::kCPU);
-    expect_same_state(a, b);
-    expect_identical_continuation(a, b);
-    fs::remove(path);
+    expect_loads_and_continues(a, path);
 }
 
 TEST(OptimizerState, MismatchesAreErrorsNamingTheFile) {
