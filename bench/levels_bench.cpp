@@ -28,20 +28,15 @@ namespace {
 
 using Image = std::vector<uint8_t>;  // side x side RGB
 
+// Each output pixel the rounded mean of its factor x factor block.
 Image box_filter(const Image& in, int64_t side, int64_t factor) {
-    const int64_t out_side = side / factor;
-    Image out(size_t(out_side * out_side * 3));
-    for (int64_t y = 0; y < out_side; ++y)
-        for (int64_t x = 0; x < out_side; ++x)
-            for (int c = 0; c < 3; ++c) {
-                int64_t sum = 0;
-                for (int64_t j = 0; j < factor; ++j)
-                    for (int64_t i = 0; i < factor; ++i)
-                        sum += in[size_t(((y * factor + j) * side + x * factor + i) * 3 + c)];
-                const int64_t n = factor * factor;
-                out[size_t((y * out_side + x) * 3 + c)] = uint8_t((sum + n / 2) / n);
-            }
-    return out;
+    const auto t = torch::from_blob(const_cast<uint8_t*>(in.data()), {side, side, 3}, torch::kUInt8)
+                       .permute({2, 0, 1})
+                       .unsqueeze(0)
+                       .to(torch::kFloat32);
+    const auto out = torch::avg_pool2d(t, factor).round().to(torch::kUInt8)[0].permute({1, 2, 0})
+                         .contiguous();
+    return Image(out.data_ptr<uint8_t>(), out.data_ptr<uint8_t>() + out.numel());
 }
 
 double psnr(const Image& a, const Image& b) {
