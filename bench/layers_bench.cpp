@@ -1,13 +1,14 @@
-// Micro-benchmarks of the generator's upsampling layer (3x3 transposed convolution, stride 2,
-// then the [1,2,1] blur) at inference, one thread as each concurrent pass runs it: LibTorch's
-// transposed convolution, igan's banded tap planes (the layer; UpStyledConv adds its noise and
-// activation as StyledConv runs them), their matrix product alone
-// through igan's GEMM and through LibTorch's BLAS (OpenBLAS), and a plain 3x3 convolution of
-// the same channels. Counters: GFLOP/s of the layer's MACs (9 per input pixel and output
-// channel for the up layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512
-// convolution on a 64x64 map on one thread, timed in this process before the benchmarks (the
-// context's peak_gflops; the last line gives it again, measured after them). Rates are per
-// process CPU second, as Google Benchmark's are, so other processes' time slices do not count.
+// Micro-benchmarks of the generator's layers at inference, one thread as each concurrent pass
+// runs them. The upsampling layer (3x3 transposed convolution, stride 2, then the [1,2,1]
+// blur): LibTorch's transposed convolution, igan's banded tap planes (UpLayer; UpStyledConv adds
+// noise and activation as StyledConv runs them), their matrix product alone through igan's GEMM
+// and through LibTorch's BLAS (OpenBLAS), and a plain 3x3 convolution of the same channels;
+// then tiny's structure synthesizer and ToRGB convolutions, igan's way and LibTorch's.
+// Counters: GFLOP/s of the layer's MACs (9 per input pixel and output channel for the up
+// layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512 convolution on a 64x64
+// map on one thread, timed in this process before the benchmarks (the context's peak_gflops;
+// the last line gives it again, measured after them). Rates are per process CPU second, as
+// Google Benchmark's are, so other processes' time slices do not count.
 //   build/igan_layer_bench --benchmark_min_time=0.3
 //   OPENBLAS_CORETYPE=Haswell build/igan_layer_bench ...   # OpenBLAS pinned to AVX2 kernels
 #include <benchmark/benchmark.h>
@@ -153,6 +154,45 @@ void PlainConv3x3(benchmark::State& state) {
     set_flops(state, s, 2 * s.size - 2);
 }
 
+// tiny's other convolutions (modulated, one style): a structure synthesizer layer (7x7, 32 latent
+// + 3 coordinate channels) and two ToRGBs (1x1 to 3 channels).
+struct SmallConv {
+    int64_t in, out, kernel, size;
+};
+const SmallConv kSmallConvs[] = {{35, 32, 7, 62}, {64, 3, 1, 137}, {32, 3, 1, 269}};
+
+template <typename Fn>
+void small_conv(benchmark::State& state, Fn&& conv) {
+    one_thread();
+    torch::NoGradGuard no_grad;
+    const SmallConv s = kSmallConvs[state.range(0)];
+    igan::ModulatedConv2d layer(s.in, s.out, s.kernel, 64, s.kernel > 1, false);
+    const auto x = torch::randn({1, s.in, s.size, s.size}), style = torch::randn({1, 64});
+    for (auto _ : state) benchmark::DoNotOptimize(conv(layer, x, style));
+    const int64_t o = s.size - s.kernel + 1;
+    const double gflop = 2e-9 * double(s.in) * s.out * s.kernel * s.kernel * o * o;
+    state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["of_peak"] =
+        benchmark::Counter(gflop / g_peak_gflops, benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(std::to_string(s.in) + "->" + std::to_string(s.out) + " " +
+                   std::to_string(s.kernel) + "x" + std::to_string(s.kernel) + " @" +
+                   std::to_string(s.size));
+}
+
+// As igan runs them (ModulatedConv2d at inference).
+void SmallConvIgan(benchmark::State& state) {
+    small_conv(state, [](igan::ModulatedConv2d& layer, const torch::Tensor& x,
+                         const torch::Tensor& style) { return layer(x, style); });
+}
+
+// The same folded weights through LibTorch's NCHW convolution.
+void SmallConvLibTorch(benchmark::State& state) {
+    small_conv(state, [](igan::ModulatedConv2d& layer, const torch::Tensor& x,
+                         const torch::Tensor& style) {
+        return F::conv2d(x, layer->folded_weight(style));
+    });
+}
+
 }  // namespace
 
 BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
@@ -164,6 +204,8 @@ BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(SmallConvIgan)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(SmallConvLibTorch)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
     // As igan's main does: activations stay in the heap instead of fresh mappings whose pages

@@ -1,5 +1,6 @@
-// The inference kernels behind the up layers (their GEMM against LibTorch's) and the layer
-// clock behind igan bench's per-kind fractions.
+// The generator's inference kernels (the up layers' GEMM, tap-row sums, blur and activation;
+// the plain convolutions' faster forms) against LibTorch's operators, and the layer clock
+// behind igan bench's per-kind fractions.
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
@@ -76,6 +77,23 @@ TEST(Layers, FusedUpLayerEqualsTensorOps) {
             ASSERT_EQ(got.sizes(), ref.sizes());
             EXPECT_TRUE(test::all_close(got, ref, 1e-5, 1e-5)) << h << "x" << w << " noise " << with_noise;
         }
+    }
+}
+
+// The plain modulated convolutions at inference (a 1x1 one as a matrix product per image, one
+// with 35 input channels channels-last) against LibTorch's NCHW convolution with gradients on.
+TEST(Layers, InferenceConvolutionsEqualTensorOps) {
+    torch::manual_seed(8);
+    for (auto [in, out, kernel] : {std::tuple<int64_t, int64_t, int64_t>{35, 8, 7}, {12, 3, 1}}) {
+        ModulatedConv2d conv(in, out, kernel, 8, kernel > 1, false);
+        const auto style = torch::randn({1, 8});
+        const auto x = torch::randn({2, in, 13, 17});
+        const auto ref = conv(x, style).detach();
+        torch::NoGradGuard no_grad;
+        const auto got = conv(x, style);
+        ASSERT_EQ(got.sizes(), ref.sizes());
+        EXPECT_TRUE(got.is_contiguous());
+        EXPECT_TRUE(test::all_close(got, ref, 1e-5, 1e-5)) << in << "->" << out;
     }
 }
 
