@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The pretrained feature network (docs/features.md): fetches the npm package nsfwjs 4.4.0 (MIT),
-# checks it against its pinned sha512 integrity, extracts it and converts its TF.js MobileNetV2
-# (blocks 0-10, which keep their ImageNet weights) to DEST/mobilenetv2.safetensors with
-# `igan convert --from tfjs`. Needs npm and a built igan; safe to rerun (nothing is fetched or
-# converted again unless missing or out of date).
+# The pretrained feature networks (docs/features.md): fetches the npm package nsfwjs 4.4.0 (MIT),
+# checks it against its pinned sha512 integrity, extracts it and converts two of its TF.js models
+# with `igan convert --from tfjs`: MobileNetV2 (blocks 0-10, which keep their ImageNet weights) to
+# DEST/mobilenetv2.safetensors and InceptionV3 (input to mixed5, likewise) to
+# DEST/inceptionv3-mixed5.safetensors. Needs npm and a built igan; safe to rerun (nothing is
+# fetched or converted again unless missing or out of date).
 # Usage: scripts/fetch-features.sh [DEST=data-cache/features]   (IGAN=path/to/igan to override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,6 @@ version=4.4.0
 integrity=sha512-krC1fgeTLXtZwgdpKJ0jm7hqv0gTSRQQRL+FhOaxaJ9Wj92t42BO3csO2odwgTAgZgf2RvkwPtp0R8Aa7dc+MA==
 tgz=$dest/$package-$version.tgz
 root=$dest/$package-$version
-out=$dest/mobilenetv2.safetensors
 
 # npm's integrity string: the algorithm, a dash, the base64 digest of the tarball.
 integrity_of() { echo "sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
@@ -42,7 +42,10 @@ if [ ! -f "$root/.extracted" ] || [ "$tgz" -nt "$root/.extracted" ]; then
 fi
 
 [ -x "$igan" ] || { echo "error: $igan not found: build igan first (or set IGAN=)" >&2; exit 1; }
-if [ ! -f "$out" ] || [ "$root/.extracted" -nt "$out" ] || [ "$igan" -nt "$out" ]; then
-  "$igan" convert --from tfjs "$root/package/dist/models/mobilenet_v2" "$out" >/dev/null
-fi
-echo "$out"
+for pair in mobilenet_v2:mobilenetv2 inception_v3:inceptionv3-mixed5; do
+  out=$dest/${pair#*:}.safetensors
+  if [ ! -f "$out" ] || [ "$root/.extracted" -nt "$out" ] || [ "$igan" -nt "$out" ]; then
+    "$igan" convert --from tfjs "$root/package/dist/models/${pair%%:*}" "$out" >/dev/null
+  fi
+  echo "$out"
+done

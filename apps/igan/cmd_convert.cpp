@@ -16,8 +16,9 @@ RegisterCommand convert_reg(50, [](CLI::App& app, Globals&) {
         ->required();
     cmd->add_option("out", r->out, "output .safetensors (for generate, forward, inspect)")->required();
     cmd->add_option("--from", r->from,
-                    "pth: an original checkpoint; tfjs: a TF.js Keras MobileNetV2 (model.json or "
-                    "nsfwjs's model.min.js, or its folder) to feature weights for eval/inversion")
+                    "pth: an original checkpoint; tfjs: a TF.js Keras MobileNetV2 or InceptionV3 "
+                    "(model.json or nsfwjs's model.min.js, or its folder) to feature weights for "
+                    "eval/inversion")
         ->check(CLI::IsMember({"pth", "tfjs"}))
         ->capture_default_str();
     cmd->add_option("--part", r->part, "which network: g_ema, g or d")->capture_default_str();

@@ -26,6 +26,8 @@ std::pair<std::string, const char*> metric_format(const std::string& name) {
     if (name == "kid") return {"KID", "%.5f"};
     if (name == "fd-mnv2") return {"FD-MNV2", "%.3f"};
     if (name == "kd-mnv2") return {"KD-MNV2", "%.5f"};
+    if (name == "fd-incv3m5") return {"FD-INCV3M5", "%.3f"};
+    if (name == "kd-incv3m5") return {"KD-INCV3M5", "%.5f"};
     std::string upper = name;
     for (auto& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
     return {upper, "%.4g"};
@@ -142,7 +144,8 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
                     "folder of training photos, sampled like --real: the floor row (what a "
                     "perfect model of them would score)");
     cmd->add_option("--metrics", r.metrics,
-                    "comma-separated: swd, fid, kid, fd-mnv2, kd-mnv2 (docs/features.md), seam")
+                    "comma-separated: swd, fid, kid, fd-mnv2, kd-mnv2, fd-incv3m5, kd-incv3m5 "
+                    "(docs/features.md), seam")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--scales", r.scales, "ScaleInv factors, e.g. 1,2,4,8 (with --model)")
@@ -171,6 +174,10 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--features", r.features,
                     "MobileNetV2 feature weights for fd-mnv2/kd-mnv2 (scripts/fetch-features.sh; "
                     "docs/features.md)")
+        ->capture_default_str();
+    cmd->add_option("--incv3-features", r.incv3_features,
+                    "InceptionV3 (to mixed5) feature weights for fd-incv3m5/kd-incv3m5 "
+                    "(scripts/fetch-features.sh; docs/features.md)")
         ->capture_default_str();
     cmd->add_option("--size", r.size,
                     "with --fake: crop every image to size x size like the real photos (0 = all "

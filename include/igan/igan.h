@@ -236,7 +236,7 @@ struct EvalRequest {
     std::string fake;    // folder mode: generated images
     std::string real;    // real images (.png/.jpg/.jpeg directly in the folder); required
     std::string floor;   // optional: training photos, sampled as `real`, for the floor row
-    // swd, fid, kid, fd-mnv2, kd-mnv2, seam (seam: model mode)
+    // swd, fid, kid, fd-mnv2, kd-mnv2, fd-incv3m5, kd-incv3m5, seam (seam: model mode)
     std::vector<std::string> metrics = {"swd"};
     std::vector<int64_t> scales = {1};           // ScaleInv factors (model mode)
     // Generated samples per scale (model mode), fake images and floor crops; 0 = as many as the
@@ -254,6 +254,8 @@ struct EvalRequest {
     std::string inception;  // pytorch-fid InceptionV3 weights as safetensors (fid, kid)
     // MobileNetV2 feature weights for fd-mnv2 and kd-mnv2 (docs/features.md)
     std::string features = "data-cache/features/mobilenetv2.safetensors";
+    // InceptionV3 (input to mixed5) feature weights for fd-incv3m5 and kd-incv3m5
+    std::string incv3_features = "data-cache/features/inceptionv3-mixed5.safetensors";
     std::string device = "cpu";
     std::string config_override;  // as Engine's, for weight files without igan metadata
     int64_t tile = 0;             // render tile (0 = 256)
@@ -279,15 +281,16 @@ std::string run_eval(const EvalRequest& request, const ProgressFn& progress = {}
 // in one Error. The output carries the resolved config and the checkpoint's `iter` as its step.
 struct ConvertRequest {
     std::string in, out;
-    // "pth": an original checkpoint (below). "tfjs": a TF.js Keras MobileNetV2 (model.json or
-    // nsfwjs's model.min.js, or their folder) to igan's feature-network weights (docs/features.md);
-    // part and config are then unused.
+    // "pth": an original checkpoint (below). "tfjs": a TF.js Keras MobileNetV2 or InceptionV3
+    // (model.json or nsfwjs's model.min.js, or their folder) to igan's feature-network weights
+    // (docs/features.md); part and config are then unused.
     std::string from = "pth";
     std::string part = "g_ema";    // g_ema, g or d
     std::string config = "paper";  // preset, .yaml or .json
 };
 struct ConvertResult {
-    // "infinitygan.generator", "infinitygan.discriminator" or "mobilenetv2.features"
+    // "infinitygan.generator", "infinitygan.discriminator", "mobilenetv2.features" or
+    // "inceptionv3.mixed5"
     std::string arch;
     std::string config_json;  // the resolved config, as written into the metadata
     int64_t tensors = 0, values = 0;

@@ -15,6 +15,8 @@
 
 #include "core/error.h"
 #include "igan/igan.h"
+#include "features/inception_v3.h"
+#include "features/keras.h"
 #include "features/mobilenet_v2.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -492,10 +494,16 @@ std::string tfjs_origin(const std::string& in) {
 
 ConvertResult convert_tfjs(const ConvertRequest& request) {
     const TfjsModel model = read_tfjs_model(request.in);
-    const TensorFile file = mobilenet_v2_from_tfjs(model, tfjs_origin(request.in), request.in);
+    // Keras names InceptionV3's blocks mixed0..mixed10; anything else is taken for MobileNetV2.
+    const bool inception = model.format == "layers-model" &&
+                           KerasGraph(model.topology_json, request.in).find("mixed5") != nullptr;
+    const std::string origin = tfjs_origin(request.in);
+    const TensorFile file = inception
+                                ? inception_v3_mixed5_from_tfjs(model, origin, request.in)
+                                : mobilenet_v2_from_tfjs(model, origin, request.in);
     write_safetensors(request.out, file);
     ConvertResult result;
-    result.arch = kMobileNetV2Arch;
+    result.arch = file.metadata.at("igan.arch");
     result.config_json = file.metadata.at("igan.config");
     for (const auto& [name, t] : file.tensors) {
         ++result.tensors;
@@ -503,8 +511,9 @@ ConvertResult convert_tfjs(const ConvertRequest& request) {
     }
     result.notes.push_back("from " + file.metadata.at("igan.origin") + ": " + model.format + ", " +
                            std::to_string(model.weights.size()) + " weights (" +
-                           model.weights.front().stored_dtype +
-                           "), blocks 0-10 kept, batch norm folded");
+                           model.weights.front().stored_dtype + "), " +
+                           (inception ? "input to mixed5" : "blocks 0-10") +
+                           " kept, batch norm folded");
     return result;
 }
 

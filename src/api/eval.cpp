@@ -1,7 +1,8 @@
-// `igan eval`: SWD, FID/KID, their ScaleInv variants and the seam score (docs/evaluation.md), each with a
-// bootstrap spread, for three rows: the model (or a folder of fakes), a random model of the same
-// config and the floor (training photos against the real photos). The metric code lives in
-// src/eval/; this file samples the sets, renders, and assembles the JSON.
+// `igan eval`: SWD, FID/KID, the MobileNetV2 and InceptionV3-mixed5 feature distances, their
+// ScaleInv variants and the seam score (docs/evaluation.md), each with a bootstrap spread, for
+// three rows: the model (or a folder of fakes), a random model of the same config and the floor
+// (training photos against the real photos). The metric code lives in src/eval/; this file
+// samples the sets, renders, and assembles the JSON.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "eval/crops.h"
 #include "eval/fid.h"
 #include "eval/images.h"
+#include "eval/incv3m5_features.h"
 #include "eval/inception.h"
 #include "eval/mnv2_features.h"
 #include "eval/scaleinv.h"
@@ -175,6 +177,8 @@ const std::vector<SetMetricDef>& set_metrics() {
         {"kid", "inception", kernel_values("inception")},
         {"fd-mnv2", "mnv2", frechet_values("mnv2")},
         {"kd-mnv2", "mnv2", kernel_values("mnv2")},
+        {"fd-incv3m5", "incv3m5", frechet_values("incv3m5")},
+        {"kd-incv3m5", "incv3m5", kernel_values("incv3m5")},
     };
     return table;
 }
@@ -498,22 +502,29 @@ std::string run_eval(const EvalRequest& r, const ProgressFn& on_progress) {
         model->generator->to(device);
         model->generator->eval();
     }
+    // The wanted feature networks, loaded now (a missing file fails before the long part); each
+    // runs on all the run's threads.
     std::map<std::string, FeatureNet> nets;
-    InceptionV3 inception{nullptr};
+    auto add_net = [&nets, &context](const std::string& name, FeatureNet net) {
+        nets[name] = [net, &context](const torch::Tensor& batch) {
+            const IntraOpThreadsScope all(context.threads);
+            return net(batch);
+        };
+    };
     if (want.needs("inception")) {
-        inception = load_inception(r.inception, device);
-        nets["inception"] = [&inception, device, &context](const torch::Tensor& batch) {
-            const IntraOpThreadsScope all(context.threads);
-            return inception->forward(batch.to(device)).cpu();
-        };
+        auto net = load_inception(r.inception, device);
+        add_net("inception", [net, device](const torch::Tensor& batch) mutable {
+            return net->forward(batch.to(device)).cpu();
+        });
     }
-    MobileNetV2Features mnv2{nullptr};
     if (want.needs("mnv2")) {
-        mnv2 = load_mobilenet_v2(r.features, device);
-        nets["mnv2"] = [&mnv2, &context](const torch::Tensor& batch) {
-            const IntraOpThreadsScope all(context.threads);
-            return mnv2_descriptors(mnv2, batch);
-        };
+        const auto net = load_mobilenet_v2(r.features, device);
+        add_net("mnv2", [net](const torch::Tensor& batch) { return mnv2_descriptors(net, batch); });
+    }
+    if (want.needs("incv3m5")) {
+        const auto net = load_inception_v3_mixed5(r.incv3_features, device);
+        add_net("incv3m5",
+                [net](const torch::Tensor& batch) { return incv3m5_descriptors(net, batch); });
     }
 
     ojson out;

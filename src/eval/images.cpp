@@ -65,4 +65,14 @@ torch::Tensor center_crop_resize(const torch::Tensor& image, int64_t size) {
         .contiguous();
 }
 
+torch::Tensor resize_square(const torch::Tensor& images, int64_t size) {
+    TORCH_CHECK(images.dim() == 4, "resize_square: expected (N, C, H, W)");
+    if (images.size(2) == size && images.size(3) == size) return images;
+    namespace F = torch::nn::functional;
+    return F::interpolate(images, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{size, size})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false));
+}
+
 }  // namespace igan

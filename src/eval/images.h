@@ -26,4 +26,8 @@ torch::Tensor quantize_levels(const torch::Tensor& image);
 // (for photos much larger than the training size). A no-op when already size x size.
 torch::Tensor center_crop_resize(const torch::Tensor& image, int64_t size);
 
+// (N, C, H, W) -> (N, C, size, size), bilinear without antialiasing (align_corners false), as
+// FID resizes its inputs; the images themselves when already that size.
+torch::Tensor resize_square(const torch::Tensor& images, int64_t size);
+
 }  // namespace igan

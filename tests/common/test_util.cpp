@@ -1,5 +1,7 @@
 #include "common/test_util.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -32,6 +34,23 @@ namespace igan::test {
 }
 
 std::string data_path(const std::string& name) { return std::string(IGAN_TEST_DATA) + "/" + name; }
+
+TempDir::TempDir() {
+    namespace fs = std::filesystem;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = (fs::temp_directory_path() / (std::string("igan_") + info->test_suite_name() + "_" +
+                                          info->name() + "_" + std::to_string(::getpid())))
+                .string();
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::operator/(const std::string& name) const { return path_ + "/" + name; }
 
 GeneratorConfig micro_generator_config(int full_size) {
     GeneratorConfig c;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/error.h"
 #include "render/renderer.h"
 #include "render/styled_generator.h"
 #include "train/trainer.h"
@@ -16,6 +17,33 @@ namespace igan::test {
                                      double atol, double rtol = 0.0);
 
 std::string data_path(const std::string& name);
+
+// The message of the igan::Error `f` throws; "" and a test failure when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "no igan::Error";
+    return "";
+}
+
+// A fresh temporary folder named after the running test and the process, removed with its
+// contents at the end of the scope.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string operator/(const std::string& name) const;
+    const std::string& str() const { return path_; }
+
+private:
+    std::string path_;
+};
 
 // A narrow 2-upsampling generator with every mechanism of the real one (SS margin, up convs,
 // ToRGB skips, noise at every layer), cheap enough for unit tests.
