@@ -201,10 +201,10 @@ void PngImageEncoder::add_rows(const uint8_t* rgb, int64_t n_rows, std::string* 
     if (n_rows <= 0) return;
     const size_t n = size_t(width_) * kBytesPerPixel;
     const size_t row_bytes = n + 1;
-    const bool last = rows_ + n_rows == height_;
+    const bool first = rows_ == 0, last = rows_ + n_rows == height_;
 
     // Filter the new rows behind the pending ones: given the row above, rows filter alone.
-    if (previous_row_.empty()) previous_row_.assign(n, 0);  // the first row's "up" is zero
+    if (first) previous_row_.assign(n, 0);  // the first row's "up" is zero
     const size_t at = pending_.size();
     pending_.resize(at + size_t(n_rows) * row_bytes);
     const int64_t parts = std::clamp<int64_t>(threads_, 1, n_rows);
@@ -226,39 +226,40 @@ void PngImageEncoder::add_rows(const uint8_t* rgb, int64_t n_rows, std::string* 
         std::max<size_t>(1, (kMinBandBytes + row_bytes - 1) / row_bytes) * row_bytes;
     size_t bands = pending_.size() / band_bytes;
     if (last && pending_.size() > bands * band_bytes) ++bands;
-    if (!header_written_) {  // zlib header: deflate, 32 KiB window, the level class, check bits
+    if (first) {  // zlib header: deflate, 32 KiB window, the level class, check bits
         const int cmf = 0x78;
         int flg = (level_ < 2 ? 0 : level_ < 6 ? 1 : level_ == 6 ? 2 : 3) << 6;
         flg += 31 - (cmf * 256 + flg) % 31;
         compressed_ += char(cmf);
         compressed_ += char(flg);
-        header_written_ = true;
     }
     const auto band_size = [&](size_t k) {
         return std::min(band_bytes, pending_.size() - k * band_bytes);
     };
-    for (size_t first = 0; first < bands; first += size_t(threads_)) {
-        const size_t count = std::min(size_t(threads_), bands - first);
+    for (size_t group = 0; group < bands; group += size_t(threads_)) {
+        const size_t count = std::min(size_t(threads_), bands - group);
         std::vector<std::vector<uint8_t>> dictionaries(count);
         std::vector<std::string> pieces(count);
         std::vector<uint32_t> adlers(count);
         for (size_t k = 0; k < count; ++k) {
             dictionaries[k] = window_;
-            const uint8_t* band = pending_.data() + (first + k) * band_bytes;
-            window_ = tail_window(window_, band, band_size(first + k));
+            const uint8_t* band = pending_.data() + (group + k) * band_bytes;
+            window_ = tail_window(window_, band, band_size(group + k));
         }
         run_bands(count, [&](size_t k) {
-            const uint8_t* band = pending_.data() + (first + k) * band_bytes;
-            const size_t size = band_size(first + k);
+            const uint8_t* band = pending_.data() + (group + k) * band_bytes;
+            const size_t size = band_size(group + k);
             adlers[k] = uint32_t(adler32_z(adler32(0, nullptr, 0), band, size));
-            pieces[k] = deflate_band(band, size, dictionaries[k], level_, last && first + k + 1 == bands);
+            const bool final_band = last && group + k + 1 == bands;
+            pieces[k] = deflate_band(band, size, dictionaries[k], level_, final_band);
         });
         for (size_t k = 0; k < count; ++k) {
-            adler_ = uint32_t(adler32_combine(adler_, adlers[k], z_off_t(band_size(first + k))));
+            adler_ = uint32_t(adler32_combine(adler_, adlers[k], z_off_t(band_size(group + k))));
             compressed_ += pieces[k];
         }
     }
-    pending_.erase(pending_.begin(), pending_.begin() + ptrdiff_t(std::min(pending_.size(), bands * band_bytes)));
+    const size_t compressed_bytes = std::min(pending_.size(), bands * band_bytes);
+    pending_.erase(pending_.begin(), pending_.begin() + ptrdiff_t(compressed_bytes));
     if (last) put_be32(&compressed_, adler_);
 
     // Whole IDAT chunks only, the rest at the end: chunk boundaries are the image's too.

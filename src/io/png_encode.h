@@ -36,7 +36,6 @@ private:
     std::vector<uint8_t> window_;        // the last <= 32 KiB of filtered bytes compressed
     std::vector<uint8_t> pending_;       // filtered rows short of a whole band
     std::string compressed_;             // zlib data short of a whole IDAT chunk
-    bool header_written_ = false;
 };
 
 }  // namespace igan

@@ -470,9 +470,18 @@ std::pair<double, double> Trainer::learning_rates() const {
             d_opt_->param_groups().at(0).options().get_lr()};
 }
 
+namespace {
+
+// Strict: every tensor of the module from the file, nothing else in it.
+void load_module_file(torch::nn::Module& module, const std::string& path) {
+    load_state_dict(module, read_safetensors(path).tensors, path);
+}
+
+}  // namespace
+
 void Trainer::init_generators(const std::string& g_file, const std::string& g_ema_file) {
-    load_state_dict(*g_, read_safetensors(g_file).tensors, g_file);
-    load_state_dict(*g_ema_, read_safetensors(g_ema_file).tensors, g_ema_file);
+    load_module_file(*g_, g_file);
+    load_module_file(*g_ema_, g_ema_file);
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
@@ -490,13 +499,8 @@ void Trainer::load_checkpoint(const std::string& dir) {
                         "', this run loads one with sha256 '" + options_.features_sha256 +
                         "' (--features must name the file the run started with)");
     }
-    auto load_into = [&](const std::string& name, torch::nn::Module& m) {
-        const auto file = read_safetensors((d / name).string());
-        load_state_dict(m, file.tensors, (d / name).string());
-    };
-    load_into("G.safetensors", *g_);
-    load_into("G_ema.safetensors", *g_ema_);
-    load_into("D.safetensors", d_module());
+    init_generators((d / "G.safetensors").string(), (d / "G_ema.safetensors").string());
+    load_module_file(d_module(), (d / "D.safetensors").string());
     // On this run's device, whichever device and LibTorch wrote it.
     // Checkpoints committed to the repository leave Adam's moments out (over half their size):
     // they then start at zero and re-estimate within ~100 steps (beta2 = 0.99). The learning
