@@ -18,10 +18,9 @@
 #include "core/rng.h"
 #include "model/coords.h"
 #include "model/state.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "weights/model_file.h"
-
-#include <unistd.h>
 
 namespace igan {
 
@@ -407,15 +406,16 @@ void Trainer::step() {
 
 void Trainer::save_checkpoint(const std::string& dir) const {
     const fs::path final_dir(dir);
-    const fs::path tmp = final_dir.string() + ".tmp-" + std::to_string(::getpid());
+    fs::create_directories(final_dir.parent_path());
     remove_stale_temporaries(final_dir.parent_path().string());  // earlier failed checkpoints
-    fs::create_directories(tmp);
-    save_module((tmp / "G.safetensors").string(), *g_, options_.model, "infinitygan.generator", step_);
-    save_module((tmp / "G_ema.safetensors").string(), *g_ema_, options_.model,
-                "infinitygan.generator", step_);
+    AtomicDir folder(dir);
+    const fs::path tmp(folder.temp_path());
+    save_module((tmp / "G.safetensors").string(), *g_, options_.model, kGeneratorArch, step_);
+    save_module((tmp / "G_ema.safetensors").string(), *g_ema_, options_.model, kGeneratorArch,
+                step_);
     // The projected D's file holds its heads and fixed mixing, not the feature network.
     save_module((tmp / "D.safetensors").string(), d_module(), options_.model,
-                pd_ ? "igan.projected_discriminator" : "infinitygan.discriminator", step_);
+                pd_ ? kProjectedDiscriminatorArch : kDiscriminatorArch, step_);
     save_optimizer(*g_opt_, (tmp / "optim_g.pt").string());  // a full disk: Error, not SIGABRT
     save_optimizer(*d_opt_, (tmp / "optim_d.pt").string());
     nlohmann::json state = {{"step", step_},
@@ -439,7 +439,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
         if (!f) throw Error("cannot write " + (tmp / "trainer_state.json").string());
     }
     fs::remove_all(final_dir);
-    fs::rename(tmp, final_dir);
+    folder.commit();  // every file and the folder synced, then renamed into place
 }
 
 namespace {

@@ -15,6 +15,10 @@ namespace igan {
 // igan.arch of the two InfinityGAN networks' weight files.
 constexpr const char* kGeneratorArch = "infinitygan.generator";
 constexpr const char* kDiscriminatorArch = "infinitygan.discriminator";
+// igan train's projected discriminator: its heads and fixed mixing, not the feature network.
+constexpr const char* kProjectedDiscriminatorArch = "igan.projected_discriminator";
+// igan train --discriminator mixed: the projected one and the pixel one ("projected.*", "pixel.*").
+constexpr const char* kMixedDiscriminatorArch = "igan.mixed_discriminator";
 
 struct LoadedGenerator {
     ModelConfig config;
