@@ -54,12 +54,13 @@ RegisterCommand reg(70, [](CLI::App& app, Globals&) {
     cmd->add_option("--max-scale", r->max_scale, "random scale of the short side before cropping")
         ->capture_default_str();
     cmd->add_option("--r1", r->r1,
-                    "R1 penalty weight gamma on D's real inputs (default: 10 with stylegan2, 0 "
-                    "with projected)");
+                    "R1 penalty weight gamma on D's real inputs (default: 10 with stylegan2 and "
+                    "mixed, on the pixel D; 0 with projected)");
     cmd->add_option("--discriminator", r->discriminator,
-                    "stylegan2 (default for a new run) or projected (frozen MobileNetV2 features, "
-                    "docs/training.md); on --resume the checkpoint's unless given");
-    cmd->add_option("--features", r->features, "projected: MobileNetV2 weights (docs/features.md)")
+                    "stylegan2 (default for a new run), projected (frozen MobileNetV2 features, "
+                    "docs/training.md) or mixed (both, losses summed); on --resume the "
+                    "checkpoint's unless given");
+    cmd->add_option("--features", r->features, "projected and mixed: MobileNetV2 weights (docs/features.md)")
         ->capture_default_str();
     cmd->add_option("--augment", r->augment,
                     "D's input augmentation: ada (adaptive, default for a new run), diffaug or "

@@ -12,11 +12,17 @@ namespace nn = torch::nn;
 DiscriminatorKind parse_discriminator_kind(const std::string& name) {
     if (name == "stylegan2") return DiscriminatorKind::kStyleGan2;
     if (name == "projected") return DiscriminatorKind::kProjected;
-    throw UsageError("--discriminator must be stylegan2 or projected, not '" + name + "'");
+    if (name == "mixed") return DiscriminatorKind::kMixed;
+    throw UsageError("--discriminator must be stylegan2, projected or mixed, not '" + name + "'");
 }
 
 std::string discriminator_kind_name(DiscriminatorKind kind) {
-    return kind == DiscriminatorKind::kProjected ? "projected" : "stylegan2";
+    switch (kind) {
+        case DiscriminatorKind::kProjected: return "projected";
+        case DiscriminatorKind::kMixed: return "mixed";
+        case DiscriminatorKind::kStyleGan2: break;
+    }
+    return "stylegan2";
 }
 
 namespace {

@@ -17,8 +17,11 @@
 
 namespace igan {
 
-enum class DiscriminatorKind { kStyleGan2, kProjected };
-DiscriminatorKind parse_discriminator_kind(const std::string& name);  // stylegan2 | projected
+// kMixed: the projected and the StyleGAN2 (pixel-space) discriminators side by side, their losses
+// summed. The pixel D sees what the feature network is blind to (the fine, row-wise streaks a
+// projected-only fine-tune grows); R1 regularises the pixel D only.
+enum class DiscriminatorKind { kStyleGan2, kProjected, kMixed };
+DiscriminatorKind parse_discriminator_kind(const std::string& name);  // stylegan2|projected|mixed
 std::string discriminator_kind_name(DiscriminatorKind kind);
 
 struct ProjectedDiscriminatorConfig {

@@ -178,9 +178,9 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
         !r.discriminator.empty() ? r.discriminator
         : resume_from.empty()    ? std::string("stylegan2")
                                  : checkpoint_discriminator_kind(resume_from));
-    const bool projected = o.discriminator == DiscriminatorKind::kProjected;
-    o.r1 = r.r1 >= 0 ? r.r1 : projected ? 0.0 : 10.0;
-    if (projected) {
+    // R1 regularises a pixel-space D; the projected one has none by default.
+    o.r1 = r.r1 >= 0 ? r.r1 : o.discriminator == DiscriminatorKind::kProjected ? 0.0 : 10.0;
+    if (o.discriminator != DiscriminatorKind::kStyleGan2) {
         o.features = load_mobilenet_v2(r.features);
         o.features_sha256 = sha256_file(r.features);
     }

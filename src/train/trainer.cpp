@@ -102,15 +102,19 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
         torch::manual_seed(o.seed);
         g_ = Generator(o.model.generator);
         g_ema_ = Generator(o.model.generator);
-        if (o.discriminator == DiscriminatorKind::kProjected) {
+        if (o.discriminator != DiscriminatorKind::kStyleGan2) {
             if (!o.features) throw Error("the projected discriminator needs a feature network");
             auto pc = o.projected;
             pc.coord_num_dir = o.model.discriminator.coord_num_dir;
             options_.features->to(device_);
             // The fixed mixing is drawn from the seed, independent of the global generator.
             pd_ = ProjectedDiscriminator(pc, options_.features, splitmix64(o.seed ^ 0x9d15c0u));
-        } else {
-            d_ = Discriminator(o.model.discriminator);
+        }
+        if (o.discriminator != DiscriminatorKind::kProjected) d_ = Discriminator(o.model.discriminator);
+        if (pd_ && d_) {
+            d_pair_ = std::make_shared<torch::nn::Module>("MixedDiscriminator");
+            d_pair_->register_module("projected", pd_);
+            d_pair_->register_module("pixel", d_);
         }
     }
     {
@@ -179,13 +183,35 @@ Trainer::Trainer(const TrainOptions& o) : options_(o), device_(torch::kCPU) {
 Trainer::~Trainer() = default;
 
 torch::nn::Module& Trainer::d_module() const {
+    if (d_pair_) return *d_pair_;
     if (pd_) return *pd_.ptr();
     return *d_.ptr();
 }
 
-DiscriminatorOutput Trainer::d_forward(const torch::Tensor& images) {
-    return pd_ ? pd_->forward(images) : d_->forward(images);
+std::vector<DiscriminatorOutput> Trainer::d_forward(const torch::Tensor& images) {
+    std::vector<DiscriminatorOutput> out;
+    if (pd_) out.push_back(pd_->forward(images));
+    if (d_) out.push_back(d_->forward(images));
+    return out;
 }
+
+namespace {
+
+// Losses of several discriminators add up; the logged logits are their means.
+template <typename F>
+torch::Tensor sum_over(const std::vector<DiscriminatorOutput>& outs, F&& loss) {
+    auto total = loss(outs[0], 0);
+    for (size_t i = 1; i < outs.size(); ++i) total = total + loss(outs[i], i);
+    return total;
+}
+
+double mean_logit(const std::vector<DiscriminatorOutput>& outs) {
+    double sum = 0;
+    for (const auto& o : outs) sum += o.d_patch.mean().item<double>();
+    return sum / double(outs.size());
+}
+
+}  // namespace
 
 at::Generator Trainer::draw_generator(int64_t step, uint64_t purpose) const {
     return at::make_generator<at::CPUGeneratorImpl>(
@@ -279,24 +305,31 @@ void Trainer::d_step(const AugmentBatch& real) {
     const auto fake = augment(fake_image, z.coords.ac_label, kFakeAugmentDraw);
     const auto dr = d_forward(real.images);
     const auto df = d_forward(fake.images);
-    if (options_.augment == AugmentMode::kAda) ada_accumulate(ada_, dr.d_patch);
-    const auto adv = d_logistic_loss(dr.d_patch, df.d_patch);
-    const auto ac_real = coord_ac_loss(dr.ac_coords_pred, real.labels);
-    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, fake.labels);
+    if (options_.augment == AugmentMode::kAda) ada_accumulate(ada_, dr[0].d_patch);
+    const auto adv = sum_over(dr, [&](const DiscriminatorOutput& r, size_t i) {
+        return d_logistic_loss(r.d_patch, df[i].d_patch);
+    });
+    const auto ac_real = sum_over(dr, [&](const DiscriminatorOutput& r, size_t) {
+        return coord_ac_loss(r.ac_coords_pred, real.labels);
+    });
+    const auto ac_fake = sum_over(df, [&](const DiscriminatorOutput& f, size_t) {
+        return coord_ac_loss(f.ac_coords_pred, fake.labels);
+    });
     const auto loss = adv + options_.coord_ac_w * (ac_real + ac_fake);
     d_opt_->zero_grad();
     loss.backward();
     all_reduce_grads(d_module());
     d_opt_->step();
     stats_.d_loss = adv.item<double>();
-    stats_.d_real = dr.d_patch.mean().item<double>();
-    stats_.d_fake = df.d_patch.mean().item<double>();
+    stats_.d_real = mean_logit(dr);
+    stats_.d_fake = mean_logit(df);
     stats_.ac_real = ac_real.item<double>();
 }
 
 void Trainer::r1_step(const AugmentBatch& real) {
     auto images = real.images.detach().requires_grad_(true);
-    const auto out = d_forward(images).d_patch;
+    // Mixed: the pixel D only (the projected heads go unregularised, as in Projected GAN).
+    const auto out = d_ ? d_->forward(images).d_patch : pd_->forward(images).d_patch;
     const auto grad = torch::autograd::grad({out.sum()}, {images}, {}, true, true)[0];
     const auto penalty = grad.pow(2).flatten(1).sum(1).mean();
     const auto loss = options_.r1 / 2 * penalty * options_.d_reg_every + 0 * out[0][0];
@@ -315,8 +348,12 @@ void Trainer::g_step() {
     const auto fake = generate(z);
     const auto seen = augment(fake.image, z.coords.ac_label, kGeneratorAugmentDraw);
     const auto df = d_forward(seen.images);
-    const auto adv = g_nonsaturating_loss(df.d_patch);
-    const auto ac_fake = coord_ac_loss(df.ac_coords_pred, seen.labels);
+    const auto adv = sum_over(df, [](const DiscriminatorOutput& f, size_t) {
+        return g_nonsaturating_loss(f.d_patch);
+    });
+    const auto ac_fake = sum_over(df, [&](const DiscriminatorOutput& f, size_t) {
+        return coord_ac_loss(f.ac_coords_pred, seen.labels);
+    });
     auto loss = adv + options_.coord_ac_w * ac_fake;
     if (options_.diversity_z_w > 0) {
         auto d = diversity_distances(z.local, fake.structure, options_.diversity);
@@ -415,7 +452,10 @@ void Trainer::save_checkpoint(const std::string& dir) const {
                 step_);
     // The projected D's file holds its heads and fixed mixing, not the feature network.
     save_module((tmp / "D.safetensors").string(), d_module(), options_.model,
-                pd_ ? kProjectedDiscriminatorArch : kDiscriminatorArch, step_);
+                d_pair_ ? kMixedDiscriminatorArch
+                : pd_   ? kProjectedDiscriminatorArch
+                        : kDiscriminatorArch,
+                step_);
     save_optimizer(*g_opt_, (tmp / "optim_g.pt").string());  // a full disk: Error, not SIGABRT
     save_optimizer(*d_opt_, (tmp / "optim_d.pt").string());
     nlohmann::json state = {{"step", step_},

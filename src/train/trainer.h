@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/discriminator.h"
@@ -74,7 +75,7 @@ public:
 
     Generator& generator() { return g_; }
     Generator& generator_ema() { return g_ema_; }
-    // The one of the two that options().discriminator names; the other is null.
+    // The ones options().discriminator names (mixed: both); the other is null.
     Discriminator& discriminator() { return d_; }
     ProjectedDiscriminator& projected_discriminator() { return pd_; }
     const TrainOptions& options() const { return options_; }
@@ -104,9 +105,9 @@ private:
     // D's view of a batch: augmented with this step's draw of `purpose` (identity without
     // augmentation). Rows [begin, begin + B) of the global batch.
     AugmentBatch augment(const torch::Tensor& images, const torch::Tensor& labels, uint64_t purpose);
-    // The discriminator in use: its trainable module and its forward pass.
+    // The discriminators in use: their trainable module and their outputs (projected first).
     torch::nn::Module& d_module() const;
-    DiscriminatorOutput d_forward(const torch::Tensor& images);
+    std::vector<DiscriminatorOutput> d_forward(const torch::Tensor& images);
     void d_step(const AugmentBatch& real);
     void r1_step(const AugmentBatch& real);
     void g_step();
@@ -120,6 +121,7 @@ private:
     Generator g_{nullptr}, g_ema_{nullptr};
     Discriminator d_{nullptr};
     ProjectedDiscriminator pd_{nullptr};
+    std::shared_ptr<torch::nn::Module> d_pair_;  // mixed: "projected" and "pixel" in one module
     std::unique_ptr<torch::optim::Adam> g_opt_, d_opt_;
     std::unique_ptr<ImageDataset> data_;
     std::unique_ptr<Prefetcher> prefetch_;

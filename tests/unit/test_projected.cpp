@@ -141,5 +141,51 @@ TEST(Projected, OtherDiscriminatorOrFeaturesAreRefusedOnResume) {
     fs::remove_all(ckpt);
 }
 
+// Mixed: both discriminators learn, D's loss is the sum of the two alone on the same weights and
+// inputs, and a checkpoint resumes to the straight run.
+TEST(Projected, MixedSumsBothDiscriminatorsAndResumes) {
+    const auto data = test::make_train_dataset("projected_mixed");
+    const auto ckpt = (fs::temp_directory_path() /
+                       ("igan_projected_mixed_ckpt_" + std::to_string(::getpid())))
+                          .string();
+    auto mixed = projected_options(data);
+    mixed.discriminator = DiscriminatorKind::kMixed;
+    mixed.augment = AugmentMode::kDiffAug;
+    auto projected = mixed;
+    projected.discriminator = DiscriminatorKind::kProjected;
+    auto pixel = mixed;
+    pixel.discriminator = DiscriminatorKind::kStyleGan2;
+
+    Trainer m(mixed), p(projected), x(pixel);
+    const auto heads_before = snapshot(*m.projected_discriminator());
+    const auto pixel_before = snapshot(*m.discriminator());
+    load_state_dict(*p.projected_discriminator(), state_dict(*m.projected_discriminator()), "mixed");
+    load_state_dict(*x.discriminator(), state_dict(*m.discriminator()), "mixed");
+    m.step();
+    p.step();
+    x.step();
+    EXPECT_NEAR(m.last_stats().d_loss, p.last_stats().d_loss + x.last_stats().d_loss, 1e-5);
+    const auto changed = [](const Weights& before, const torch::nn::Module& now) {
+        int64_t n = 0;
+        for (const auto& [k, v] : state_dict(now)) n += !torch::equal(v, before.at(k));
+        return n;
+    };
+    EXPECT_GT(changed(heads_before, *m.projected_discriminator()), 0);
+    EXPECT_GT(changed(pixel_before, *m.discriminator()), 0);
+
+    m.step();
+    m.save_checkpoint(ckpt);
+    EXPECT_EQ(checkpoint_discriminator_kind(ckpt), "mixed");
+    Trainer resumed(mixed);
+    resumed.load_checkpoint(ckpt);
+    for (auto* t : {&m, &resumed})
+        for (int i = 0; i < 2; ++i) t->step();  // step 2 runs R1 (d_reg_every 2) on the pixel D
+    const auto ga = state_dict(*m.generator()), gb = state_dict(*resumed.generator());
+    for (const auto& [k, t] : ga) EXPECT_TRUE(test::all_close(t, gb.at(k), 1e-6)) << k;
+    const auto da = state_dict(*m.discriminator()), db = state_dict(*resumed.discriminator());
+    for (const auto& [k, t] : da) EXPECT_TRUE(test::all_close(t, db.at(k), 1e-6)) << k;
+    fs::remove_all(ckpt);
+}
+
 }  // namespace
 }  // namespace igan
