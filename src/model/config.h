@@ -3,10 +3,15 @@
 // hubert0527/infinityGAN @ a9b45dd) where one exists; defaults are the paper's.
 #include <nlohmann/json_fwd.hpp>
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace igan {
+
+// The tensor shapes of a state dict by key (the original's names, docs/convert.md).
+using TensorShapes = std::map<std::string, std::vector<int64_t>>;
 
 struct GeneratorConfig {
     int global_latent_dim = 512;
@@ -43,6 +48,12 @@ struct GeneratorConfig {
     int coord_grid_width() const;  // training grid width (period + 1, as the original)
 
     std::vector<std::string> validate() const;  // every problem, empty when valid
+
+    // `base` with the widths that a generator state dict's shapes show (n_mlp, the latent
+    // dims, the structure synthesizer's depth and kernel, the texture convs' widths); what
+    // the shapes do not show stays `base`'s. Each change is noted as "name value (config: old)".
+    static GeneratorConfig from_shapes(const TensorShapes& shapes, GeneratorConfig base,
+                                       std::vector<std::string>* notes = nullptr);
 };
 
 struct DiscriminatorConfig {
@@ -57,6 +68,11 @@ struct DiscriminatorConfig {
     int num_blocks() const { return log_size() - 2; }
     int final_size() const;
     std::vector<std::string> validate() const;
+
+    // As GeneratorConfig::from_shapes, for a discriminator state dict (coord_num_dir, the head's
+    // d_extra_multiplier, the channel multiplier); `base.patch_size` must already be the model's.
+    static DiscriminatorConfig from_shapes(const TensorShapes& shapes, DiscriminatorConfig base,
+                                           std::vector<std::string>* notes = nullptr);
 };
 
 struct ModelConfig {

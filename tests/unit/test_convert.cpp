@@ -16,6 +16,9 @@
 #include "io/safetensors.h"
 #include "io/torch_pickle.h"
 #include "io/zip_reader.h"
+#include "model/generator.h"
+#include "model/state.h"
+#include "weights/config_file.h"
 
 namespace igan {
 namespace {
@@ -514,6 +517,39 @@ TEST(Convert, OriginalYamlResolvesLikeTheJsonConfig) {
     ASSERT_EQ(from_yaml.notes.size(), 1u);
     EXPECT_NE(from_yaml.notes[0].find("ts_conv_out_channels [64, 64, 64, 64, 64, 64, 32, 32]"),
               std::string::npos);
+}
+
+// Every width of a generator, read back off its own state dict's shapes over another preset.
+TEST(Convert, FromShapesRecoversAGeneratorsWidths) {
+    const GeneratorConfig tiny = preset_config("tiny").generator;
+    TensorShapes shapes;
+    for (const auto& [key, t] : state_dict(*Generator(tiny))) shapes[key] = t.sizes().vec();
+    std::vector<std::string> notes;
+    const GeneratorConfig g = GeneratorConfig::from_shapes(shapes, preset_config("paper").generator,
+                                                           &notes);
+    EXPECT_EQ(g.ts_conv_out_channels, tiny.ts_conv_out_channels);
+    EXPECT_EQ(g.global_latent_dim, tiny.global_latent_dim);
+    EXPECT_EQ(g.local_latent_dim, tiny.local_latent_dim);
+    EXPECT_EQ(g.n_mlp, tiny.n_mlp);
+    EXPECT_EQ(g.ss_n_layers, tiny.ss_n_layers);
+    EXPECT_EQ(g.ss_unfold_radius, tiny.ss_unfold_radius);
+    EXPECT_FALSE(notes.empty());
+    notes.clear();
+    EXPECT_EQ(GeneratorConfig::from_shapes(shapes, tiny, &notes).ts_conv_out_channels,
+              tiny.ts_conv_out_channels);
+    EXPECT_TRUE(notes.empty());  // nothing to change
+}
+
+// Every command resolves --config through one reader: the original YAML works for init and
+// train too, and gives the config the golden JSON gives.
+TEST(Convert, EveryCommandReadsTheOriginalYaml) {
+    const ConfigSource yaml = read_config(test::data_path("convert/golden.yaml"));
+    const ConfigSource json = read_config(test::data_path("golden/config.json"));
+    EXPECT_TRUE(yaml.train_params.is_object());
+    EXPECT_EQ(nlohmann::json(load_model_config(test::data_path("convert/golden.yaml")).discriminator),
+              nlohmann::json(json.config.discriminator));
+    EXPECT_EQ(yaml.config.generator.full_size, json.config.generator.full_size);
+    EXPECT_THROW(read_config("nosuch"), UsageError);
 }
 
 TEST(Convert, WidthsComeFromTheWeightsWhateverThePreset) {
