@@ -110,9 +110,19 @@ ModelConfig micro_train_config() {
 // Synthetic "photos": sky-like gradient above, textured ground below.
 std::string make_train_dataset(const std::string& name) {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / ("igan_train_data_" + name);
+    const fs::path dir =
+        fs::temp_directory_path() / ("igan_train_data_" + name + "_" + std::to_string(::getpid()));
+    // Per-process names keep parallel test processes apart; each removes its own on exit.
+    static struct Created {
+        std::vector<fs::path> dirs;
+        ~Created() {
+            std::error_code ignored;
+            for (const auto& d : dirs) fs::remove_all(d, ignored);
+        }
+    } created;
     fs::remove_all(dir);
     fs::create_directories(dir);
+    created.dirs.push_back(dir);
     for (int k = 0; k < 3; ++k) {
         const int64_t w = 90 + 10 * k, h = 64;
         std::vector<uint8_t> px(size_t(w * h * 3));

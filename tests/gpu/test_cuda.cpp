@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include <filesystem>
+#include <unistd.h>
 
 #include "common/test_util.h"
 #include "igan/train.h"
@@ -105,7 +106,9 @@ TEST_F(Cuda, CheckpointsResumeAcrossDevices) {
     for (const std::string from : {"cpu", "cuda"}) {
         const std::string to = from == "cpu" ? "cuda" : "cpu";
         SCOPED_TRACE(from + " -> " + to);
-        const auto ckpt = (std::filesystem::temp_directory_path() / ("igan_resume_" + from)).string();
+        const auto ckpt = (std::filesystem::temp_directory_path() /
+                           ("igan_resume_" + from + "_" + std::to_string(::getpid())))
+                              .string();
         Trainer saved(options(from));
         for (int i = 0; i < 2; ++i) saved.step();
         saved.save_checkpoint(ckpt);
@@ -144,7 +147,9 @@ TEST_F(Cuda, TheShippedCheckpointResumes) {
 TEST_F(Cuda, TrainingRunWritesSamplesAndACheckpoint) {
     TrainRequest r;
     r.data = test::make_train_dataset("cuda_run");
-    r.out = (std::filesystem::temp_directory_path() / "igan_cuda_run").string();
+    r.out =
+        (std::filesystem::temp_directory_path() / ("igan_cuda_run_" + std::to_string(::getpid())))
+            .string();
     std::filesystem::remove_all(r.out);
     r.device = "cuda";
     r.batch = 2;

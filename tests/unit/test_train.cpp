@@ -46,7 +46,9 @@ TEST(Train, DataPipelineIsDeterministicAndLabelled) {
 
 TEST(Train, ResumeEqualsStraightRun) {
     const auto data = test::make_train_dataset("resume");
-    const auto ckpt = (fs::temp_directory_path() / "igan_train_resume_ckpt").string();
+    const auto ckpt =
+        (fs::temp_directory_path() / ("igan_train_resume_ckpt_" + std::to_string(::getpid())))
+            .string();
     Trainer straight(test::micro_train_options(data, 4));
     for (int i = 0; i < 4; ++i) straight.step();
 
@@ -118,7 +120,9 @@ TEST(Train, ResumeTakesTheRunsLearningRateAndTheCheckpointsMoments) {
 
 TEST(Train, InitStartsGeneratorsFromACheckpointAndEverythingElseFresh) {
     const auto data = test::make_train_dataset("init");
-    const auto ckpt = (fs::temp_directory_path() / "igan_train_init_ckpt").string();
+    const auto ckpt =
+        (fs::temp_directory_path() / ("igan_train_init_ckpt_" + std::to_string(::getpid())))
+            .string();
     Trainer trained(test::micro_train_options(data, 4));
     for (int i = 0; i < 2; ++i) trained.step();
     trained.save_checkpoint(ckpt);
@@ -139,7 +143,8 @@ TEST(Train, InitStartsGeneratorsFromACheckpointAndEverythingElseFresh) {
 }
 
 TEST(Train, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
-    const auto run = fs::temp_directory_path() / "igan_train_interrupted";
+    const auto run =
+        fs::temp_directory_path() / ("igan_train_interrupted_" + std::to_string(::getpid()));
     fs::remove_all(run);
     Trainer t(test::micro_train_options(test::make_train_dataset("interrupted"), 2));
     t.step();
