@@ -1,5 +1,7 @@
 #include "train/data.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -73,6 +75,7 @@ ImageDataset::ImageDataset(const DataOptions& options,
 }
 
 Batch ImageDataset::batch(int64_t step, int64_t begin, int64_t end) const {
+    RECORD_USER_SCOPE("data_batch");  // bench/train_bench.cpp's phases
     const int64_t p = options_.patch_size, full = options_.full_size;
     Batch b;
     std::vector<torch::Tensor> imgs;
@@ -137,6 +140,7 @@ void Prefetcher::run() {
 }
 
 Batch Prefetcher::next() {
+    RECORD_USER_SCOPE("data_wait");
     std::unique_lock<std::mutex> lock(mutex_);
     cv_.wait(lock, [&] { return !queue_.empty() || error_; });
     if (queue_.empty()) std::rethrow_exception(error_);

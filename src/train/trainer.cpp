@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <ATen/record_function.h>
 
 #include <cmath>
 #include <mutex>
@@ -189,6 +190,7 @@ torch::nn::Module& Trainer::d_module() const {
 }
 
 std::vector<DiscriminatorOutput> Trainer::d_forward(const torch::Tensor& images) {
+    RECORD_USER_SCOPE("d_forward");
     std::vector<DiscriminatorOutput> out;
     if (pd_) out.push_back(pd_->forward(images));
     if (d_) out.push_back(d_->forward(images));
@@ -220,6 +222,7 @@ at::Generator Trainer::draw_generator(int64_t step, uint64_t purpose) const {
 
 Trainer::Latents Trainer::sample_latents(int64_t step, uint64_t purpose, int64_t global_batch,
                                          int64_t begin, int64_t end) const {
+    RECORD_USER_SCOPE("latents");  // phases of a step, for bench/train_bench.cpp
     const auto& c = options_.model.generator;
     auto gen = draw_generator(step, purpose);
     Latents z;
@@ -249,6 +252,7 @@ Trainer::Latents Trainer::sample_latents(int64_t step, uint64_t purpose, int64_t
 }
 
 Trainer::Fake Trainer::generate(const Latents& z) {
+    RECORD_USER_SCOPE("g_forward");
     Fake f;
     f.styles = g_->texture_synthesizer->styles_from_latent(z.global, z.inject_index);
     f.structure = g_->structure_synthesizer(z.global.select(1, 0), z.local, z.coords.coords);
@@ -284,6 +288,7 @@ double Trainer::all_reduce_mean(double v) {
 
 AugmentBatch Trainer::augment(const torch::Tensor& images, const torch::Tensor& labels,
                               uint64_t purpose) {
+    RECORD_USER_SCOPE("augment");
     if (options_.augment == AugmentMode::kNone) return {images, labels};
     const int64_t b = images.size(0), gb = b * options_.world_size, begin = options_.rank * b;
     auto gen = draw_generator(step_, purpose);
@@ -292,7 +297,19 @@ AugmentBatch Trainer::augment(const torch::Tensor& images, const torch::Tensor& 
     return apply_augment({images, labels}, params.slice(begin, begin + b), std::max(1.0, span));
 }
 
+void Trainer::update(torch::optim::Adam& opt, torch::nn::Module& m, const torch::Tensor& loss) {
+    opt.zero_grad();
+    {
+        RECORD_USER_SCOPE("backward");
+        loss.backward();
+    }
+    all_reduce_grads(m);
+    RECORD_USER_SCOPE("optimizer");
+    opt.step();
+}
+
 void Trainer::d_step(const AugmentBatch& real) {
+    RECORD_USER_SCOPE("d_step");
     set_requires_grad(*g_, false);
     set_requires_grad(d_module(), true);
     const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
@@ -316,10 +333,7 @@ void Trainer::d_step(const AugmentBatch& real) {
         return coord_ac_loss(f.ac_coords_pred, fake.labels);
     });
     const auto loss = adv + options_.coord_ac_w * (ac_real + ac_fake);
-    d_opt_->zero_grad();
-    loss.backward();
-    all_reduce_grads(d_module());
-    d_opt_->step();
+    update(*d_opt_, d_module(), loss);
     stats_.d_loss = adv.item<double>();
     stats_.d_real = mean_logit(dr);
     stats_.d_fake = mean_logit(df);
@@ -327,20 +341,19 @@ void Trainer::d_step(const AugmentBatch& real) {
 }
 
 void Trainer::r1_step(const AugmentBatch& real) {
+    RECORD_USER_SCOPE("r1");
     auto images = real.images.detach().requires_grad_(true);
     // Mixed: the pixel D only (the projected heads go unregularised, as in Projected GAN).
     const auto out = d_ ? d_->forward(images).d_patch : pd_->forward(images).d_patch;
     const auto grad = torch::autograd::grad({out.sum()}, {images}, {}, true, true)[0];
     const auto penalty = grad.pow(2).flatten(1).sum(1).mean();
     const auto loss = options_.r1 / 2 * penalty * options_.d_reg_every + 0 * out[0][0];
-    d_opt_->zero_grad();
-    loss.backward();
-    all_reduce_grads(d_module());
-    d_opt_->step();
+    update(*d_opt_, d_module(), loss);
     stats_.r1 = penalty.item<double>();
 }
 
 void Trainer::g_step() {
+    RECORD_USER_SCOPE("g_step");
     set_requires_grad(*g_, true);
     set_requires_grad(d_module(), false);
     const int64_t b = options_.batch, gb = b * options_.world_size, begin = options_.rank * b;
@@ -356,6 +369,7 @@ void Trainer::g_step() {
     });
     auto loss = adv + options_.coord_ac_w * ac_fake;
     if (options_.diversity_z_w > 0) {
+        RECORD_USER_SCOPE("diversity");
         auto d = diversity_distances(z.local, fake.structure, options_.diversity);
         // A ratio of batch means: every rank takes the whole batch's means (its gradient flows
         // through its own share), so that ranks equal one process with the whole batch.
@@ -366,10 +380,7 @@ void Trainer::g_step() {
         loss = loss + options_.diversity_z_w * div;
         stats_.diversity = div.item<double>();
     }
-    g_opt_->zero_grad();
-    loss.backward();
-    all_reduce_grads(*g_);
-    g_opt_->step();
+    update(*g_opt_, *g_, loss);
     stats_.g_loss = adv.item<double>();
     stats_.ac_fake = ac_fake.item<double>();
 }
@@ -377,6 +388,7 @@ void Trainer::g_step() {
 // Path length: gradient of <image, noise> with respect to the W+ styles, mean over slots and
 // dimensions (the original's choice), pulled toward its running mean.
 void Trainer::path_step() {
+    RECORD_USER_SCOPE("path");
     set_requires_grad(*g_, true);
     const int64_t b = options_.batch / options_.path_batch_shrink;
     const int64_t gb = b * options_.world_size, begin = options_.rank * b;
@@ -393,15 +405,13 @@ void Trainer::path_step() {
     mean_path_length_ += 0.01 * (batch_mean - mean_path_length_);
     const auto penalty = (lengths - mean_path_length_).pow(2).mean();
     const auto loss = options_.path_regularize * options_.g_reg_every * penalty + 0 * fake.image[0][0][0][0];
-    g_opt_->zero_grad();
-    loss.backward();
-    all_reduce_grads(*g_);
-    g_opt_->step();
+    update(*g_opt_, *g_, loss);
     stats_.path = penalty.item<double>();
     stats_.path_length_mean = mean_path_length_;
 }
 
 void Trainer::ema_update() {
+    RECORD_USER_SCOPE("ema");
     torch::NoGradGuard no_grad;
     auto src = g_->named_parameters();
     for (auto& p : g_ema_->named_parameters()) p.value().lerp_(src[p.key()], 1 - ema_decay_);

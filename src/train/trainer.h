@@ -108,6 +108,8 @@ private:
     // The discriminators in use: their trainable module and their outputs (projected first).
     torch::nn::Module& d_module() const;
     std::vector<DiscriminatorOutput> d_forward(const torch::Tensor& images);
+    // Gradients of `loss` (averaged over ranks), then one step of `opt` over `m`.
+    void update(torch::optim::Adam& opt, torch::nn::Module& m, const torch::Tensor& loss);
     void d_step(const AugmentBatch& real);
     void r1_step(const AugmentBatch& real);
     void g_step();
