@@ -88,7 +88,9 @@ DiscriminatorOutput DiscriminatorImpl::forward(const torch::Tensor& image) {
                 "discriminator input must be (B, 3, ", config.patch_size, ", ", config.patch_size,
                 "), got ", image.sizes());
     DiscriminatorOutput out;
-    auto x = convs->forward(image);
+    // Channels-last on the CPU: oneDNN convolves it without reordering every layer's input and
+    // gradient (a training step's D forward + backward ~15-25% faster at tiny's widths).
+    auto x = convs->forward(image.is_cpu() ? image.contiguous(at::MemoryFormat::ChannelsLast) : image);
     out.trunk = x;
     // Minibatch stddev over contiguous groups of samples. The original groups sample i with
     // i + k * (B / group); contiguous groups are equally valid and keep every group inside one
