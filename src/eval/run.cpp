@@ -1,8 +1,8 @@
 // `igan eval`: SWD, FID/KID, the MobileNetV2 and InceptionV3-mixed5 feature distances, their
 // ScaleInv variants and the seam score (docs/evaluation.md), each with a bootstrap spread, for
 // three rows: the model (or a folder of fakes), a random model of the same config and the floor
-// (training photos against the real photos). The metric code lives in src/eval/; this file
-// samples the sets, renders, and assembles the JSON.
+// (training photos against the real photos). The metrics have their own files beside this one;
+// this file samples the sets, renders, and assembles the JSON.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -15,7 +15,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
-#include "igan/igan.h"
+#include "igan/eval.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "eval/bootstrap.h"
@@ -45,6 +45,7 @@ constexpr int64_t kMaxSeamSeeds = 2;
 constexpr int64_t kSeamSeedWork = 12;
 constexpr int64_t kMaxScale = 64;
 constexpr int64_t kMaxBootstrap = 10000;
+constexpr int64_t kMaxTile = 4096;  // Engine's limit (igan.h; api sits above eval)
 constexpr int64_t kCompareWorkDivisor = 8;  // a set comparison costs about n / 8 renders
 constexpr uint64_t kBootstrapSalt = 0xB0075D4Aull;
 
