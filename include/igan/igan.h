@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "igan/bench.h"
 #include "igan/convert.h"
 #include "igan/error.h"
 #include "igan/eval.h"
@@ -202,29 +203,5 @@ struct ForwardRequest {
     std::string model, inputs, out, discriminator, config_override, device = "cpu";
 };
 std::vector<std::string> run_forward(const ForwardRequest& request);  // names written
-
-struct BenchRequest {
-    std::string config = "tiny";
-    std::string device = "cpu";  // on cuda the peak is a batch-16 convolution there; no --scaling
-    int threads = 0;
-    int64_t tile = 0, batch = 1;
-    int64_t workers = 0;  // concurrent forward passes (0: one per thread); each timed run renders
-                          // one strip of workers x batch tiles
-    int repetitions = 3;
-    bool measure_rss = true;
-    bool profile = false;  // add a per-layer profile ("profile" key)
-    bool scaling = false;  // also time 1 thread: "thread_scaling" = tiles/s(threads) / tiles/s(1)
-    // Peak RSS children render a small canvas and a wide one (height 0: one strip of tiles, so
-    // that the paper config finishes in minutes; the 1024x1024 -> 65536x512 comparison
-    // is these options set explicitly, see bench/README.md).
-    int64_t rss_small_width = 1024, rss_small_height = 0;
-    int64_t rss_large_width = 8192, rss_large_height = 0;
-    std::string self_exe;  // path of the igan binary, to measure RSS in child processes
-};
-std::string run_bench(const BenchRequest& request);  // one JSON object
-// The child side of the RSS measurement: renders a size x size canvas with a random tiny model,
-// discarding rows, and prints peak RSS in MB.
-double measure_render_rss(const std::string& config, int64_t width, int64_t height, int64_t tile,
-                          int threads, int64_t workers);
 
 }  // namespace igan

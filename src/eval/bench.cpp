@@ -1,17 +1,20 @@
-// `igan bench`: generation speed against a convolution peak measured in the same run, and peak
-// RSS of a small and a wide render measured in child processes (peak RSS only grows).
+// `igan bench`: generation speed against a convolution peak measured in the same run, and the
+// peak RSS of one render (the CLI runs that in child processes: peak RSS only grows).
 #include <sys/resource.h>
+
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
-#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/device.h"
 #include "core/error.h"
-#include "igan/igan.h"
+#include "core/threads.h"
+#include "igan/bench.h"
 #include "model/generator.h"
 #include "model/layer_clock.h"
 #include "render/canvas.h"
@@ -69,23 +72,17 @@ std::unique_ptr<StyledGenerator> random_generator(const GeneratorConfig& c,
     return StyledGenerator::for_seed(g, device, 0);
 }
 
+// The runs' threads for LibTorch and the BLAS (<= 0: every core).
+void use_threads(int threads) {
+    const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    set_process_intra_op_threads(n);
+    set_blas_threads(n);
+}
+
 double peak_rss_mb() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     return double(u.ru_maxrss) / 1024.0;
-}
-
-double child_rss(const std::string& exe, const std::string& config, int64_t w, int64_t h,
-                 int64_t tile, int threads, int64_t workers) {
-    const std::string cmd = "'" + exe + "' bench-rss --config " + config + " --width " +
-                            std::to_string(w) + " --height " + std::to_string(h) + " --tile " +
-                            std::to_string(tile) + " --threads " + std::to_string(threads) +
-                            " --workers " + std::to_string(workers);
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return -1;
-    double mb = -1;
-    if (fscanf(p, "%lf", &mb) != 1) mb = -1;
-    return pclose(p) == 0 ? mb : -1;
 }
 
 // Every layer of one tile's forward pass timed on its own (same inputs as the real pass), with
@@ -174,13 +171,11 @@ void add_kind_fractions(nlohmann::json& j, const LayerClockTotals& c, const std:
     }
 }
 
-constexpr int64_t kRssStripRows = 1;  // default strips per RSS render (memory is per strip)
-
 }  // namespace
 
 double measure_render_rss(const std::string& config, int64_t width, int64_t height, int64_t tile,
                           int threads, int64_t workers) {
-    set_threads(threads);
+    use_threads(threads);
     torch::NoGradGuard no_grad;
     auto model = random_generator(load_model_config(config).generator, torch::kCPU);
     RenderOptions o;
@@ -205,7 +200,7 @@ MarginCost margin_cost(const GeneratorConfig& c, int64_t tile) {
 }
 
 std::string run_bench(const BenchRequest& r) {
-    set_threads(r.threads);
+    use_threads(r.threads);
     const int threads = at::get_num_threads();
     torch::NoGradGuard no_grad;
     const ModelConfig config = load_model_config(r.config);
@@ -277,29 +272,19 @@ std::string run_bench(const BenchRequest& r) {
                                             flop_per_tile * double(tiles));
     if (r.scaling && threads > 1 && device.is_cpu()) {
         // The same strip on one thread (one pass at a time).
-        set_threads(1);
+        use_threads(1);
         RenderOptions one = o;
         one.workers = 1;
         const auto t1 = time_runs(reps, [&] { render_region(*model, rect, one); });
         // The convolution's own 1 -> 2 thread scaling on this machine, as the yardstick.
         const double peak_1_thread = conv_peak_gflops(reps, device);
-        set_threads(threads);
+        use_threads(threads);
         j["tiles_per_s_1_thread"] = tiles / median(t1);
         j["thread_scaling"] = median(t1) / median(t);
         j["peak_gflops_1_thread"] = peak_1_thread;
         j["peak_thread_scaling"] = peak / peak_1_thread;
     }
     if (r.profile) j["profile"] = profile_layers(config.generator, n, reps, peak, device);
-    if (r.measure_rss && !r.self_exe.empty() && device.is_cpu()) {
-        const int64_t strips = kRssStripRows * tile;
-        auto h = [&](int64_t v) { return v > 0 ? v : strips; };
-        j["rss_small"] = std::to_string(r.rss_small_width) + "x" + std::to_string(h(r.rss_small_height));
-        j["rss_large"] = std::to_string(r.rss_large_width) + "x" + std::to_string(h(r.rss_large_height));
-        j["rss_mb_small"] = child_rss(r.self_exe, r.config, r.rss_small_width,
-                                      h(r.rss_small_height), tile, threads, workers);
-        j["rss_mb_large"] = child_rss(r.self_exe, r.config, r.rss_large_width,
-                                      h(r.rss_large_height), tile, threads, workers);
-    }
     return j.dump();
 }
 
