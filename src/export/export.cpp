@@ -20,6 +20,7 @@
 #include "export/pmtiles.h"
 #include "export/pyramid.h"
 #include "igan/image.h"
+#include "io/atomic_file.h"
 
 namespace igan {
 
@@ -36,17 +37,9 @@ void write_whole_file(const std::string& path, const std::string& data) {
     if (!f) throw Error("cannot write " + path + ": " + std::strerror(errno));
 }
 
+// The generation record, as generate writes it.
 nlohmann::json record_json(const Engine& engine, const ExportRequest& r) {
-    const auto& g = r.region;
-    return nlohmann::json{{"igan_version", version_string()},
-                          {"model_sha256", engine.summary().sha256},
-                          {"model_config", engine.summary().config_name},
-                          {"seed", g.seed},
-                          {"x", g.x},
-                          {"y", g.y},
-                          {"width", g.width},
-                          {"height", g.height},
-                          {"psi", g.psi}};
+    return nlohmann::json::parse(engine.record(r.region));
 }
 
 // Renders the rectangle into the pyramid, row by row.
@@ -67,18 +60,17 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
     const auto& g = r.region;
     const std::string base = r.out.substr(0, r.out.size() - 4);
     const std::string files_dir = base + "_files";
-    const std::string tmp_dir = files_dir + temp_suffix();
-    fs::remove_all(tmp_dir);
     // DeepZoom numbers levels from 1 pixel (level 0) up to the full resolution.
     const int64_t max_level =
         int64_t(std::ceil(std::log2(double(std::max(g.width, g.height))) - 1e-12));
     ExportResult result;
     result.levels = max_level + 1;
-    try {
+    AtomicDir files(files_dir);  // removed again if the render fails
+    {
         const int64_t T = r.dzi_tile, overlap = r.dzi_overlap;
         std::vector<uint8_t> buf;
         Pyramid pyramid(g.width, g.height, max_level + 1, T, overlap, [&](const Pyramid::Band& b) {
-            const std::string dir = tmp_dir + "/" + std::to_string(max_level - b.level);
+            const std::string dir = files.temp_path() + "/" + std::to_string(max_level - b.level);
             if (b.row == 0) fs::create_directories(dir);
             for (int64_t col = 0; col < b.columns(T); ++col) {
                 const int64_t x0 = std::max<int64_t>(0, col * T - overlap);
@@ -92,16 +84,12 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
             }
         });
         stream_into(engine, g, pyramid, progress);
-    } catch (...) {
-        std::error_code ec;
-        fs::remove_all(tmp_dir, ec);
-        throw;
     }
     // Replace an older pyramid of the same name, then publish the descriptor last.
     const std::string old_dir = files_dir + ".old" + temp_suffix();
     std::error_code ec;
     if (fs::exists(files_dir)) fs::rename(files_dir, old_dir);
-    fs::rename(tmp_dir, files_dir);
+    files.commit();
     fs::remove_all(old_dir, ec);
     const std::string xml =
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -109,9 +97,9 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
         std::to_string(r.dzi_overlap) + "\" TileSize=\"" + std::to_string(r.dzi_tile) +
         "\">\n  <Size Width=\"" + std::to_string(g.width) + "\" Height=\"" +
         std::to_string(g.height) + "\"/>\n</Image>\n";
-    const std::string tmp_xml = r.out + temp_suffix();
-    write_whole_file(tmp_xml, xml);
-    fs::rename(tmp_xml, r.out);
+    AtomicFile descriptor(r.out);
+    descriptor.write(xml.data(), xml.size());
+    descriptor.commit();
     result.path = r.out;
     return result;
 }
@@ -274,14 +262,16 @@ ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
     }();
     (void)handlers;
     const auto& g = r.region;
-    const std::string tmp = r.out + temp_suffix();
+    // libtiff writes the temporary file through its own descriptor; commit() then fsyncs the
+    // file (whichever descriptor wrote it) and renames it into place.
+    AtomicFile out(r.out);
     t_tiff_error.clear();
     auto fail = [&](const std::string& what) -> Error {
         return Error("cannot write " + r.out + ": " + what +
                      (t_tiff_error.empty() ? "" : " (" + t_tiff_error + ")"));
     };
-    try {
-        std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpen(tmp.c_str(), "w8"));  // 8: BigTIFF
+    {
+        std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpen(out.temp_path().c_str(), "w8"));  // 8: BigTIFF
         if (!tif) throw fail("TIFFOpen");
         TIFF* t = tif.get();
         const uint16_t compression = r.compression == "deflate" ? COMPRESSION_ADOBE_DEFLATE
@@ -336,11 +326,7 @@ ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
         TIFF* raw = tif.release();
         TIFFClose(raw);
         if (!t_tiff_error.empty()) throw fail("TIFFClose");
-        fs::rename(tmp, r.out);
-    } catch (...) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
-        throw;
+        out.commit();
     }
     ExportResult result;
     result.path = r.out;

@@ -217,8 +217,9 @@ void AtomicDir::commit() {
     };
     if (committed_) throw Error("cannot commit " + path_ + ": folder is already committed");
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(temp_path_, ec)) {
-        if (!entry.is_regular_file()) continue;
+    // Files and subfolders at any depth (a DeepZoom pyramid keeps its tiles in level folders).
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(temp_path_, ec)) {
+        if (!entry.is_regular_file() && !entry.is_directory()) continue;
         if (const int err = sync_path(entry.path().string())) fail("cannot sync", err);
     }
     if (ec) fail("cannot list", ec.value());

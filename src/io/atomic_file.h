@@ -43,7 +43,7 @@ private:
     int pending_slot_ = -1;  // in the registry remove_pending_temp_files() sweeps
 };
 
-// A folder (a training checkpoint) filled under `path + ".tmp-<pid>-<random>"`, then renamed to
+// A folder (a training checkpoint, a DeepZoom pyramid's tiles) filled under `path + ".tmp-<pid>-<random>"`, then renamed to
 // `path`, which must not exist then.
 class AtomicDir {
 public:
@@ -56,7 +56,7 @@ public:
 
     // Where to write the folder's files until commit().
     const std::string& temp_path() const { return temp_path_; }
-    // Fsyncs every file in the folder and the folder itself, renames it to `path` and fsyncs
+    // Fsyncs every file and folder in it and the folder itself, renames it to `path` and fsyncs
     // the parent directory; throws igan::Error naming `path` and the OS error.
     void commit();
 
