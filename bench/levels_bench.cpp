@@ -100,14 +100,23 @@ int main(int argc, char** argv) {
     std::printf("; %lld samples of %lld px at level %d (native %lld px)\n", (long long)samples,
                 (long long)size, min_level, (long long)native_side);
 
+    // Levels with a fitted coarse head (the model's side file, igan fit-coarse), as
+    // p - kHead in the maps below.
+    constexpr int kHead = 10;
+    std::vector<int> heads;
+    for (const auto& h : engine.summary().coarse_heads) heads.push_back(h.level);
     // ways[z][p]: level z from level p (p = 0: the reference).
     std::map<int, std::map<int, Way>> ways;
     const igan::SwdConfig swd_config;
     for (int z = -1; z >= min_level; --z) {
         const int64_t side = size << (z - min_level);
-        for (int p = 0; p >= z; --p)
+        for (int p = 0; p >= z; --p) {
             if (p == 0 || std::count(partial.begin(), partial.end(), p))
                 ways[z][p].desc = std::make_unique<igan::SwdDescriptors>(swd_config, side, side);
+            if (std::count(heads.begin(), heads.end(), p))
+                ways[z][p - kHead].desc =
+                    std::make_unique<igan::SwdDescriptors>(swd_config, side, side);
+        }
     }
     for (int64_t s = 0; s < samples; ++s) {
         igan::GenerateRequest r;
@@ -126,18 +135,30 @@ int main(int argc, char** argv) {
             q.width = q.height = native_side >> -p;
             rendered[p] = engine.render_rgb(q);
         }
+        for (int p : heads) {
+            if (p < min_level) continue;
+            igan::GenerateRequest q = r;
+            q.level = p;
+            q.coarse_head = true;
+            q.x = r.x >> -p;
+            q.y = r.y >> -p;
+            q.width = q.height = native_side >> -p;
+            rendered[p - kHead] = engine.render_rgb(q);
+        }
         for (auto& [z, by_source] : ways) {
             const int64_t side = size << (z - min_level);
             const Image ref = box_filter(native, native_side, native_side / side);
             for (auto& [p, way] : by_source) {
-                const int64_t p_side = native_side >> -p;
+                const int64_t p_side = native_side >> -(p < -kHead / 2 ? p + kHead : p);
                 const Image img = p == 0 ? ref : box_filter(rendered[p], p_side, p_side / side);
                 way.psnr.push_back(psnr(img, ref));
                 way.desc->add(to_tensor(img, side));
                 if (s == 0 && !dump.empty()) {
                     const auto png = igan::encode_png(img.data(), side, side);
                     const auto path = dump + "/level_" + std::to_string(z) + "_from_" +
-                                      std::to_string(p) + ".png";
+                                      (p < -kHead / 2 ? "head" + std::to_string(p + kHead)
+                                                      : std::to_string(p)) +
+                                      ".png";
                     std::FILE* f = std::fopen(path.c_str(), "wb");
                     if (f) std::fwrite(png.data(), 1, png.size(), f), std::fclose(f);
                 }
@@ -150,10 +171,12 @@ int main(int argc, char** argv) {
     std::map<int, double> tile_s;
     std::vector<int> direct{0};
     for (int p : partial) direct.push_back(p);
+    for (int p : heads) direct.push_back(p - kHead);
     for (int p : direct) {
         igan::GenerateRequest q;
         q.seed = 99;
-        q.level = p;
+        q.level = p < -kHead / 2 ? p + kHead : p;
+        q.coarse_head = p < -kHead / 2;
         q.width = q.height = tile;
         engine.render_rgb(q);
         double best = 1e30;
@@ -170,14 +193,18 @@ int main(int argc, char** argv) {
             double mean = 0, lo = 1e9;
             for (double v : way.psnr) mean += v / double(way.psnr.size()), lo = std::min(lo, v);
             const double swd = p == 0 ? 0.0 : igan::swd(*way.desc, ref).mean;
-            const double tiles = std::pow(4.0, p - z);
+            const bool head = p < -kHead / 2;
+            const double tiles = std::pow(4.0, (head ? p + kHead : p) - z);
             std::printf("%5d  %-10s  %6.2f (%6.2f)  %9.2f  %7.3f  (%g)\n", z,
-                        p == 0 ? "box 0" : ("partial " + std::to_string(p)).c_str(),
+                        p == 0  ? "box 0"
+                        : head ? ("head " + std::to_string(p + kHead)).c_str()
+                               : ("partial " + std::to_string(p)).c_str(),
                         p == 0 ? 99.0 : mean, p == 0 ? 99.0 : lo, swd, tiles * tile_s[p], tiles);
         }
     }
     std::printf("\ncold tile seconds at directly rendered levels:");
-    for (auto& [p, t] : tile_s) std::printf(" %d: %.3f", p, t);
+    for (auto& [p, t] : tile_s)
+        std::printf(p < -kHead / 2 ? " head %d: %.3f" : " %d: %.3f", p < -kHead / 2 ? p + kHead : p, t);
     std::printf("\n");
     return 0;
 }

@@ -115,12 +115,13 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
         ->capture_default_str()
         ->envname("IGAN_RGB_CACHE_MB");
     cmd->add_option("--coarse", o.coarse,
-                    "zoomed-out levels: auto (from the partial ToRGB sum where measured "
-                    "faithful, else box-filtered finer tiles), partial (fast), box")
+                    "zoomed-out levels: auto (from a fitted coarse head, see igan fit-coarse, "
+                    "or the partial ToRGB sum, where measured faithful, else box-filtered "
+                    "finer tiles), head, partial (fast), box")
         ->capture_default_str()
-        ->check(CLI::IsMember({"auto", "partial", "box"}));
+        ->check(CLI::IsMember({"auto", "head", "partial", "box"}));
     cmd->add_option("--coarse-min-psnr", o.coarse_min_psnr,
-                    "--coarse auto: PSNR (dB) against the box filter a partial level needs")
+                    "--coarse auto: PSNR (dB) against the box filter a direct level needs")
         ->capture_default_str();
     cmd->add_option_function<std::string>(
            "--webp-quality",

@@ -36,6 +36,34 @@ struct InitRequest {
 };
 void init_model(const InitRequest& request);
 
+// Fitted coarse heads (docs/serving.md, "Zoomed-out levels"): every level a head can serve
+// (the partial ToRGB levels and z_S's) as a 1x1 linear map of the generator's features there,
+// fitted by least squares to the box-filtered native render over `samples` regions of their
+// own seeds, and measured on `held_out` regions of further seeds. Written to `out` (default:
+// the model's side file, MODEL minus .safetensors plus .coarse.safetensors, which Engine loads).
+struct FitCoarseRequest {
+    std::string model, out, device = "cpu";
+    int64_t samples = 48, held_out = 16;
+    int64_t side = 32;  // region side in pixels at the coarsest level
+    uint64_t seed = 1000;
+    int64_t y_range = 1024;  // region centres within this many native pixels of the horizon
+    double ridge = 1e-4;
+};
+struct FitCoarseLevel {
+    int level = 0;
+    std::string source;  // "to_rgb K" or "z_s"
+    double held_out_psnr = 0, held_out_min_psnr = 0;
+    double partial_psnr = 0;  // the raw partial ToRGB sum on the same regions (0 for z_S)
+};
+struct FitCoarseResult {
+    std::string path;
+    std::vector<FitCoarseLevel> levels;
+    double seconds = 0;
+};
+FitCoarseResult fit_coarse(const FitCoarseRequest& request, const ProgressFn& progress = {});
+// The side file Engine looks for next to a model.
+std::string coarse_heads_path_for(const std::string& model_path);
+
 struct ModelSummary {
     std::string path, sha256, config_name, config_json;
     int64_t parameters = 0;
@@ -48,6 +76,15 @@ struct ModelSummary {
     // Zoom levels z < 0 that GenerateRequest::level renders directly, from a partial ToRGB sum
     // of the texture synthesizer (coarsest first; e.g. -2, -1 with three ToRGB layers).
     std::vector<int> partial_levels;
+    // Fitted coarse heads loaded from the model's side file (coarse_heads_path): levels that
+    // GenerateRequest::coarse_head renders, with the PSNR measured on held-out seeds at fit time.
+    struct CoarseHeadLevel {
+        int level = 0;
+        double held_out_psnr = 0;
+    };
+    std::vector<CoarseHeadLevel> coarse_heads;
+    std::string coarse_heads_path;
+    std::string coarse_heads_note;  // why a side file was found but not used (stale)
 };
 
 // Spatial style fusion: the style of `seed` rules the canvas pixels nearest (x, y).
@@ -73,6 +110,9 @@ struct GenerateRequest {
     // height are then in that level's pixels (canvas pixels * 2^z), cyclic_width and fusion
     // centres still in canvas pixels.
     int level = 0;
+    // With level < 0: render it through the fitted coarse head of that level
+    // (ModelSummary::coarse_heads) instead of the raw partial ToRGB sum.
+    bool coarse_head = false;
     std::string out;           // PNG path
 };
 

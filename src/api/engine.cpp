@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -43,6 +44,13 @@ Engine::Engine(const std::string& model_path, const std::string& device,
     for (int k = 0; k + 1 < int(g.to_rgb_src_conv().size()); ++k)
         s.partial_levels.push_back(-int(std::log2(double(ts_upscale(g) /
                                                          CanvasGeometry(g, k).upscale()))));
+    const auto heads = coarse_heads_path_for(model_path);
+    if (std::filesystem::exists(heads)) {
+        impl_->coarse = load_coarse_heads(heads, g, s.sha256);
+        s.coarse_heads_note = impl_->coarse.note;
+        if (s.coarse_heads_note.empty()) s.coarse_heads_path = heads;
+        for (const auto& [level, psnr] : impl_->coarse.psnr) s.coarse_heads.push_back({level, psnr});
+    }
 }
 
 Engine::~Engine() = default;
@@ -124,7 +132,13 @@ void remove_temporary_outputs() noexcept { remove_pending_temp_files(); }
 void Engine::validate(const GenerateRequest& r, bool force) const {
     validate_request(r, force);
     const auto& levels = impl_->summary.partial_levels;
-    if (r.level != 0 && std::find(levels.begin(), levels.end(), r.level) == levels.end()) {
+    if (r.coarse_head) {
+        if (!impl_->coarse.heads.count(r.level))
+            throw UsageError("level " + std::to_string(r.level) +
+                             ": no fitted coarse head for it (igan fit-coarse)" +
+                             (impl_->coarse.note.empty() ? "" : "; " + impl_->coarse.note));
+    } else if (r.level != 0 &&
+               std::find(levels.begin(), levels.end(), r.level) == levels.end()) {
         std::string list = "0";
         for (int z : levels) list += ", " + std::to_string(z);
         throw UsageError("level " + std::to_string(r.level) + ": this model renders levels " +

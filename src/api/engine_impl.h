@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "api/coarse_heads.h"
 #include "core/rng.h"
 #include "render/renderer.h"
 #include "render/styled_generator.h"
@@ -24,6 +25,7 @@ struct Engine::Impl {
     LoadedGenerator model;
     torch::Device device{torch::kCPU};
     ModelSummary summary;
+    LoadedCoarseHeads coarse;  // from the model's side file, if any
     mutable std::once_flag style_mean_once;
     mutable torch::Tensor style_mean;
 
@@ -85,7 +87,12 @@ struct Engine::Impl {
         o.max_tile_height = streaming_tile_height_cap(r.width);
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
-        o.rgb_index = rgb_index_of(r.level);
+        if (r.coarse_head) {
+            o.head = coarse.heads.at(r.level);  // validate() checked it is there
+            o.rgb_index = o.head->rgb_index;
+        } else {
+            o.rgb_index = rgb_index_of(r.level);
+        }
         return o;
     }
 
@@ -124,6 +131,7 @@ struct Engine::Impl {
                             {"height", r.height},
                             {"psi", r.psi}};
         if (r.level != 0) j["level"] = r.level;
+        if (r.coarse_head) j["coarse_head"] = true;
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
         if (!r.styles.empty()) {
             j["style_band"] = r.style_band;

@@ -12,10 +12,18 @@ CanvasGeometry::CanvasGeometry(const GeneratorConfig& c, int rgb_index)
     : config_(c), ss_margin_(c.ss_margin()), strides_(ts_strides(c)) {
     const auto src = c.to_rgb_src_conv();
     if (rgb_index >= int(src.size())) throw Error("no ToRGB " + std::to_string(rgb_index));
-    convs_ = rgb_index < 0 ? c.num_ts_convs() : src[rgb_index] + 1;
+    convs_ = rgb_index == kStructureLevel ? 0
+             : rgb_index < 0              ? c.num_ts_convs()
+                                          : src[rgb_index] + 1;
     strides_.resize(size_t(convs_));
-    upscale_ = strides_.back();
-    margin_ = upscale_ * c.ts_input_size - layer_sizes(c.ts_input_size).back();
+    upscale_ = convs_ == 0 ? 1 : strides_.back();
+    margin_ = convs_ == 0 ? 0 : upscale_ * c.ts_input_size - layer_sizes(c.ts_input_size).back();
+}
+
+double CanvasGeometry::lag() const {
+    const CanvasGeometry full(config_);
+    const double f = double(full.upscale()) / double(upscale_);
+    return (double(full.margin()) - f * double(margin_)) / (2 * f);
 }
 
 int64_t CanvasGeometry::window_for(int64_t size) const {

@@ -5,11 +5,18 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
 
 namespace igan {
+
+struct CoarseHead;
+
+// An rgb_index that stops before the texture synthesizer: the structure latent z_S itself, one
+// pixel per latent cell (the level a coarse head reads at that scale, render/coarse_head.h).
+constexpr int kStructureLevel = -2;
 
 struct Rect {
     int64_t x = 0, y = 0, w = 0, h = 0;
@@ -22,7 +29,12 @@ struct PatchBatch {
     torch::Tensor local_latent;          // (B, L, n_h + 2R, n_w + 2R)
     torch::Tensor coords;                // (B, 3, n_h + 2R, n_w + 2R)
     std::vector<torch::Tensor> noises;   // per texture conv run: (B, 1, H_k, W_k)
-    int rgb_index = -1;  // >= 0: stop at this ToRGB (a coarser image); -1: the full image
+    // >= 0: stop at this ToRGB (a coarser image); -1: the full image; kStructureLevel: z_S.
+    int rgb_index = -1;
+    // With a coarse head: its RGB from the features at rgb_index; with `features`: those
+    // features themselves, (B, C, h, w), the material a head is fitted on.
+    std::shared_ptr<const CoarseHead> head;
+    bool features = false;
 };
 
 class PatchModel {
@@ -37,7 +49,8 @@ public:
 
 // Geometry of the texture synthesizer as seen from the canvas. With rgb_index >= 0, of the
 // texture synthesizer stopped at that ToRGB: its partial sum is the canvas at upscale() pixels
-// per cell, a zoomed-out level (layer_sizes and strides then cover the convs it runs).
+// per cell, a zoomed-out level (layer_sizes and strides then cover the convs it runs). With
+// kStructureLevel, of z_S: one pixel per cell, no margin, no texture convs.
 class CanvasGeometry {
 public:
     explicit CanvasGeometry(const GeneratorConfig& config, int rgb_index = -1);
@@ -47,6 +60,11 @@ public:
     // Smallest z_S window whose output covers `size` pixels starting at any offset in [0, upscale).
     int64_t window_for(int64_t size) const;
     int64_t output_size(int64_t n) const { return upscale_ * n - margin_; }
+    // How far (in this level's pixels) its pixel q sits from the centre of the native pixels
+    // it covers: a level pixel's output centre lags the full image's by half the difference of
+    // their margins. A faithful level samples its own output at q + lag() (render_tiles does,
+    // for coarse heads). 0 for the full image.
+    double lag() const;
     const std::vector<int64_t>& strides() const { return strides_; }
     std::vector<int64_t> layer_sizes(int64_t n) const;
 

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -143,8 +144,29 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     torch::NoGradGuard no_grad;
     const auto& config = model.config();
     const CanvasGeometry geo(config, options.rgb_index);
-    const TilePlan plan = plan_tiles(config, rect, options);
+    TilePlan plan = plan_tiles(config, rect, options);
     const int64_t up = geo.upscale(), batch = std::max<int64_t>(1, options.batch);
+    // A coarse head's level is its features resampled at q + lag (canvas.h): each tile computes
+    // one more row and column from `shift` on and blends neighbours by `frac` (exact for any
+    // tiling: a function of global pixel positions).
+    const bool aligned = (options.head || options.features) && options.rgb_index != -1;
+    const double lag = aligned ? geo.lag() : 0.0;
+    const int64_t shift = int64_t(std::floor(lag)), extra = aligned ? 1 : 0;
+    const float frac = float(lag - double(shift));
+    if (aligned) {
+        plan.window_h = geo.window_for(plan.tile_h + 1);
+        plan.window_w = geo.window_for(plan.tile_w + 1);
+    }
+    auto computed = [&](Rect t) {
+        t.x += aligned ? shift : 0, t.y += aligned ? shift : 0;
+        t.w += extra, t.h += extra;
+        return t;
+    };
+    auto blend = [&](const torch::Tensor& x) {  // (C, h + 1, w + 1) -> (C, h, w)
+        const int64_t h = x.size(1) - 1, w = x.size(2) - 1;
+        const auto rows = x.narrow(1, 0, h) * (1 - frac) + x.narrow(1, 1, h) * frac;
+        return rows.narrow(2, 0, w) * (1 - frac) + rows.narrow(2, 1, w) * frac;
+    };
     if (options.fields.cyclic_period_px > 0) check_cyclic_period(config, options.fields.cyclic_period_px);
 
     std::vector<Job> jobs;
@@ -159,10 +181,12 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
     auto run = [&](const Job& job) {
         std::vector<std::pair<int64_t, int64_t>> origins;
         for (int64_t col = job.col0; col < job.col0 + job.count; ++col)
-            origins.push_back(origin_of(plan.tile_rect(job.row, col)));
+            origins.push_back(origin_of(computed(plan.tile_rect(job.row, col))));
         // Fields drawn where the network runs: no host work or copy per tile on a GPU.
-        const auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h,
-                                             plan.window_w, options.rgb_index, model.device());
+        auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h,
+                                       plan.window_w, options.rgb_index, model.device());
+        inputs.head = options.head;
+        inputs.features = options.features;
         return model.synthesize(inputs).to(torch::kCPU);
     };
     int64_t done = 0;
@@ -173,9 +197,10 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
                         std::to_string(job.row) + "): the model's weights overflow in float32; "
                         "nothing was written");
         for (int64_t i = 0; i < job.count; ++i) {
-            const Rect t = plan.tile_rect(job.row, job.col0 + i);
-            const auto [oy, ox] = origin_of(t);
-            on_tile(t, rgb[i].narrow(1, t.y - up * oy, t.h).narrow(2, t.x - up * ox, t.w));
+            const Rect t = plan.tile_rect(job.row, job.col0 + i), c = computed(t);
+            const auto [oy, ox] = origin_of(c);
+            const auto out = rgb[i].narrow(1, c.y - up * oy, c.h).narrow(2, c.x - up * ox, c.w);
+            on_tile(t, aligned ? blend(out) : out);
         }
         done += job.count;
         if (on_progress) on_progress(done, plan.count());
@@ -232,10 +257,11 @@ void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& optio
 }
 
 torch::Tensor render_region(PatchModel& model, const Rect& rect, const RenderOptions& options) {
-    auto out = torch::empty({3, rect.h, rect.w});
+    torch::Tensor out;
     render_tiles(
         model, rect, options,
         [&](const Rect& t, const torch::Tensor& rgb) {
+            if (!out.defined()) out = torch::empty({rgb.size(0), rect.h, rect.w});
             out.narrow(1, t.y - rect.y, t.h).narrow(2, t.x - rect.x, t.w).copy_(rgb);
         },
         [](int64_t, int64_t) {});

@@ -27,6 +27,10 @@ struct RenderOptions {
     // stops there); the rectangle is then in that level's pixels, CanvasGeometry(config,
     // rgb_index).upscale() per latent cell. -1: the full image.
     int rgb_index = -1;
+    // A fitted coarse head turns the features at rgb_index into RGB; `features` renders those
+    // features instead (C channels per tile; render_region only). See render/coarse_head.h.
+    std::shared_ptr<const CoarseHead> head;
+    bool features = false;
     CanvasFields fields;
 };
 
@@ -72,7 +76,8 @@ void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& optio
 // whose margin already costs a third more work. Past about 21,000 px it is below 256.
 int64_t streaming_tile_height_cap(int64_t width);
 
-// The whole rectangle at once (3, h, w); for tests and small requests.
+// The whole rectangle at once (3, h, w), or (C, h, w) with options.features; for tests, fitting
+// and small requests.
 torch::Tensor render_region(PatchModel& model, const Rect& rect, const RenderOptions& options);
 
 // [-1, 1] float RGB (3, h, w) into interleaved 8-bit rows of `row_stride` bytes at column x0.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "render/coarse_head.h"
 
 namespace igan {
 
@@ -150,9 +151,24 @@ torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
     auto& ss_net = g_->structure_synthesizer;
     auto& ts_net = g_->texture_synthesizer;
     const int rgb = batch.rgb_index;
+    // Features for a coarse head (or the caller) instead of the image: z_S, or what the
+    // texture synthesizer made up to that ToRGB.
+    const bool head_input = batch.head || batch.features;
+    if (rgb == kStructureLevel && !head_input) throw Error("z_S is no image: it needs a head");
+    FeatureMap ts_features;
+    std::vector<torch::Tensor> mods;  // set before finish() for a head
+    auto finish = [&](const torch::Tensor& z_s, auto&& texture) -> torch::Tensor {
+        if (!head_input) return texture(nullptr);
+        if (rgb != kStructureLevel) texture(&ts_features);
+        auto f = coarse_features(config(), rgb, z_s, ts_features, mods);
+        return batch.features ? f : batch.head->apply(f);
+    };
     if (centres_.empty()) {
         auto z_s = ss_net(z_structure_, batch.local_latent, batch.coords);
-        return ts_net(z_s, styles_, batch.noises, nullptr, nullptr, rgb);
+        if (head_input) mods = coarse_modulations(*ts_net, rgb, styles_);
+        return finish(z_s, [&](FeatureMap* fm) {
+            return ts_net(z_s, styles_, batch.noises, fm, nullptr, rgb);
+        });
     }
     // Fusion: mixing weights for every modulated layer's input grid, placed on the canvas by the
     // full image's geometry (so a coarse level mixes where the full image does), for the layers
@@ -189,10 +205,21 @@ torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
     const int64_t only = single_style(ss, ts);
     if (only >= 0) {  // far from every boundary: the ordinary (faster) path
         auto z_s = ss_net(z_palette_.narrow(0, only, 1), batch.local_latent, batch.coords);
-        return ts_net(z_s, style_palette_.narrow(0, only, 1), batch.noises, nullptr, nullptr, rgb);
+        if (head_input) mods = coarse_modulations(*ts_net, rgb, style_palette_.narrow(0, only, 1));
+        return finish(z_s, [&](FeatureMap* fm) {
+            return ts_net(z_s, style_palette_.narrow(0, only, 1), batch.noises, fm, nullptr, rgb);
+        });
     }
     auto z_s = ss_net(torch::Tensor(), batch.local_latent, batch.coords, nullptr, &ss);
-    return ts_net(z_s, torch::Tensor(), batch.noises, nullptr, &ts, rgb);
+    if (head_input) {  // each style's modulations, mixed per pixel at the features' grid
+        const auto weights = rgb == kStructureLevel ? grid_weights(n_h, n_w, 1)
+                                                    : ts.to_rgb[size_t(rgb)];
+        for (const auto& m : coarse_modulations(*ts_net, rgb, style_palette_))
+            mods.push_back(torch::einsum("nc,bnhw->bchw", {m, weights}));
+    }
+    return finish(z_s, [&](FeatureMap* fm) {
+        return ts_net(z_s, torch::Tensor(), batch.noises, fm, &ts, rgb);
+    });
 }
 
 }  // namespace igan

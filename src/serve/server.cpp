@@ -4,7 +4,8 @@
 // threads with a bounded queue (503 beyond it). A tile's RGB goes through a byte-bounded LRU
 // cache of its own, from which coarser tiles are box-filtered (no PNG is ever decoded), and each
 // encoding through another; both produce single-flight. Zoomed-out levels render directly from
-// the texture synthesizer's partial ToRGB sum where that was measured faithful (docs/serving.md).
+// the texture synthesizer's partial ToRGB sum or a fitted coarse head where that was measured
+// faithful (docs/serving.md).
 #include <httplib.h>
 #include <malloc.h>
 
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -115,7 +117,7 @@ struct TileQuery {
 };
 
 constexpr uint64_t kCalibrationSeed = 0;
-constexpr int64_t kCalibrationSide = 128;  // native pixels of the faithfulness measurement
+constexpr int64_t kCalibrationSide = 256;  // native pixels of the faithfulness measurement
 
 }  // namespace
 
@@ -165,8 +167,8 @@ void validate_serve_options(const ServeOptions& o) {
         problems.push_back("--max-render-side must be in [1, 65536]");
     if (o.max_render_pixels < 1 || o.max_render_pixels > (int64_t{1} << 28))
         problems.push_back("--max-render-pixels must be in [1, 2^28]");
-    if (o.coarse != "auto" && o.coarse != "partial" && o.coarse != "box")
-        problems.push_back("--coarse must be auto, partial or box");
+    if (o.coarse != "auto" && o.coarse != "partial" && o.coarse != "head" && o.coarse != "box")
+        problems.push_back("--coarse must be auto, partial, head or box");
     if (!(o.coarse_min_psnr >= 0 && o.coarse_min_psnr <= 99))
         problems.push_back("--coarse-min-psnr must be in [0, 99] dB");
     if (o.rgb_cache_mb < 0 || o.rgb_cache_mb > (int64_t{1} << 20))
@@ -188,12 +190,18 @@ struct TileServer::Impl {
     struct Model {
         ServeModel spec;
         std::unique_ptr<Engine> engine;
-        // Levels z < 0 rendered from a partial ToRGB sum, decided on first use (a measurement
-        // at a fixed seed and place, so every tile stays a function of its address alone).
+        // Levels z < 0 rendered directly, from a partial ToRGB sum or a fitted coarse head
+        // (true), decided on first use (a measurement at a fixed seed and place, so every tile
+        // stays a function of its address alone).
         std::mutex levels_mutex;
         bool levels_decided = false;
-        std::vector<int> direct;
-        std::vector<std::pair<int, double>> measured;  // (level, PSNR dB) in --coarse auto
+        std::map<int, bool> direct;
+        struct Measured {
+            int level;
+            const char* source;  // "partial" or "head"
+            double psnr_db;
+        };
+        std::vector<Measured> measured;  // in --coarse auto
     };
 
     explicit Impl(ServeOptions o)
@@ -237,13 +245,15 @@ struct TileServer::Impl {
 
     // 8-bit RGB of a rectangle of level z (0 or a partial level), in that level's pixels.
     std::vector<uint8_t> render(const Model& m, uint64_t seed, int64_t x, int64_t y, int64_t w,
-                                int64_t h, const TileQuery& q, int level = 0) {
+                                int64_t h, const TileQuery& q, int level = 0,
+                                bool head = false) {
         GenerateRequest r;
         r.styles = q.fusion.styles;
         r.style_band = q.fusion.band;
         r.cyclic_width = q.cyclic;
         r.seed = seed;
         r.level = level;
+        r.coarse_head = head;
         r.x = x;
         r.y = y;
         r.width = w;
@@ -262,49 +272,57 @@ struct TileServer::Impl {
         return rgb;
     }
 
-    // The levels this model renders directly (besides 0), deciding them on the first call.
-    const std::vector<int>& direct_levels(Model& m) {
+    // The levels this model renders directly (besides 0) and whether through a head, deciding
+    // them on the first call.
+    const std::map<int, bool>& direct_levels(Model& m) {
         std::lock_guard<std::mutex> lock(m.levels_mutex);
         if (m.levels_decided) return m.direct;
-        std::vector<int> candidates;
-        for (int p : m.engine->summary().partial_levels)
-            if (p >= opt.min_zoom) candidates.push_back(p);
-        if (opt.coarse == "partial") {
-            m.direct = candidates;
+        const auto& s = m.engine->summary();
+        std::vector<std::pair<int, bool>> candidates;  // (level, head)
+        for (const auto& h : s.coarse_heads)
+            if (h.level >= opt.min_zoom && opt.coarse != "partial")
+                candidates.emplace_back(h.level, true);
+        for (int p : s.partial_levels)
+            if (p >= opt.min_zoom && opt.coarse != "head") candidates.emplace_back(p, false);
+        if (opt.coarse == "partial" || opt.coarse == "head") {
+            for (const auto& [p, head] : candidates) m.direct.emplace(p, head);
         } else if (opt.coarse == "auto" && !candidates.empty()) {
-            // The partial sum against what the box filter would serve, over one region.
+            // Each way against what the box filter would serve, over one region; per level the
+            // better way that reaches the threshold.
             const int64_t side = kCalibrationSide, x0 = -side / 2;
             const auto native = render(m, kCalibrationSeed, x0, x0, side, side, {});
-            std::vector<std::pair<int, double>> measured;
-            std::vector<int> direct;
-            for (int p : candidates) {
+            std::map<int, double> best;
+            for (const auto& [p, head] : candidates) {
                 const int64_t f = int64_t{1} << -p;
                 const auto ref = box_filter(native.data(), side, f);
                 const auto got =
-                    render(m, kCalibrationSeed, x0 / f, x0 / f, side / f, side / f, {}, p);
+                    render(m, kCalibrationSeed, x0 / f, x0 / f, side / f, side / f, {}, p, head);
                 const double db = psnr(got.data(), reinterpret_cast<const uint8_t*>(ref.data()),
                                        int64_t(got.size()));
-                measured.emplace_back(p, db);
-                if (db >= opt.coarse_min_psnr) direct.push_back(p);
-                char line[160];
+                const char* source = head ? "head" : "partial";
+                m.measured.push_back({p, source, db});
+                const bool ok = db >= opt.coarse_min_psnr && (!best.count(p) || db > best[p]);
+                if (ok) best[p] = db, m.direct[p] = head;
+                char line[200];
                 std::snprintf(line, sizeof line,
-                              "model %s: level %d from the partial ToRGB sum: %.1f dB against "
-                              "the box filter -> %s",
-                              m.spec.name.c_str(), p, db,
-                              db >= opt.coarse_min_psnr ? "partial" : "box filter");
+                              "model %s: level %d from the %s: %.1f dB against the box filter "
+                              "(needs %.1f)",
+                              m.spec.name.c_str(), p,
+                              head ? "fitted coarse head" : "partial ToRGB sum", db,
+                              opt.coarse_min_psnr);
                 log(line);
             }
-            m.measured = std::move(measured);
-            m.direct = std::move(direct);
         }
+        if (!s.coarse_heads_note.empty()) log("model " + m.spec.name + ": " + s.coarse_heads_note);
         m.levels_decided = true;
         return m.direct;
     }
 
-    bool is_direct(Model& m, int z) {
-        if (z == 0) return true;
+    bool is_direct(Model& m, int z) { return z == 0 || direct_levels(m).count(z) > 0; }
+    bool via_head(Model& m, int z) {
         const auto& d = direct_levels(m);
-        return std::find(d.begin(), d.end(), z) != d.end();
+        const auto it = d.find(z);
+        return it != d.end() && it->second;
     }
 
     // On a cyclic canvas whose period is a whole number of this level's tiles, the one copy of
@@ -356,7 +374,8 @@ struct TileServer::Impl {
         return rgb_store.get("rgb:" + key_of(t, q), [&]() -> std::string {
             const int64_t s = opt.tile_size;
             if (is_direct(m, t.z)) {
-                const auto rgb = render(m, t.seed, t.x * s, t.y * s, s, s, q, t.z);
+                const auto rgb =
+                    render(m, t.seed, t.x * s, t.y * s, s, s, q, t.z, via_head(m, t.z));
                 return std::string(rgb.begin(), rgb.end());
             }
             std::string out(size_t(s * s * 3), '\0');
@@ -559,15 +578,15 @@ struct TileServer::Impl {
             // z < 0: only a level the tiles render directly, so the two agree.
             if (z != 0 && (z < opt.min_zoom || z > 0 || !is_direct(*m, int(z))))
                 return send_error(res, 400,
-                                  "z must be 0 or a level rendered from a partial ToRGB sum "
-                                  "(see /api/info)");
+                                  "z must be 0 or a level the tiles render directly (see "
+                                  "/api/info)");
             const std::string what =
                 "r" + std::to_string(seed) + "_" + std::to_string(x) + "_" + std::to_string(y) +
                 "_" + std::to_string(w) + "x" + std::to_string(h) +
                 (z ? "_z" + std::to_string(z) : "") + (q.key.empty() ? "" : "_q");
             const std::string tag = etag(*m, what + (q.key.empty() ? "" : "?" + q.key));
             if (not_modified(req, res, tag)) return;
-            const auto rgb = render(*m, seed, x, y, w, h, q, int(z));
+            const auto rgb = render(*m, seed, x, y, w, h, q, int(z), via_head(*m, int(z)));
             res.set_header("Content-Disposition",
                            "attachment; filename=\"igan-" + m->spec.name + "-" + what + ".png\"");
             res.body = encode_png(rgb.data(), w, h, png_threads());  // moved, not copied
@@ -665,11 +684,12 @@ struct TileServer::Impl {
                 for (int z = -1; z >= opt.min_zoom; --z) {
                     nlohmann::json l = {{"z", z}};
                     if (lock.owns_lock() && m->levels_decided) {
-                        const bool partial =
-                            std::count(m->direct.begin(), m->direct.end(), z) > 0;
-                        l["source"] = partial ? "partial" : "box";
-                        for (const auto& [p, db] : m->measured)
-                            if (p == z) l["psnr_db"] = std::round(db * 100) / 100;
+                        const auto it = m->direct.find(z);
+                        l["source"] = it == m->direct.end() ? "box"
+                                      : it->second         ? "head"
+                                                           : "partial";
+                        for (const auto& w : m->measured)
+                            if (w.level == z) l["psnr_db"][w.source] = std::round(w.psnr_db * 100) / 100;
                     }
                     levels.push_back(l);
                 }
