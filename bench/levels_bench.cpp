@@ -6,7 +6,9 @@
 // size * 2^-zmin is rendered and every level derived from it. Reports, per level and way, the
 // mean PSNR (8-bit) and the SWD (x 1e3, Laplacian-pyramid patches) of the way's images against
 // the reference's, and the cold cost of one tile of `tile` px in seconds, from timed renders of
-// one tile at each directly rendered level (a way costs 4^(p - z) tiles of level p).
+// one tile at each directly rendered level (a way costs 4^(p - z) tiles of level p). A way
+// "head p" renders level p through the fitted coarse head in the model's side file (igan
+// fit-coarse); fit them on other seeds than these (1..samples) to measure on held-out ones.
 //   build/igan_levels_bench models/landscape-tiny.safetensors --size 64 --samples 8 --threads 2
 // docs/serving.md, "Zoomed-out levels", holds the table and the choice the server makes from it.
 #include <igan/igan.h>
@@ -67,7 +69,7 @@ struct Way {
 int usage() {
     std::fprintf(stderr,
                  "usage: igan_levels_bench MODEL [--size PX] [--samples N] [--min-level Z] "
-                 "[--tile PX] [--threads N] [--dump DIR]\n");
+                 "[--tile PX] [--threads N] [--rounds N] [--dump DIR]\n");
     return 2;
 }
 
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
     std::string model = argv[1];
     int64_t size = 64, samples = 8, tile = 256;
     int min_level = -4, threads = 0;
+    int64_t rounds = 5;
     std::string dump;  // the first sample's images, level_Z_from_P.png
     for (int i = 2; i + 1 < argc; i += 2) {
         const std::string k = argv[i];
@@ -87,10 +90,12 @@ int main(int argc, char** argv) {
         else if (k == "--min-level") min_level = int(v);
         else if (k == "--tile") tile = v;
         else if (k == "--threads") threads = int(v);
+        else if (k == "--rounds") rounds = v;
         else if (k == "--dump") dump = argv[i + 1];
         else return usage();
     }
-    if (size < 16 || samples < 1 || min_level > -1 || min_level < -8 || tile < 16) return usage();
+    if (size < 16 || samples < 1 || rounds < 1 || min_level > -1 || min_level < -8 || tile < 16)
+        return usage();
     igan::set_threads(threads);
     igan::Engine engine(model);
     const auto partial = engine.summary().partial_levels;
@@ -172,20 +177,35 @@ int main(int argc, char** argv) {
     std::vector<int> direct{0};
     for (int p : partial) direct.push_back(p);
     for (int p : heads) direct.push_back(p - kHead);
-    for (int p : direct) {
+    // Alternating: each round times one cold tile (a fresh place) at every level in turn, so
+    // load from other jobs hits all levels alike; the median over rounds, and the median of
+    // each round's ratio to its z = 0 tile.
+    auto request_for = [&](int p, int64_t round) {
         igan::GenerateRequest q;
         q.seed = 99;
         q.level = p < -kHead / 2 ? p + kHead : p;
         q.coarse_head = p < -kHead / 2;
         q.width = q.height = tile;
-        engine.render_rgb(q);
-        double best = 1e30;
-        for (int rep = 0; rep < 3; ++rep) {
-            q.x = (rep + 1) * 4 * tile;
-            best = std::min(best, seconds_of([&] { engine.render_rgb(q); }));
+        q.x = (round + 1) * 4 * tile;
+        return q;
+    };
+    for (int p : direct) engine.render_rgb(request_for(p, -1));  // warm-up
+    std::map<int, std::vector<double>> times, ratios;
+    for (int64_t round = 0; round < rounds; ++round) {
+        double native = 0;
+        for (int p : direct) {
+            const auto q = request_for(p, round);
+            const double t = seconds_of([&] { engine.render_rgb(q); });
+            if (p == 0) native = t;
+            times[p].push_back(t);
+            ratios[p].push_back(t / native);
         }
-        tile_s[p] = best;
     }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    for (int p : direct) tile_s[p] = median(times[p]);
     std::printf("\nlevel  way         PSNR dB (min)    SWD x1e3   tile s  (tiles of level p)\n");
     for (auto& [z, by_source] : ways) {
         const auto& ref = *by_source.at(0).desc;
@@ -202,9 +222,12 @@ int main(int argc, char** argv) {
                         p == 0 ? 99.0 : mean, p == 0 ? 99.0 : lo, swd, tiles * tile_s[p], tiles);
         }
     }
-    std::printf("\ncold tile seconds at directly rendered levels:");
+    std::printf("\ncold tile seconds at directly rendered levels, median of %lld alternating "
+                "rounds (x: median ratio to the same round's z = 0 tile):",
+                (long long)rounds);
     for (auto& [p, t] : tile_s)
-        std::printf(p < -kHead / 2 ? " head %d: %.3f" : " %d: %.3f", p < -kHead / 2 ? p + kHead : p, t);
+        std::printf(p < -kHead / 2 ? " head %d: %.3f (x%.2f)" : " %d: %.3f (x%.2f)",
+                    p < -kHead / 2 ? p + kHead : p, t, median(ratios[p]));
     std::printf("\n");
     return 0;
 }
