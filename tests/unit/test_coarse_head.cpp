@@ -1,6 +1,7 @@
 // Fitted coarse heads (render/coarse_head.h, igan fit-coarse): the least-squares fit, the level
-// a head renders (the head of the rendered features, the same whatever the tiling), the lag of
-// a level against the full image, and the strict side file Engine loads next to its model.
+// a head renders (the head of the rendered features, the same whatever the tiling; fusion in
+// test_levels.cpp), the lag of a level against the full image, and the strict side file Engine
+// loads next to its model.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -12,7 +13,6 @@
 #include "io/safetensors.h"
 #include "render/coarse_head.h"
 #include "render/renderer.h"
-#include "render/styled_generator.h"
 
 namespace igan {
 namespace {
@@ -37,7 +37,10 @@ TEST(CoarseHead, FitRecoversAnExactLinearMap) {
     EXPECT_LT(fit.solve(0, 10.0).weight.abs().sum().item<double>(), w.abs().sum().item<double>());
 }
 
-CoarseHead random_head(const GeneratorConfig& c, int rgb_index) {
+}  // namespace
+
+// A head of random weights; test_levels.cpp uses it too.
+CoarseHead random_coarse_head(const GeneratorConfig& c, int rgb_index) {
     torch::manual_seed(7);
     CoarseHead h;
     h.rgb_index = rgb_index;
@@ -46,6 +49,8 @@ CoarseHead random_head(const GeneratorConfig& c, int rgb_index) {
     return h;
 }
 
+namespace {
+
 // A head's level is the head applied to the rendered features, and it keeps the canvas
 // contract: tiled, batched and concurrent renders equal one direct render.
 TEST(CoarseHead, TiledHeadLevelEqualsTheHeadOfTheFeatures) {
@@ -53,7 +58,7 @@ TEST(CoarseHead, TiledHeadLevelEqualsTheHeadOfTheFeatures) {
     auto model = test::random_patch_model(c);
     const Rect r{-23, 9, 30, 21};  // in the level's pixels
     for (int source : coarse_sources(c)) {
-        const auto head = std::make_shared<const CoarseHead>(random_head(c, source));
+        const auto head = std::make_shared<const CoarseHead>(random_coarse_head(c, source));
         auto with = [&](int64_t tile, int64_t batch, int64_t workers, bool features) {
             auto o = opts(tile, batch, 9, workers);
             o.rgb_index = source;
@@ -71,25 +76,6 @@ TEST(CoarseHead, TiledHeadLevelEqualsTheHeadOfTheFeatures) {
                 EXPECT_TRUE(test::all_close(render_region(*model, r, with(tile, batch, 2, false)),
                                             direct, 1e-4))
                     << "source " << source << " tile " << tile << " batch " << batch;
-    }
-}
-
-// Under style fusion a head's modulations mix per pixel: fusing a style with itself, every
-// pixel mixed, gives that style's head level.
-TEST(CoarseHead, FusingAStyleWithItselfChangesNothing) {
-    const auto c = test::micro_generator_config();
-    auto plain = test::random_patch_model(c);
-    auto fused = test::random_patch_model(c);
-    Generator g = test::micro_generator();
-    torch::NoGradGuard no_grad;
-    const auto [z, w] = seed_latent_and_style(g, torch::kCPU, 1);
-    fused->fuse(torch::cat({z, z}), style_for_every_layer(c, torch::cat({w, w})),
-                {{0, 0}, {30, 10}}, 64);
-    for (int source : coarse_sources(c)) {
-        auto batch = make_patch_batch(c, {4, 0}, {{-1, 0}}, 10, 10, source);
-        batch.head = std::make_shared<const CoarseHead>(random_head(c, source));
-        EXPECT_TRUE(test::all_close(fused->synthesize(batch), plain->synthesize(batch), 1e-5, 1e-5))
-            << "source " << source;
     }
 }
 

@@ -12,9 +12,13 @@
 #include "igan/igan.h"
 #include "io/png.h"
 #include "model/generator.h"
+#include "render/coarse_head.h"
 #include "render/renderer.h"
 
 namespace igan {
+
+CoarseHead random_coarse_head(const GeneratorConfig& c, int rgb_index);  // test_coarse_head.cpp
+
 namespace {
 
 using test::opts;
@@ -90,6 +94,13 @@ TEST(Levels, FusingAStyleWithItselfAtAPartialLevelChangesNothing) {
         const auto batch = make_patch_batch(c, {4, 0}, {{-1, 0}}, 10, 10, rgb);
         EXPECT_TRUE(test::all_close(fused->synthesize(batch), plain->synthesize(batch), 1e-5, 1e-5))
             << "rgb_index " << rgb;
+    }
+    // A coarse head's modulations mix per pixel too (render/coarse_head.h).
+    for (int source : coarse_sources(c)) {
+        auto batch = make_patch_batch(c, {4, 0}, {{-1, 0}}, 10, 10, source);
+        batch.head = std::make_shared<const CoarseHead>(random_coarse_head(c, source));
+        EXPECT_TRUE(test::all_close(fused->synthesize(batch), plain->synthesize(batch), 1e-5, 1e-5))
+            << "coarse head at rgb_index " << source;
     }
 }
 
