@@ -49,6 +49,10 @@ RegisterCommand reg(70, [](CLI::App& app, Globals&) {
                     "Adam's learning rate of G and D (a resumed run takes this one, not the "
                     "checkpoint's)")
         ->capture_default_str();
+    cmd->add_option("--position-weight", r->position_weight,
+                    "weight of the vertical-position regression loss (D and G); a resumed run "
+                    "takes this one")
+        ->capture_default_str();
     cmd->add_option("--diversity", r->diversity, "diversity loss: paper or angular")
         ->capture_default_str();
     cmd->add_option("--max-scale", r->max_scale, "random scale of the short side before cropping")

@@ -25,6 +25,8 @@ struct TrainRequest {
     double lr = 0.002;             // Adam's learning rate of G and D (also on --resume)
     std::string diversity = "paper";  // "paper" (L1 mode seeking) or "angular" (original code)
     double max_scale = 1.5;        // random scale of the short side before cropping
+    // Weight of the vertical-position regression terms (D's on reals and fakes, G's on fakes).
+    double position_weight = 1;
     // D's input augmentation: none, diffaug or ada; "" = ada for a new run, the checkpoint's
     // choice on --resume.
     std::string augment;

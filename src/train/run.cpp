@@ -137,6 +137,8 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     if (!(r.ada_target > 0 && r.ada_target < 1)) throw UsageError("--ada-target must be in (0, 1)");
     if (!(r.ada_kimg > 0)) throw UsageError("--ada-kimg must be > 0");
     if (!(r.r1 <= 1e4)) throw UsageError("--r1 must be at most 10000");
+    if (!(r.position_weight >= 0 && r.position_weight <= 100))
+        throw UsageError("--position-weight must be in [0, 100]");
     if (!r.discriminator.empty()) parse_discriminator_kind(r.discriminator);
     const fs::path run(r.out);
     const bool main_rank = r.rank == 0;
@@ -187,6 +189,7 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
     o.seed = r.seed;
     o.device = r.device;
     o.diversity = r.diversity == "paper" ? DiversityForm::kPaper : DiversityForm::kAngular;
+    o.coord_ac_w = r.position_weight;
     o.augment = parse_augment_mode(!r.augment.empty()      ? r.augment
                                    : resume_from.empty() ? std::string("ada")
                                                          : checkpoint_augment_mode(resume_from));

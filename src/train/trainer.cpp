@@ -473,6 +473,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
                             {"seed", options_.seed},
                             {"batch", options_.batch},
                             {"lr", options_.lr},
+                            {"position_weight", options_.coord_ac_w},
                             {"world_size", options_.world_size},
                             {"augment", augment_mode_name(options_.augment)},
                             {"discriminator", discriminator_kind_name(options_.discriminator)},

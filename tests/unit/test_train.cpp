@@ -1,7 +1,9 @@
 // Training: determinism across resume and data-parallel ranks, atomic checkpoints, data pipeline.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/test_util.h"
@@ -79,6 +81,35 @@ TEST(Train, StepsChangeWeightsAndLossesAreFinite) {
     }
     EXPECT_FALSE(torch::equal(copy.at("texture_synthesizer.convs.0.conv.weight"),
                               state_dict(*t.generator()).at("texture_synthesizer.convs.0.conv.weight")));
+}
+
+// --position-weight scales every vertical-position term: at 0 D's position head gets no gradient
+// (Adam moves nothing), at 1 it learns; the weight is recorded in the checkpoint.
+TEST(Train, PositionWeightScalesThePositionTerms) {
+    const auto data = test::make_train_dataset("position_weight");
+    for (const double w : {0.0, 1.0}) {
+        auto o = test::micro_train_options(data, 4);
+        o.coord_ac_w = w;
+        Trainer t(o);
+        std::map<std::string, torch::Tensor> before;
+        for (const auto& [k, v] : state_dict(*t.discriminator()))
+            if (k.rfind("coord_linear.", 0) == 0) before[k] = v.clone();
+        ASSERT_FALSE(before.empty());
+        t.step();
+        int64_t changed = 0;
+        for (const auto& [k, v] : before) changed += !torch::equal(v, state_dict(*t.discriminator()).at(k));
+        if (w == 0) EXPECT_EQ(changed, 0);
+        else EXPECT_GT(changed, 0);
+        const auto ckpt = (fs::temp_directory_path() /
+                           ("igan_position_weight_" + std::to_string(::getpid())))
+                              .string();
+        t.save_checkpoint(ckpt);
+        std::ifstream f(fs::path(ckpt) / "trainer_state.json");
+        const std::string state((std::istreambuf_iterator<char>(f)), {});
+        EXPECT_NE(state.find(w == 0 ? "\"position_weight\": 0.0" : "\"position_weight\": 1.0"),
+                  std::string::npos);
+        fs::remove_all(ckpt);
+    }
 }
 
 TEST(Train, ResumeTakesTheRunsLearningRateAndTheCheckpointsMoments) {
