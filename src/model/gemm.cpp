@@ -35,8 +35,8 @@ struct GemmRhs::Impl {
     int64_t k, n, ldb;
     dnnl::engine engine = cpu_engine();
     dnnl::stream stream{engine};
-    dnnl::memory packed;  // b in the layout the first product's matmul chose
-    std::map<std::pair<int64_t, int64_t>, dnnl::matmul> products;  // by (m, lda); ldc = n
+    dnnl::memory packed{};  // b in the layout the first product's matmul chose
+    std::map<std::pair<int64_t, int64_t>, dnnl::matmul> products{};  // by (m, lda); ldc = n
     bool plain = false;   // a matmul refused the packed layout: sgemm on b from then on
 };
 

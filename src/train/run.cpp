@@ -253,7 +253,7 @@ TrainResult run_train(const TrainRequest& r, const ProgressFn& progress, const v
             write_samples(trainer.generator_ema(),
                           (run / "samples" / (step_name(done) + ".png")).string());
         if (done % r.checkpoint_every == 0 && done < r.iters) checkpoint();
-        if (progress) progress({done - first, r.iters - first, elapsed()});
+        if (progress) progress({done - first, r.iters - first, elapsed(), ""});
     }
     result.interrupted = stop && *stop && trainer.current_step() < r.iters;
     result.checkpoint = checkpoint();

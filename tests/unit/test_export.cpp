@@ -257,8 +257,9 @@ TEST(Pmtiles, DeduplicatesRunsAndSplitsLeafDirectories) {
     uint64_t addressed = 0, next_new = 0;
     for (size_t i = 0; i < entries.size(); ++i) {
         addressed += entries[i].run_length;
-        if (i > 0)
+        if (i > 0) {
             EXPECT_GE(entries[i].tile_id, entries[i - 1].tile_id + entries[i - 1].run_length);
+        }
         // Clustered: a content's first use comes in tile-ID order, right after the previous one.
         if (entries[i].offset >= next_new) {
             EXPECT_EQ(entries[i].offset, next_new);

@@ -85,10 +85,11 @@ TEST(DiversityLoss, EqualsOriginalFormulaOnManyShapes) {
                                << " x " << sh.x_size;
             EXPECT_NEAR(got, ref.original, kRtol * std::abs(ref.original)) << where;
             // With two or more pairs, the case must tell the original from a mean of ratios.
-            if (sh.batch >= 4)
+            if (sh.batch >= 4) {
                 EXPECT_GT(std::abs(ref.per_pair_ratio - ref.original),
                           100 * kRtol * std::abs(ref.original))
                     << where;
+            }
         }
     }
 }

@@ -678,7 +678,9 @@ TEST_F(ServerTest, TileJsonFollowsTheThreeZeroZeroSchema) {
     };
     EXPECT_TRUE(semver(version));
     for (const char* key : {"name", "description", "attribution", "version", "scheme"})
-        if (j.contains(key)) EXPECT_TRUE(j[key].is_string()) << key;
+        if (j.contains(key)) {
+            EXPECT_TRUE(j[key].is_string()) << key;
+        }
     EXPECT_TRUE(semver(j["version"]));
     EXPECT_TRUE(j["scheme"] == "xyz" || j["scheme"] == "tms");
     for (const char* key : {"minzoom", "maxzoom"}) {
@@ -692,7 +694,9 @@ TEST_F(ServerTest, TileJsonFollowsTheThreeZeroZeroSchema) {
     for (const auto& v : j["center"]) EXPECT_TRUE(v.is_number());
     EXPECT_FALSE(j.contains("bounds"));  // an unbounded canvas
     for (const char* key : {"data", "grids", "vector_layers"})
-        if (j.contains(key)) EXPECT_TRUE(j[key].is_array()) << key;
+        if (j.contains(key)) {
+            EXPECT_TRUE(j[key].is_array()) << key;
+        }
     // The template, filled in, is a tile of the native level in the xyz scheme.
     std::string url = j["tiles"][0];
     const std::string host = "http://127.0.0.1:" + std::to_string(port_);
