@@ -184,7 +184,7 @@ void Engine::stream_rows(const GenerateRequest& r, const RowsFn& on_rows,
     auto model = impl_->styled(r);
     render_rows(*model, {r.x, r.y, r.width, r.height}, impl_->options(r), on_rows,
                 [&](int64_t done, int64_t total) {
-                    if (progress) progress({done, total, elapsed()});
+                    if (progress) progress({done, total, elapsed(), ""});
                 });
 }
 

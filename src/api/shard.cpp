@@ -50,7 +50,7 @@ GenerateResult Engine::generate_shard(const GenerateRequest& r, int64_t index, i
         render_rows(*model, {r.x, r.y + y0, r.width, y1 - y0}, o,
                     [&part](const uint8_t* rows, int64_t, int64_t n) { part.write_rows(rows, n); },
                     [&](int64_t done, int64_t total) {
-                        if (progress) progress({done, total, elapsed()});
+                        if (progress) progress({done, total, elapsed(), ""});
                     });
     }
     part.finish();

@@ -56,7 +56,8 @@ public:
         done_ += work;
         if (fn_)
             fn_({done_, total_,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count()});
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(),
+                 ""});
     }
 
 private:
