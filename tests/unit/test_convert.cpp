@@ -176,16 +176,7 @@ std::string floats(std::vector<float> v) {
     return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
 }
 
-// The message of the igan::Error that `f` throws ("" when it does not throw).
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
 
 std::string parse_error(const std::string& bytes, const PickleLimits& limits = {}) {
     return error_of([&] {

@@ -18,6 +18,7 @@
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
 
+#include "common/test_util.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/hash.h"
@@ -29,17 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Runs `fn`, which must throw igan::Error, and returns the message.
-template <typename Fn>
-std::string error_of(Fn fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected igan::Error";
-    return "";
-}
+using test::error_of;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
     std::FILE* file = std::fopen(path.c_str(), "wb");
