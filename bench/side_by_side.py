@@ -6,11 +6,12 @@ pieces are replaced by plain PyTorch stand-ins written here (the fused bias + le
 up/FIR/down filter), and the helpers the generator imports but never runs at inference (the
 dataset module's lmdb/torchvision imports, the path-length loss) are stubbed. It makes one
 training-size patch (101x101 for the paper config) at batch 1 on --threads threads; igan runs
-`igan bench` with the same thread count, at tile 101 (the same margins, so the same MACs per
-pixel) and at tile 256 (igan's default). Rounds alternate the two, so a load that comes and
-goes hits both. MACs per output pixel are counted for both: for the original by recording
-every convolution of one forward pass (FIR filters left out, as igan's count leaves them out),
-for igan from its bench JSON, so the ratio can be read per pixel and per MAC.
+`igan bench` with the same thread count, at tile 101 (the patch size; a seamless tile's margin
+makes its MACs per pixel higher than the lone patch's) and at tile 256 (igan's default).
+Rounds alternate the two, so a load that comes and goes hits both. MACs per output pixel are
+counted for both: for the original by recording every convolution of one forward pass (FIR
+filters left out, as igan's count leaves them out), for igan from its bench JSON, so the ratio
+can be read per pixel and per MAC.
 
     python3 bench/side_by_side.py --original ~/src/infinityGAN --igan build/igan --threads 2
 
@@ -122,7 +123,10 @@ def original_inputs(torch, config, seed):
     p = config.train_params
     side = p.ts_input_size + 2 * p.ss_n_layers * p.ss_unfold_radius
     g = torch.Generator().manual_seed(seed)
-    return dict(global_latent=torch.randn(1, p.global_latent_dim, generator=g),
+    # Shaped (batch, 2, dim) as its LatentSampler makes it, style mixing off: the structure
+    # synthesizer reads [:, 0], so a (batch, dim) latent fails there.
+    z = torch.randn(1, p.global_latent_dim, generator=g)
+    return dict(global_latent=torch.stack([z, z], 1),
                 local_latent=torch.randn(1, p.local_latent_dim, side, side, generator=g),
                 disable_dual_latents=True)
 
