@@ -1,9 +1,8 @@
 #include "eval/inception.h"
 
-#include <sstream>
-
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/state.h"
 
 namespace igan {
 
@@ -19,12 +18,6 @@ torch::Tensor avg_pool_3x3(const torch::Tensor& x) {
 
 torch::Tensor max_pool(const torch::Tensor& x, int64_t stride, int64_t padding = 0) {
     return F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(stride).padding(padding));
-}
-
-std::string shape_str(const torch::Tensor& t) {
-    std::ostringstream s;
-    s << t.sizes();
-    return s.str();
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -176,25 +169,16 @@ InceptionV3 load_inception(const std::string& path, const torch::Device& device)
 InceptionV3 inception_from_tensors(const std::map<std::string, torch::Tensor>& tensors,
                                    const std::string& source) {
     InceptionV3 net;
-    std::vector<std::string> problems;
+    // BatchNorm's batch counters may be absent; the classifier (fc) is not needed for features.
     std::map<std::string, torch::Tensor> targets;
-    for (const auto& p : net->named_parameters(true)) targets[p.key()] = p.value();
-    for (const auto& b : net->named_buffers(true)) targets[b.key()] = b.value();
-    for (const auto& [key, target] : targets) {
-        const bool optional = ends_with(key, ".num_batches_tracked");
-        auto it = tensors.find(key);
-        if (it == tensors.end()) {
-            if (!optional) problems.push_back("missing " + key + " " + shape_str(target));
-        } else if (!optional && it->second.sizes() != target.sizes()) {
-            problems.push_back("wrong shape for " + key + ": file has " + shape_str(it->second) +
-                               ", InceptionV3 expects " + shape_str(target));
-        } else if (!optional && !it->second.is_floating_point()) {
-            problems.push_back("wrong dtype for " + key + ": expected a floating-point tensor");
-        }
-    }
-    for (const auto& [key, tensor] : tensors)
-        if (!targets.count(key) && key != "fc.weight" && key != "fc.bias")
-            problems.push_back("unexpected " + key + " " + shape_str(tensor));
+    for (const auto& [key, t] : state_dict(*net))
+        if (!ends_with(key, ".num_batches_tracked")) targets[key] = t;
+    auto stored = specs_of(tensors);
+    stored.erase("fc.weight");
+    stored.erase("fc.bias");
+    for (auto it = stored.begin(); it != stored.end();)
+        it = ends_with(it->first, ".num_batches_tracked") ? stored.erase(it) : std::next(it);
+    const auto problems = state_problems(targets, stored);
     if (!problems.empty()) {
         std::string msg = source + ": not pytorch-fid InceptionV3 weights (" +
                           std::to_string(problems.size()) + " problems): ";
@@ -204,10 +188,7 @@ InceptionV3 inception_from_tensors(const std::map<std::string, torch::Tensor>& t
         throw Error(msg);
     }
     torch::NoGradGuard no_grad;
-    for (auto& [key, target] : targets) {
-        if (ends_with(key, ".num_batches_tracked")) continue;
-        target.copy_(tensors.at(key));
-    }
+    for (auto& [key, target] : targets) target.copy_(tensors.at(key));
     net->eval();
     return net;
 }

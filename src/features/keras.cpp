@@ -1,7 +1,6 @@
 #include "features/keras.h"
 
 #include <filesystem>
-#include <sstream>
 
 namespace igan {
 
@@ -20,12 +19,6 @@ bool config_flag(const KerasLayer* layer, const char* key, bool fallback) {
 }
 
 }  // namespace
-
-std::string shape_str(const torch::Tensor& t) {
-    std::ostringstream s;
-    s << t.sizes();
-    return s.str();
-}
 
 Error problems_error(const std::string& source, const std::string& what,
                      const std::vector<std::string>& problems) {
@@ -91,12 +84,12 @@ torch::Tensor KerasWeights::take(const std::string& name, const std::vector<int6
     used_.insert(name);
     const auto it = weights_.find(name);
     if (it == weights_.end()) {
-        problems.push_back("missing " + name + " " + shape_str(torch::empty(shape)));
+        problems.push_back("missing " + name + " " + shape_str(shape));
         return {};
     }
     if (it->second.sizes() != c10::IntArrayRef(shape)) {
-        problems.push_back("wrong shape for " + name + ": file has " + shape_str(it->second) +
-                           ", expected " + shape_str(torch::empty(shape)));
+        problems.push_back("wrong shape for " + name + ": file has " +
+                           shape_str(it->second.sizes()) + ", expected " + shape_str(shape));
         return {};
     }
     return it->second.to(torch::kDouble);
@@ -164,22 +157,9 @@ TensorFile read_feature_file(const std::string& path, const std::string& arch) {
 void load_parameters_strictly(torch::nn::Module& net,
                               const std::map<std::string, torch::Tensor>& tensors,
                               const std::string& source, const std::string& what) {
-    std::vector<std::string> problems;
     std::map<std::string, torch::Tensor> targets;
     for (const auto& p : net.named_parameters(true)) targets[p.key()] = p.value();
-    for (const auto& [key, target] : targets) {
-        auto it = tensors.find(key);
-        if (it == tensors.end()) {
-            problems.push_back("missing " + key + " " + shape_str(target));
-        } else if (it->second.sizes() != target.sizes()) {
-            problems.push_back("wrong shape for " + key + ": file has " + shape_str(it->second) +
-                               ", expected " + shape_str(target));
-        } else if (!it->second.is_floating_point()) {
-            problems.push_back("wrong dtype for " + key + ": expected a floating-point tensor");
-        }
-    }
-    for (const auto& [key, tensor] : tensors)
-        if (!targets.count(key)) problems.push_back("unexpected " + key + " " + shape_str(tensor));
+    const auto problems = state_problems(targets, specs_of(tensors));
     if (!problems.empty()) throw problems_error(source, "not " + what, problems);
     torch::NoGradGuard no_grad;
     for (auto& [key, target] : targets) target.copy_(tensors.at(key));

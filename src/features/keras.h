@@ -13,10 +13,9 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/tfjs.h"
+#include "model/state.h"
 
 namespace igan {
-
-std::string shape_str(const torch::Tensor& t);
 
 // "SOURCE: WHAT (N problems): p1; p2; ..." (the first 20).
 Error problems_error(const std::string& source, const std::string& what,
@@ -60,7 +59,7 @@ public:
     void check_unused(Skip&& skip) {
         for (const auto& [name, value] : weights_)
             if (!used_.count(name) && !skip(name.substr(0, name.find('/'))))
-                problems.push_back("unexpected " + name + " " + shape_str(value));
+                problems.push_back("unexpected " + name + " " + shape_str(value.sizes()));
     }
     std::vector<std::string> problems;
 
@@ -82,8 +81,8 @@ void set_feature_metadata(TensorFile& file, const std::string& arch, nlohmann::o
 // scripts/fetch-features.sh.
 TensorFile read_feature_file(const std::string& path, const std::string& arch);
 
-// Copies `tensors` into the module's parameters, strictly: missing, unexpected, mis-shaped and
-// non-float tensors are listed in one igan::Error ("SOURCE: not WHAT ..."). Eval mode.
+// Copies `tensors` into the module's parameters, strictly: their state_problems (model/state.h)
+// are listed in one igan::Error ("SOURCE: not WHAT ..."). Eval mode.
 void load_parameters_strictly(torch::nn::Module& net,
                               const std::map<std::string, torch::Tensor>& tensors,
                               const std::string& source, const std::string& what);

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
 #include "features/inception_v3.h"
@@ -37,12 +36,6 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
     std::string out;
     for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
     return out;
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-    std::ostringstream s;
-    s << c10::IntArrayRef(shape);
-    return s.str();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,21 +296,12 @@ ConvertResult convert_checkpoint(const ConvertRequest& request) {
         module = Discriminator(config.discriminator).ptr();
     }
     const auto targets = state_dict(*module);
-    for (const auto& [key, target] : targets) {
-        auto it = own.find(key);
-        if (it == own.end()) {
-            problems.push_back("missing " + key + " " + shape_str(target.sizes().vec()));
-        } else if (it->second != target.sizes().vec()) {
-            problems.push_back("wrong shape for " + key + ": file has " + shape_str(it->second) +
-                               ", model expects " + shape_str(target.sizes().vec()));
-        } else if (!at::isFloatingType(ck.tensor_info(*tensors.at(key)).dtype)) {
-            problems.push_back("wrong dtype for " + key + ": " +
-                               c10::toString(ck.tensor_info(*tensors.at(key)).dtype) +
-                               ", expected a floating-point tensor");
-        }
+    std::map<std::string, TensorSpec> stored;
+    for (const auto& [key, t] : tensors) {
+        const auto& info = ck.tensor_info(*t);
+        stored[key] = {info.sizes, info.dtype};
     }
-    for (const auto& [key, shape] : own)
-        if (!targets.count(key)) problems.push_back("unexpected " + key + " " + shape_str(shape));
+    for (auto& p : state_problems(targets, stored)) problems.push_back(std::move(p));
     if (!problems.empty()) throw_problems();
 
     std::map<std::string, torch::Tensor> loaded;
