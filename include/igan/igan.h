@@ -92,8 +92,18 @@ struct StyleCentre {
     uint64_t seed = 0;
     double x = 0, y = 0;  // canvas pixels
 };
-// "SEED:X:Y,SEED:X:Y,..." (also the older "SEED@X,Y;SEED@X,Y;..."); throws UsageError.
+// Style centres as text, one syntax for every front end (the CLI's --styles, the server's
+// fuse=): "SEED:X:Y,SEED:X:Y,..." (the older "SEED@X,Y;SEED@X,Y;..." is still read), SEED an
+// unsigned 64-bit decimal. Throws UsageError.
 std::vector<StyleCentre> parse_style_centres(const std::string& text);
+// The same syntax with X and Y plain decimal integers ('-' and digits, within int64), read
+// exactly: a double holds integers exactly only to 2^53, the server's cache keys need them to
+// 2^60.
+struct IntegerStyleCentre {
+    uint64_t seed = 0;
+    int64_t x = 0, y = 0;
+};
+std::vector<IntegerStyleCentre> parse_integer_style_centres(const std::string& text);
 
 struct GenerateRequest {
     uint64_t seed = 0;

@@ -1,6 +1,10 @@
-// Style centres as text: one parser for every front end (the CLI's --styles, the server's fuse=).
+// Style centres as text: one parser for every front end (the CLI's --styles, the server's fuse=),
+// with decimal positions (the CLI's) or exact integer ones (the server's).
+#include <array>
+#include <charconv>
 #include <cmath>
-#include <sstream>
+#include <type_traits>
+#include <utility>
 
 #include "igan/igan.h"
 
@@ -8,12 +12,48 @@ namespace igan {
 
 namespace {
 
+// Every field, empty ones included: a stray separator is an error, not an empty centre.
 std::vector<std::string> split(const std::string& text, char sep) {
     std::vector<std::string> parts;
-    std::stringstream in(text);
-    std::string part;
-    while (std::getline(in, part, sep)) parts.push_back(part);
-    return parts;
+    for (size_t start = 0;;) {
+        const size_t end = text.find(sep, start);
+        parts.push_back(text.substr(start, end - start));
+        if (end == std::string::npos) return parts;
+        start = end + 1;
+    }
+}
+
+// The grammar, shared by both modes: SEED:X:Y separated by ',' or the older SEED@X,Y separated
+// by ';', as the three fields' text.
+std::vector<std::array<std::string, 3>> centre_fields(const std::string& spec) {
+    if (spec.empty()) throw UsageError("no style centres: give at least one SEED:X:Y");
+    const bool older = spec.find('@') != std::string::npos;
+    std::vector<std::array<std::string, 3>> centres;
+    for (const auto& part : split(spec, older ? ';' : ',')) {
+        std::vector<std::string> fields;
+        const auto at = part.find('@');
+        if (!older) {
+            fields = split(part, ':');
+        } else if (at != std::string::npos) {
+            fields = split(part.substr(at + 1), ',');
+            fields.insert(fields.begin(), part.substr(0, at));
+        }
+        if (fields.size() != 3)
+            throw UsageError("style centres '" + spec + "': expected SEED:X:Y,SEED:X:Y,...");
+        centres.push_back({fields[0], fields[1], fields[2]});
+    }
+    return centres;
+}
+
+// Plain decimal digits (after an optional '-' where signed) that fit T exactly.
+template <typename T>
+bool plain_integer(const std::string& text, T* out) {
+    const size_t sign = std::is_signed<T>::value && !text.empty() && text[0] == '-' ? 1 : 0;
+    if (text.size() == sign || text.size() - sign > 20 ||
+        text.find_first_not_of("0123456789", sign) != std::string::npos)
+        return false;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), *out);
+    return r.ec == std::errc() && r.ptr == text.data() + text.size();
 }
 
 double number(const std::string& text, const std::string& spec) {
@@ -29,31 +69,33 @@ double number(const std::string& text, const std::string& spec) {
     return v;
 }
 
+uint64_t seed_of(const std::string& text, const std::string& spec) {
+    uint64_t seed = 0;
+    if (plain_integer(text, &seed)) return seed;
+    number(text, spec);  // names what is not a number at all
+    throw UsageError("style centres '" + spec + "': seeds are non-negative integers");
+}
+
 }  // namespace
 
 std::vector<StyleCentre> parse_style_centres(const std::string& spec) {
-    // SEED:X:Y,SEED:X:Y (URL-safe, the documented form) or the older SEED@X,Y;SEED@X,Y.
-    const bool older = spec.find('@') != std::string::npos;
     std::vector<StyleCentre> centres;
-    for (const auto& part : split(spec, older ? ';' : ',')) {
-        if (part.empty()) continue;
-        std::vector<std::string> fields;
-        if (older) {
-            const auto at = part.find('@');
-            const auto xy = split(part.substr(at == std::string::npos ? 0 : at + 1), ',');
-            fields = {part.substr(0, at)};
-            fields.insert(fields.end(), xy.begin(), xy.end());
-        } else {
-            fields = split(part, ':');
-        }
-        if (fields.size() != 3)
-            throw UsageError("style centres '" + spec + "': expected SEED:X:Y,SEED:X:Y,...");
-        const double seed = number(fields[0], spec);
-        if (seed < 0 || seed != std::floor(seed) || seed > 9.0e15)
-            throw UsageError("style centres '" + spec + "': seeds are non-negative integers");
-        centres.push_back({uint64_t(seed), number(fields[1], spec), number(fields[2], spec)});
+    for (const auto& [seed, x, y] : centre_fields(spec))
+        centres.push_back({seed_of(seed, spec), number(x, spec), number(y, spec)});
+    return centres;
+}
+
+std::vector<IntegerStyleCentre> parse_integer_style_centres(const std::string& spec) {
+    std::vector<IntegerStyleCentre> centres;
+    for (const auto& [seed, x, y] : centre_fields(spec)) {
+        IntegerStyleCentre c;
+        c.seed = seed_of(seed, spec);
+        for (const auto& [text, value] : {std::pair{&x, &c.x}, std::pair{&y, &c.y}})
+            if (!plain_integer(*text, value))
+                throw UsageError("style centres '" + spec + "': '" + *text +
+                                 "' is not a decimal integer");
+        centres.push_back(c);
     }
-    if (centres.empty()) throw UsageError("no style centres: give at least one SEED:X:Y");
     return centres;
 }
 

@@ -160,27 +160,24 @@ ParseStatus parse_fusion(const std::string& fuse, const std::string& band, Fusio
         *out = f;
         return {};
     }
-    const auto centres = split(fuse, ',');
+    std::vector<IntegerStyleCentre> centres;
+    try {
+        centres = parse_integer_style_centres(fuse);
+    } catch (const UsageError&) {
+        return bad("fuse must be SEED:X:Y,SEED:X:Y,... with integers");
+    }
     if (centres.size() > kMaxFuseCentres)
         return bad("at most " + std::to_string(kMaxFuseCentres) + " fusion centres");
-    std::vector<std::pair<int64_t, int64_t>> seen;
-    for (const auto& c : centres) {
-        const auto parts = split(c, ':');
-        StyleCentre s;
-        int64_t x = 0, y = 0;
-        if (parts.size() != 3 || !parse_uint64(parts[0], &s.seed) || !parse_int64(parts[1], &x) ||
-            !parse_int64(parts[2], &y))
-            return bad("fuse must be SEED:X:Y,SEED:X:Y,... with integers");
-        if (x < -kCanvasLimit || x > kCanvasLimit || y < -kCanvasLimit || y > kCanvasLimit)
+    for (size_t i = 0; i < centres.size(); ++i) {
+        const auto& c = centres[i];
+        if (c.x < -kCanvasLimit || c.x > kCanvasLimit || c.y < -kCanvasLimit || c.y > kCanvasLimit)
             return bad("fusion centres must lie within +-2^60");
-        for (const auto& p : seen)
-            if (p.first == x && p.second == y) return bad("two fusion centres share a point");
-        seen.emplace_back(x, y);
-        s.x = double(x);
-        s.y = double(y);
-        f.styles.push_back(s);
-        f.key += (f.key.empty() ? "" : ",") + parts[0] + ":" + std::to_string(x) + ":" +
-                 std::to_string(y);
+        for (size_t j = 0; j < i; ++j)
+            if (centres[j].x == c.x && centres[j].y == c.y)
+                return bad("two fusion centres share a point");
+        f.styles.push_back({c.seed, double(c.x), double(c.y)});
+        f.key += (f.key.empty() ? "" : ",") + std::to_string(c.seed) + ":" +
+                 std::to_string(c.x) + ":" + std::to_string(c.y);
     }
     f.key = "fuse=" + f.key + "&band=" + std::to_string(int64_t(f.band));
     *out = f;

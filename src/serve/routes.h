@@ -62,9 +62,10 @@ TileRegion tile_region(const TileAddress& t, int64_t tile_size);
 // Whether the tile lies within +-kCanvasLimit (no overflow on the way).
 bool tile_in_canvas(const TileAddress& t, int64_t tile_size);
 
-// Style fusion for /tiles and /render: fuse=SEED:X:Y,SEED:X:Y,... (at most kMaxFuseCentres
-// distinct integer centres within +-2^60) and band=B (integer pixels in [1, 10^6], default 128).
-// `key` is a canonical form for cache keys and ETags; empty without fusion.
+// Style fusion for /tiles and /render: fuse=SEED:X:Y,SEED:X:Y,... (parse_integer_style_centres:
+// at most kMaxFuseCentres distinct integer centres within +-2^60) and band=B (integer pixels in
+// [1, 10^6], default 128). `key` is a canonical form for cache keys and ETags; empty without
+// fusion.
 constexpr size_t kMaxFuseCentres = 16;
 struct Fusion {
     std::vector<StyleCentre> styles;

@@ -123,5 +123,29 @@ TEST(StyleCentres, BothSyntaxesParseAlike) {
         EXPECT_THROW(parse_style_centres(bad), UsageError) << bad;
 }
 
+// The server's mode of the same grammar: exact integers, beyond what a double holds.
+TEST(StyleCentres, IntegerModeIsExactBeyondDoubles) {
+    const auto c = parse_integer_style_centres("18446744073709551615:1152921504606846975:-3,"
+                                               "2:-1152921504606846975:9007199254740993");
+    ASSERT_EQ(c.size(), 2u);
+    EXPECT_EQ(c[0].seed, 18446744073709551615ull);
+    EXPECT_EQ(c[0].x, (int64_t(1) << 60) - 1);
+    EXPECT_EQ(c[1].x, -((int64_t(1) << 60) - 1));
+    EXPECT_EQ(c[1].y, (int64_t(1) << 53) + 1);  // a double would round it to 2^53
+    // One grammar: the older form reads the same, the decimal mode the same seeds.
+    const auto older = parse_integer_style_centres("7@5,-6;8@0,1");
+    ASSERT_EQ(older.size(), 2u);
+    EXPECT_EQ(older[0].seed, 7u);
+    EXPECT_EQ(older[0].x, 5);
+    EXPECT_EQ(older[0].y, -6);
+    const auto decimal = parse_style_centres("7:5:-6,8:0:1");
+    EXPECT_EQ(decimal[1].seed, older[1].seed);
+    EXPECT_EQ(decimal[0].y, double(older[0].y));
+    for (const char* bad : {"1:0.5:0", "1:1e3:0", "1:+3:0", "1:0:0,", ",", "1@0,0;", "",
+                            "1:0:99999999999999999999"})
+        EXPECT_THROW(parse_integer_style_centres(bad), UsageError) << bad;
+    EXPECT_THROW(parse_style_centres("1:0:0,"), UsageError);
+}
+
 }  // namespace
 }  // namespace igan
