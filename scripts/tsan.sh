@@ -13,7 +13,5 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIGAN_SANITIZE=thread 
 cmake --build "$build" -j"${IGAN_TSAN_JOBS:-$(nproc)}" --target igan_unit_tests
 # The first unsuppressed report ends the run with TSan's exit code (66).
 export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-# Not ServeQueue.FullQueueAnswers503: under TSan its slow /render often gets no answer (open;
-# not a race report). RenderPool.* checks the pool's refusals.
 exec "$build/tests/igan_unit_tests" "$@" \
-    --gtest_filter='Render.*:RenderPool.*:TileCache.*:TileStore.*:Serve*.*:ServerTest.*:PngEncode.*-ServeQueue.*'
+    --gtest_filter='Render.*:RenderPool.*:TileCache.*:TileStore.*:Serve*.*:ServerTest.*:PngEncode.*'

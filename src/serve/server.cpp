@@ -273,10 +273,13 @@ struct TileServer::Impl {
     }
 
     // The levels this model renders directly (besides 0) and whether through a head, deciding
-    // them on the first call.
+    // them on the first call for a level z < 0. A calibration that a full queue interrupts
+    // (Busy) leaves nothing behind: the next call measures again.
     const std::map<int, bool>& direct_levels(Model& m) {
         std::lock_guard<std::mutex> lock(m.levels_mutex);
         if (m.levels_decided) return m.direct;
+        m.direct.clear();
+        m.measured.clear();
         const auto& s = m.engine->summary();
         std::vector<std::pair<int, bool>> candidates;  // (level, head)
         for (const auto& h : s.coarse_heads)
@@ -318,8 +321,11 @@ struct TileServer::Impl {
         return m.direct;
     }
 
+    // z = 0 never calibrates: a native tile or /render costs one render, not the coarse levels'
+    // measurements first (several renders competing for the queue).
     bool is_direct(Model& m, int z) { return z == 0 || direct_levels(m).count(z) > 0; }
     bool via_head(Model& m, int z) {
+        if (z == 0) return false;
         const auto& d = direct_levels(m);
         const auto it = d.find(z);
         return it != d.end() && it->second;

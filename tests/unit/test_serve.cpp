@@ -977,7 +977,9 @@ TEST(ServeQueue, FullQueueAnswers503) {
         httplib::Client c("127.0.0.1", port);
         c.set_read_timeout(60, 0);
         auto res = c.Get("/render?x=0&y=0&w=256&h=128");
-        EXPECT_TRUE(res && res->status == 200);
+        EXPECT_TRUE(res && res->status == 200)
+            << (res ? std::to_string(res->status) + " " + res->body
+                    : httplib::to_string(res.error()));
     });
     // A machine fast enough to finish the render between two polls must fail, not hang.
     bool active = false;
@@ -1131,6 +1133,21 @@ TEST(ServeCoarse, AutoChoosesLevelsByTheirMeasuredPsnr) {
         EXPECT_EQ(s.client().Get("/render?seed=4&x=0&y=0&w=16&h=16&z=-1")->status,
                   threshold == 0 ? 200 : 400);
     }
+}
+
+// A native tile or /render costs one render: the coarse levels are measured at the first coarse
+// request, not before the first native one (whose renders then competed for the queue).
+TEST(ServeCoarse, NativeRequestsMeasureNothing) {
+    ServeOptions o;
+    o.tile_size = 16;
+    o.min_zoom = -2;
+    LocalServer s(o);
+    s.get("/tiles/tiny/4/0/0/0.png");
+    s.get("/render?seed=4&x=0&y=0&w=16&h=16");
+    const auto info = nlohmann::json::parse(s.client().Get("/api/info")->body);
+    EXPECT_FALSE(info["models"][0]["levels"][0].contains("source"));  // not measured
+    const auto metrics = s.client().Get("/metrics")->body;
+    EXPECT_NE(metrics.find("\nigan_tiles_rendered_total 2\n"), std::string::npos) << metrics;
 }
 
 TEST(ServeOptions, Validation) {
