@@ -10,7 +10,6 @@
 
 #include "core/device.h"
 #include "core/error.h"
-#include "io/hash.h"
 #include "io/safetensors.h"
 #include "weights/model_file.h"
 
@@ -139,7 +138,7 @@ FitCoarseResult fit_coarse(const FitCoarseRequest& r, const ProgressFn& progress
                                      {"y_range", r.y_range}, {"ridge", r.ridge}};
     file.metadata = {{"igan.format_version", kIganFormatVersion},
                      {"igan.arch", kCoarseHeadsArch},
-                     {"igan.model_sha256", sha256_file(r.model)},
+                     {"igan.model_sha256", model.sha256},
                      {"igan.coarse", nlohmann::json{{"levels", levels}, {"fit", settings}}.dump()}};
     write_safetensors(result.path, file);
     result.seconds = elapsed();

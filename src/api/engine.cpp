@@ -9,7 +9,6 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "io/hash.h"
 #include "io/atomic_file.h"
 #include "io/png.h"
 #include "model/coords.h"
@@ -29,7 +28,7 @@ Engine::Engine(const std::string& model_path, const std::string& device,
     auto& s = impl_->summary;
     const auto& c = impl_->model.config;
     s.path = model_path;
-    s.sha256 = sha256_file(model_path);
+    s.sha256 = impl_->model.sha256;
     s.config_name = c.name;
     s.config_json = model_config_to_string(c);
     s.parameters = count_parameters(*impl_->model.generator);

@@ -31,7 +31,7 @@ DigestPtr new_sha256() {
     return context;
 }
 
-void update(EVP_MD_CTX* context, const void* data, std::size_t size) {
+void feed(EVP_MD_CTX* context, const void* data, std::size_t size) {
     if (EVP_DigestUpdate(context, data, size) != 1) throw Error("sha256: OpenSSL digest failed");
 }
 
@@ -53,24 +53,37 @@ std::string finish_hex(EVP_MD_CTX* context) {
 
 }  // namespace
 
+struct Sha256::Context {
+    DigestPtr digest = new_sha256();
+};
+
+Sha256::Sha256() : context_(std::make_unique<Context>()) {}
+Sha256::~Sha256() = default;
+
+void Sha256::update(const void* data, std::size_t size) {
+    feed(context_->digest.get(), data, size);
+}
+
+std::string Sha256::hex() { return finish_hex(context_->digest.get()); }
+
 std::string sha256_bytes(const void* data, std::size_t size) {
-    DigestPtr context = new_sha256();
-    update(context.get(), data, size);
-    return finish_hex(context.get());
+    Sha256 digest;
+    digest.update(data, size);
+    return digest.hex();
 }
 
 std::string sha256_file(const std::string& path) {
     std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
     if (!file) throw Error("cannot open " + path + ": " + std::strerror(errno));
-    DigestPtr context = new_sha256();
+    Sha256 digest;
     std::vector<unsigned char> chunk(1 << 20);
     for (;;) {
         const std::size_t got = std::fread(chunk.data(), 1, chunk.size(), file.get());
-        update(context.get(), chunk.data(), got);
+        digest.update(chunk.data(), got);
         if (got < chunk.size()) break;
     }
     if (std::ferror(file.get())) throw Error("cannot read " + path + ": " + std::strerror(errno));
-    return finish_hex(context.get());
+    return digest.hex();
 }
 
 }  // namespace igan

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/hash.h"
 
 // Tensor bytes are copied verbatim between the file and memory.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -125,6 +126,10 @@ public:
             }
             entries_.push_back(parse_entry(key, value));
         }
+        // In file order: load() then reads the data front to back, once.
+        std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+            return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+        });
         check_layout(data_size);
     }
 
@@ -147,13 +152,8 @@ private:
     // The format requires the tensors to tile the data section exactly: no overlaps (two
     // tensors aliasing the same bytes), no holes, nothing after the last one.
     void check_layout(uint64_t data_size) const {
-        std::vector<const Entry*> sorted;
-        for (const Entry& entry : entries_) sorted.push_back(&entry);
-        std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
-            return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-        });
         uint64_t data_needed = 0;
-        for (const Entry* entry : sorted) data_needed = std::max(data_needed, entry->end);
+        for (const Entry& entry : entries_) data_needed = std::max(data_needed, entry.end);
         if (data_needed > data_size) {
             fail("truncated: header declares " + std::to_string(data_needed) +
                  " bytes of tensor data, file has " + std::to_string(data_size) +
@@ -161,7 +161,8 @@ private:
         }
         uint64_t covered = 0;
         const Entry* previous = nullptr;
-        for (const Entry* entry : sorted) {
+        for (const Entry& e : entries_) {
+            const Entry* entry = &e;
             if (entry->begin < covered) {
                 fail_tensor(entry->name, "data_offsets [" + std::to_string(entry->begin) + ", " +
                                              std::to_string(entry->end) + "] overlap tensor " +
@@ -298,7 +299,7 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& name_f
         [data](uint64_t offset, void* out, size_t size) { std::memcpy(out, data + offset, size); });
 }
 
-TensorFile read_safetensors(const std::string& path) {
+TensorFile read_safetensors(const std::string& path, std::string* sha256) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
     const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
@@ -336,9 +337,19 @@ TensorFile read_safetensors(const std::string& path) {
     read_at(8, header.data(), header_size);
     parser.parse_header(header.data(), header_size, file_size - 8 - header_size);
     const uint64_t data_start = 8 + header_size;
-    return parser.load([&](uint64_t offset, void* out, size_t size) {
+    // The layout check leaves no byte outside the length field, the header and the tensors,
+    // which load() reads in file order: hashing what is read hashes the whole file.
+    Sha256 digest;
+    if (sha256) {
+        digest.update(field, sizeof field);
+        digest.update(header.data(), header.size());
+    }
+    TensorFile file = parser.load([&](uint64_t offset, void* out, size_t size) {
         read_at(data_start + offset, out, size);
+        if (sha256) digest.update(out, size);
     });
+    if (sha256) *sha256 = digest.hex();
+    return file;
 }
 
 void write_safetensors(const std::string& path, const TensorFile& file) {

@@ -15,8 +15,9 @@ struct TensorFile {
 };
 
 // Reads F64, F32, F16, BF16, I64, I32, I16, I8, U8 and BOOL into CPU tensors of that dtype.
-// Throws igan::Error whose message starts with `path` and names the problem.
-TensorFile read_safetensors(const std::string& path);
+// Throws igan::Error whose message starts with `path` and names the problem. With `sha256`: also
+// the file's SHA-256, of the bytes as they are read (the file is read once).
+TensorFile read_safetensors(const std::string& path, std::string* sha256 = nullptr);
 
 // Parses a whole file held in memory; `name_for_errors` prefixes every error message.
 TensorFile parse_safetensors(const std::string& bytes, const std::string& name_for_errors);

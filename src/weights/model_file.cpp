@@ -50,9 +50,9 @@ ModelConfig resolve_config(const TensorFile& file, const std::string& path,
 }  // namespace
 
 LoadedGenerator load_generator(const std::string& path, const std::string& config_override) {
-    const TensorFile file = read_safetensors(path);
-    check_weights(file, path, kGeneratorArch);
     LoadedGenerator out;
+    const TensorFile file = read_safetensors(path, &out.sha256);
+    check_weights(file, path, kGeneratorArch);
     out.config = resolve_config(file, path, config_override);
     out.generator = Generator(out.config.generator);
     load_state_dict(*out.generator, file.tensors, path);

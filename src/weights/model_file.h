@@ -24,6 +24,7 @@ struct LoadedGenerator {
     ModelConfig config;
     Generator generator{nullptr};
     int64_t step = 0;
+    std::string sha256;  // of the file, hashed while it was read
 };
 
 // config_override: preset name or JSON path used when the file has no igan.config (e.g. the
