@@ -44,11 +44,10 @@ int run_fuse(const FuseArgs& f) {
         req.styles.push_back(s);
     }
     req.style_band = f.band;
-    igan::validate_request(req, a.force);
+    const auto checked = igan::validate_request(req, a.force);
     igan::check_output_path(a.out);
     const igan::Engine engine(a.model, a.device, a.config);
-    engine.validate(req, a.force);
-    render_with_progress(engine, req, a, "fuse");
+    render_with_progress(engine, engine.prepare(checked), a, "fuse");
     return 0;
 }
 

@@ -83,14 +83,14 @@ int run_shard(const GenerateArgs& a) {
     if (!a.seeds.empty()) throw UsageError("--shard renders one image: drop --seeds");
     if (a.out.empty()) throw UsageError("--shard needs --out PART (a part file for igan merge)");
     const auto [index, count] = parse_shard(a.shard);
-    const auto req = make_request(a, resolve_seed(a.seed, a.quiet), a.out);
-    igan::validate_request(req, a.force);
+    const auto checked =
+        igan::validate_request(make_request(a, resolve_seed(a.seed, a.quiet), a.out), a.force);
+    const auto& req = checked.request();
     igan::check_output_path(a.out);
     const igan::Engine engine(a.model, a.device, a.config);
-    engine.validate(req, a.force);
     ProgressBar bar("shard " + std::to_string(index) + "/" + std::to_string(count), a.quiet,
                     req.width * req.height / count);
-    const auto res = engine.generate_shard(req, index, count,
+    const auto res = engine.generate_shard(engine.prepare(checked), index, count,
                                            [&](const igan::Progress& p) { bar.update(p); });
     bar.finish();
     std::cout << (a.json ? res.record_json : res.path) << "\n";
@@ -119,16 +119,15 @@ int run_generate(const GenerateArgs& a) {
         if (a.out.empty()) throw UsageError("generate needs --out FILE.png (or --seeds with --outdir)");
         jobs.emplace_back(resolve_seed(a.seed, a.quiet), a.out);
     }
-    for (const auto& job : jobs) {
-        igan::validate_request(make_request(a, job.first, job.second), a.force);
-        igan::check_output_path(job.second);
+    std::vector<igan::CheckedRequest> checked;
+    for (const auto& [seed, out] : jobs) {
+        checked.push_back(igan::validate_request(make_request(a, seed, out), a.force));
+        igan::check_output_path(out);
     }
     const igan::Engine engine(a.model, a.device, a.config);
-    for (const auto& [seed, out] : jobs) {
-        const auto req = make_request(a, seed, out);
-        engine.validate(req, a.force);
-        render_with_progress(engine, req, a, "seed " + std::to_string(seed));
-    }
+    for (const auto& request : checked)
+        render_with_progress(engine, engine.prepare(request), a,
+                             "seed " + std::to_string(request.request().seed));
     return 0;
 }
 

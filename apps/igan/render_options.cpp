@@ -63,10 +63,11 @@ igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const s
     return r;
 }
 
-void render_with_progress(const igan::Engine& engine, const igan::GenerateRequest& req,
+void render_with_progress(const igan::Engine& engine, const igan::RenderJob& job,
                           const GenerateArgs& a, const std::string& label) {
+    const auto& req = job.request();
     ProgressBar bar(label, a.quiet, req.width * req.height);
-    const auto res = engine.generate(req, [&](const igan::Progress& p) { bar.update(p); });
+    const auto res = engine.generate(job, [&](const igan::Progress& p) { bar.update(p); });
     bar.finish();
     if (a.json) {
         std::cout << res.record_json << "\n";

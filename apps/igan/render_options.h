@@ -23,8 +23,9 @@ void add_common_render_options(CLI::App* cmd, GenerateArgs& a);
 igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const std::string& out);
 // --seed -1 draws a random seed and prints it.
 uint64_t resolve_seed(int64_t seed, bool quiet);
-// Renders one request with a progress bar and prints the path (or the record with --json).
-void render_with_progress(const igan::Engine& engine, const igan::GenerateRequest& request,
+// Renders one prepared request with a progress bar and prints the path (or the record with
+// --json).
+void render_with_progress(const igan::Engine& engine, const igan::RenderJob& job,
                           const GenerateArgs& a, const std::string& label);
 
 }  // namespace igan::cli

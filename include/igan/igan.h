@@ -138,8 +138,21 @@ constexpr int64_t kMaxSideWithoutForce = 65536;
 constexpr int64_t kMaxPixelsWithoutForce = int64_t(1) << 32;
 constexpr int64_t kMaxTile = 4096;
 
-// Model-independent checks of a request (sizes, caps, tile, batch); throws UsageError.
-void validate_request(const GenerateRequest& request, bool force);
+// A request that passed validate_request, the checks that need no model (sizes, caps, tile,
+// batch, fusion centres). Front ends check before they load a model, so a typo fails at once;
+// Engine::prepare then adds the model's checks without repeating these.
+class CheckedRequest {
+public:
+    const GenerateRequest& request() const { return request_; }
+
+private:
+    friend CheckedRequest validate_request(const GenerateRequest& request, bool force);
+    explicit CheckedRequest(const GenerateRequest& request) : request_(request) {}
+    GenerateRequest request_;
+};
+
+// Model-independent checks of a request; throws UsageError naming the problem.
+CheckedRequest validate_request(const GenerateRequest& request, bool force);
 // Fails early (UsageError) when `path` cannot be written: missing or read-only directory.
 void check_output_path(const std::string& path);
 
@@ -193,6 +206,24 @@ struct ApplicationResult {
     double seconds = 0;
 };
 
+// A request checked against the model and made ready to render, by Engine::prepare: the request,
+// its tile plan, its record and the generator set up with its styles. Every render path takes
+// one (the request overloads below prepare one first), so a request is checked and planned once.
+// A job may be rendered more than once, by the engine that prepared it.
+class RenderJob {
+public:
+    const GenerateRequest& request() const;
+    const std::string& record_json() const;  // the generation record its outputs carry
+    int64_t tiles() const;                   // tiles of its plan
+
+    struct Impl;
+
+private:
+    friend class Engine;
+    explicit RenderJob(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+    std::shared_ptr<Impl> impl_;
+};
+
 // A loaded generator: immutable weights shared by any number of concurrent requests.
 class Engine {
 public:
@@ -204,12 +235,19 @@ public:
     Engine& operator=(const Engine&) = delete;
 
     const ModelSummary& summary() const;
-    // Checks a request without running it; throws UsageError naming the problem.
+    // The one check of a request: the model's (level, coarse head, cyclic period) on top of
+    // validate_request's; throws UsageError naming the problem. Then plans it.
+    RenderJob prepare(const CheckedRequest& request) const;
+    RenderJob prepare(const GenerateRequest& request, bool force) const;
+    // Checks a request without running it (prepare, and the job dropped).
     void validate(const GenerateRequest& request, bool force) const;
     // The generation record of a request as JSON, as its outputs carry it (PNG, TIFF, archives).
     std::string record(const GenerateRequest& request) const;
+    GenerateResult generate(const RenderJob& job, const ProgressFn& progress = {}) const;
     GenerateResult generate(const GenerateRequest& request, const ProgressFn& progress = {}) const;
-    // 8-bit RGB rows of a rectangle, in memory (for small regions, servers and tests).
+    // 8-bit RGB rows of a rectangle, in memory (for small regions, servers and tests). The
+    // request overload checks without --force's lifting of the size caps.
+    std::vector<uint8_t> render_rgb(const RenderJob& job) const;
     std::vector<uint8_t> render_rgb(const GenerateRequest& request) const;
     // Outpainting by inversion and inbetweening; progress counts inversion steps, then tiles.
     // Bad requests (unreadable image, mask of another size, canvas not containing the input)
@@ -223,18 +261,23 @@ public:
     // thread, so the consumer (PNG or TIFF compression) overlaps the rendering of the next strip;
     // an exception from on_rows ends the render and is rethrown. `out` is ignored.
     using RowsFn = std::function<void(const uint8_t* rows, int64_t y0, int64_t count)>;
+    void stream_rows(const RenderJob& job, const RowsFn& on_rows,
+                     const ProgressFn& progress = {}) const;
     void stream_rows(const GenerateRequest& request, const RowsFn& on_rows,
                      const ProgressFn& progress = {}) const;
     // Parallel rendering across processes or machines: shard `index` of `count` renders the
     // contiguous tile rows [rows * index / count, rows * (index + 1) / count) of the request
     // into a part file at request.out; merge_parts turns the parts into the PNG that generate()
     // would have written, byte for byte.
+    GenerateResult generate_shard(const RenderJob& job, int64_t index, int64_t count,
+                                  const ProgressFn& progress = {}) const;
     GenerateResult generate_shard(const GenerateRequest& request, int64_t index, int64_t count,
                                   const ProgressFn& progress = {}) const;
 
     struct Impl;
 
 private:
+    RenderJob::Impl& own(const RenderJob& job) const;  // throws unless this engine prepared it
     std::unique_ptr<Impl> impl_;
 };
 

@@ -58,7 +58,7 @@ std::string Engine::record(const GenerateRequest& r) const { return impl_->recor
 
 const ModelSummary& Engine::summary() const { return impl_->summary; }
 
-void validate_request(const GenerateRequest& r, bool force) {
+CheckedRequest validate_request(const GenerateRequest& r, bool force) {
     if (r.width <= 0 || r.height <= 0)
         throw UsageError("--width and --height must be positive, got " + std::to_string(r.width) +
                          "x" + std::to_string(r.height));
@@ -94,6 +94,7 @@ void validate_request(const GenerateRequest& r, bool force) {
                                      std::to_string(a.y) + ": give each its own point");
         }
     }
+    return CheckedRequest(r);
 }
 
 std::string gpano_xmp(int64_t width, int64_t height) {
@@ -128,8 +129,16 @@ void check_output_path(const std::string& path) {
 
 void remove_temporary_outputs() noexcept { remove_pending_temp_files(); }
 
-void Engine::validate(const GenerateRequest& r, bool force) const {
-    validate_request(r, force);
+const GenerateRequest& RenderJob::request() const { return impl_->request; }
+const std::string& RenderJob::record_json() const { return impl_->record; }
+int64_t RenderJob::tiles() const { return impl_->plan.count(); }
+
+RenderJob Engine::prepare(const GenerateRequest& r, bool force) const {
+    return prepare(validate_request(r, force));
+}
+
+RenderJob Engine::prepare(const CheckedRequest& checked) const {
+    const GenerateRequest& r = checked.request();
     const auto& levels = impl_->summary.partial_levels;
     if (r.coarse_head) {
         if (!impl_->coarse.heads.count(r.level))
@@ -143,29 +152,48 @@ void Engine::validate(const GenerateRequest& r, bool force) const {
         throw UsageError("level " + std::to_string(r.level) + ": this model renders levels " +
                          list + " directly");
     }
-    if (r.cyclic_width != 0) {
-        try {
-            check_cyclic_period(impl_->model.config.generator, r.cyclic_width);
-        } catch (const Error& e) {
-            throw UsageError(e.what());
-        }
+    auto job = std::make_shared<RenderJob::Impl>();
+    job->engine = impl_.get();
+    job->request = r;
+    job->options = impl_->options(r);
+    try {  // the plan checks the cyclic period, the last check that needs the model
+        job->plan = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
+                               job->options);
+    } catch (const UsageError&) {
+        throw;
+    } catch (const Error& e) {
+        throw UsageError(e.what());
     }
+    job->record = impl_->record(r);
+    job->model = impl_->styled(r);
+    return RenderJob(std::move(job));
+}
+
+void Engine::validate(const GenerateRequest& r, bool force) const { (void)prepare(r, force); }
+
+// A job made by another engine would render with this one's weights but the other's plan.
+RenderJob::Impl& Engine::own(const RenderJob& job) const {
+    if (job.impl_->engine != impl_.get())
+        throw Error("a render job is rendered by the engine that prepared it");
+    return *job.impl_;
 }
 
 GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& progress) const {
-    validate(r, true);
+    return generate(prepare(r, true), progress);
+}
+
+GenerateResult Engine::generate(const RenderJob& job, const ProgressFn& progress) const {
+    const auto& r = own(job).request;
     const auto start = std::chrono::steady_clock::now();
     GenerateResult result;
     result.path = r.out;
-    result.record_json = impl_->record(r);
-    result.tiles = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
-                              impl_->options(r))
-                       .count();
+    result.record_json = job.record_json();
+    result.tiles = job.tiles();
     PngWriter png(r.out, r.width, r.height, impl_->png_text(r, result.record_json));
     // stream_rows hands each strip over on a helper thread: PNG compression of one strip
     // overlaps the rendering of the next.
     stream_rows(
-        r, [&png](const uint8_t* rows, int64_t, int64_t count) { png.write_rows(rows, count); },
+        job, [&png](const uint8_t* rows, int64_t, int64_t count) { png.write_rows(rows, count); },
         progress);
     png.finish();
     result.seconds =
@@ -175,25 +203,32 @@ GenerateResult Engine::generate(const GenerateRequest& r, const ProgressFn& prog
 
 void Engine::stream_rows(const GenerateRequest& r, const RowsFn& on_rows,
                          const ProgressFn& progress) const {
-    validate(r, true);
+    stream_rows(prepare(r, true), on_rows, progress);
+}
+
+void Engine::stream_rows(const RenderJob& job, const RowsFn& on_rows,
+                         const ProgressFn& progress) const {
+    auto& j = own(job);
     const auto start = std::chrono::steady_clock::now();
     auto elapsed = [&] {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
-    auto model = impl_->styled(r);
-    render_rows(*model, {r.x, r.y, r.width, r.height}, impl_->options(r), on_rows,
-                [&](int64_t done, int64_t total) {
-                    if (progress) progress({done, total, elapsed(), ""});
-                });
+    render_plan_rows(*j.model, j.plan, j.options, on_rows, [&](int64_t done, int64_t total) {
+        if (progress) progress({done, total, elapsed(), ""});
+    });
 }
 
 std::vector<uint8_t> Engine::render_rgb(const GenerateRequest& r) const {
-    validate(r, false);
+    return render_rgb(prepare(r, false));
+}
+
+std::vector<uint8_t> Engine::render_rgb(const RenderJob& job) const {
+    const auto& r = own(job).request;
     // Strip by strip into the 8-bit result: a float canvas (12 bytes a pixel, and as much again
     // in temporaries while quantizing) made a server's peak RSS grow with its largest /render.
     std::vector<uint8_t> out(size_t(3 * r.width * r.height));
     const size_t row_bytes = size_t(3 * r.width);
-    stream_rows(r, [&](const uint8_t* rows, int64_t y0, int64_t count) {
+    stream_rows(job, [&](const uint8_t* rows, int64_t y0, int64_t count) {
         std::copy(rows, rows + row_bytes * size_t(count), out.begin() + row_bytes * size_t(y0));
     });
     return out;

@@ -88,7 +88,7 @@ struct Engine::Impl {
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
         if (r.coarse_head) {
-            o.head = coarse.heads.at(r.level);  // validate() checked it is there
+            o.head = coarse.heads.at(r.level);  // prepare() checked it is there
             o.rgb_index = o.head->rgb_index;
         } else {
             o.rgb_index = rgb_index_of(r.level);
@@ -141,6 +141,15 @@ struct Engine::Impl {
         return j;
     }
     std::string record(const GenerateRequest& r) const { return record_json(r).dump(); }
+};
+
+struct RenderJob::Impl {
+    const Engine::Impl* engine = nullptr;  // the one that prepared it
+    GenerateRequest request;
+    RenderOptions options;
+    TilePlan plan;
+    std::string record;
+    std::unique_ptr<StyledGenerator> model;  // the generator with the request's styles
 };
 
 }  // namespace igan

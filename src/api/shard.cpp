@@ -14,7 +14,13 @@ namespace igan {
 
 GenerateResult Engine::generate_shard(const GenerateRequest& r, int64_t index, int64_t count,
                                       const ProgressFn& progress) const {
-    validate(r, true);
+    return generate_shard(prepare(r, true), index, count, progress);
+}
+
+GenerateResult Engine::generate_shard(const RenderJob& job, int64_t index, int64_t count,
+                                      const ProgressFn& progress) const {
+    auto& j = own(job);
+    const GenerateRequest& r = j.request;
     if (count < 1 || index < 0 || index >= count)
         throw UsageError("--shard " + std::to_string(index) + "/" + std::to_string(count) +
                          ": want i/n with 0 <= i < n");
@@ -22,19 +28,15 @@ GenerateResult Engine::generate_shard(const GenerateRequest& r, int64_t index, i
     auto elapsed = [&] {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
-    RenderOptions o = impl_->options(r);
-    const TilePlan plan = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height}, o);
-    // Every shard computes the whole render's tiles: the same grid, exactly.
-    o.tile = plan.tile_w;
-    o.max_tile_height = plan.tile_h;
-    o.exact_tile = true;
+    // Every shard renders whole tile rows of the whole render's plan: the same tiles, exactly.
+    const TilePlan& plan = j.plan;
     const int64_t row0 = plan.rows * index / count, row1 = plan.rows * (index + 1) / count;
     const int64_t y0 = std::min(r.height, row0 * plan.tile_h);
     const int64_t y1 = std::min(r.height, row1 * plan.tile_h);
 
     GenerateResult result;
     result.path = r.out;
-    result.record_json = impl_->record(r);
+    result.record_json = j.record;
     result.tiles = (row1 - row0) * plan.cols;
     PartHeader h;
     h.width = r.width;
@@ -45,14 +47,13 @@ GenerateResult Engine::generate_shard(const GenerateRequest& r, int64_t index, i
     h.count = count;
     h.text = impl_->png_text(r, result.record_json);
     PartWriter part(r.out, h);
-    if (y1 > y0) {
-        auto model = impl_->styled(r);
-        render_rows(*model, {r.x, r.y + y0, r.width, y1 - y0}, o,
-                    [&part](const uint8_t* rows, int64_t, int64_t n) { part.write_rows(rows, n); },
-                    [&](int64_t done, int64_t total) {
-                        if (progress) progress({done, total, elapsed(), ""});
-                    });
-    }
+    if (y1 > y0)
+        render_plan_rows(
+            *j.model, plan.strips(row0, row1), j.options,
+            [&part](const uint8_t* rows, int64_t, int64_t n) { part.write_rows(rows, n); },
+            [&](int64_t done, int64_t total) {
+                if (progress) progress({done, total, elapsed(), ""});
+            });
     part.finish();
     result.seconds = elapsed();
     return result;

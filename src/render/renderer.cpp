@@ -23,9 +23,19 @@ Rect TilePlan::tile_rect(int64_t row, int64_t col) const {
     return t;
 }
 
+TilePlan TilePlan::strips(int64_t row0, int64_t row1) const {
+    TilePlan p = *this;
+    p.rect.y = rect.y + row0 * tile_h;
+    p.rect.h = std::min(rect.h, row1 * tile_h) - row0 * tile_h;
+    p.rows = row1 - row0;
+    return p;
+}
+
 TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const RenderOptions& options) {
     if (rect.w <= 0 || rect.h <= 0) throw Error("render size must be positive");
     if (options.tile <= 0) throw Error("tile size must be positive");
+    if (options.fields.cyclic_period_px != 0)
+        check_cyclic_period(config, options.fields.cyclic_period_px);
     TilePlan p;
     p.rect = rect;
     // A rectangle smaller than a tile gets a tile its own size, not a square it fills in part.
@@ -141,10 +151,18 @@ void run_concurrently(const std::vector<Job>& jobs, int64_t workers, int intra_o
 void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& options,
                   const TileFn& on_tile, const StripDoneFn& on_strip_done,
                   const TileProgressFn& on_progress) {
+    render_plan_tiles(model, plan_tiles(model.config(), rect, options), options, on_tile,
+                      on_strip_done, on_progress);
+}
+
+void render_plan_tiles(PatchModel& model, const TilePlan& planned, const RenderOptions& options,
+                       const TileFn& on_tile, const StripDoneFn& on_strip_done,
+                       const TileProgressFn& on_progress) {
     torch::NoGradGuard no_grad;
     const auto& config = model.config();
     const CanvasGeometry geo(config, options.rgb_index);
-    TilePlan plan = plan_tiles(config, rect, options);
+    TilePlan plan = planned;
+    const Rect& rect = plan.rect;
     const int64_t up = geo.upscale(), batch = std::max<int64_t>(1, options.batch);
     // A coarse head's level is its features resampled at q + lag (canvas.h): each tile computes
     // one more row and column from `shift` on and blends neighbours by `frac` (exact for any
@@ -167,7 +185,6 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
         const auto rows = x.narrow(1, 0, h) * (1 - frac) + x.narrow(1, 1, h) * frac;
         return rows.narrow(2, 0, w) * (1 - frac) + rows.narrow(2, 1, w) * frac;
     };
-    if (options.fields.cyclic_period_px > 0) check_cyclic_period(config, options.fields.cyclic_period_px);
 
     std::vector<Job> jobs;
     for (int64_t row = 0; row < plan.rows; ++row)
@@ -229,13 +246,20 @@ int64_t streaming_tile_height_cap(int64_t width) {
 
 void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,
                  const RowsFn& on_rows, const TileProgressFn& on_progress) {
+    render_plan_rows(model, plan_tiles(model.config(), rect, options), options, on_rows,
+                     on_progress);
+}
+
+void render_plan_rows(PatchModel& model, const TilePlan& plan, const RenderOptions& options,
+                      const RowsFn& on_rows, const TileProgressFn& on_progress) {
+    const Rect& rect = plan.rect;
     const int64_t stride = 3 * rect.w;
     std::vector<uint8_t> buffers[2];
     int current = 0;
     std::future<void> pending;
     try {
-        render_tiles(
-            model, rect, options,
+        render_plan_tiles(
+            model, plan, options,
             [&](const Rect& t, const torch::Tensor& rgb) {
                 auto& buf = buffers[current];
                 if (buf.size() < size_t(stride * rgb.size(1))) buf.resize(stride * rgb.size(1));

@@ -41,8 +41,11 @@ struct TilePlan {
     int64_t cols = 0, rows = 0;
     int64_t count() const { return cols * rows; }
     Rect tile_rect(int64_t row, int64_t col) const;
+    // Tile rows [row0, row1) as a plan of their own: the very tiles of this one (a shard).
+    TilePlan strips(int64_t row0, int64_t row1) const;
 };
 
+// Also checks a cyclic period (check_cyclic_period): a plan is a canvas that can be rendered.
 TilePlan plan_tiles(const GeneratorConfig& config, const Rect& rect, const RenderOptions& options);
 
 // Forward passes a render with enough tiles runs at once: options.workers (0: one per intra-op
@@ -58,7 +61,11 @@ using StripDoneFn = std::function<void(int64_t y0, int64_t rows)>;
 
 // Tiles arrive in row-major order, one strip (row of tiles) after another, so a consumer can
 // stream rows out holding only one strip. Callbacks run on the calling thread, whatever the
-// number of workers.
+// number of workers. render_plan_tiles renders a plan as it is (plan_tiles of the model's
+// config, the rectangle and these options, or strips of one); render_tiles plans first.
+void render_plan_tiles(PatchModel& model, const TilePlan& plan, const RenderOptions& options,
+                       const TileFn& on_tile, const StripDoneFn& on_strip_done,
+                       const TileProgressFn& on_progress = {});
 void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& options,
                   const TileFn& on_tile, const StripDoneFn& on_strip_done,
                   const TileProgressFn& on_progress = {});
@@ -68,6 +75,8 @@ void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& opti
 // exception from it ends the render and is rethrown. The rows are the consumer's to change
 // until it returns (outpainting pastes its known pixels into them).
 using RowsFn = std::function<void(uint8_t* rows, int64_t y0, int64_t count)>;
+void render_plan_rows(PatchModel& model, const TilePlan& plan, const RenderOptions& options,
+                      const RowsFn& on_rows, const TileProgressFn& on_progress = {});
 void render_rows(PatchModel& model, const Rect& rect, const RenderOptions& options,
                  const RowsFn& on_rows, const TileProgressFn& on_progress = {});
 
