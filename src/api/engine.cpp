@@ -74,7 +74,7 @@ CheckedRequest validate_request(const GenerateRequest& r, bool force) {
     if (r.batch < 1 || r.batch > 256) throw UsageError("--batch must be in [1, 256]");
     if (r.workers < 0 || r.workers > 256)
         throw UsageError("--workers must be in [0, 256] (0 = one per thread)");
-    if (!(r.psi >= -4 && r.psi <= 4)) throw UsageError("--trunc must be in [-4, 4]");
+    if (!(r.psi >= -4 && r.psi <= 4)) throw UsageError("--psi must be in [-4, 4]");
     const int64_t limit = int64_t(1) << 60;
     if (r.x < -limit || r.x > limit || r.y < -limit || r.y > limit)
         throw UsageError("--x/--y must be within +-2^60");
