@@ -137,14 +137,13 @@ RenderJob Engine::prepare(const GenerateRequest& r, bool force) const {
     return prepare(validate_request(r, force));
 }
 
-RenderJob Engine::prepare(const CheckedRequest& checked) const {
-    const GenerateRequest& r = checked.request();
-    const auto& levels = impl_->summary.partial_levels;
+TilePlan Engine::Impl::checked_plan(const GenerateRequest& r, RenderOptions* o) const {
+    const auto& levels = summary.partial_levels;
     if (r.coarse_head) {
-        if (!impl_->coarse.heads.count(r.level))
+        if (!coarse.heads.count(r.level))
             throw UsageError("level " + std::to_string(r.level) +
                              ": no fitted coarse head for it (igan fit-coarse)" +
-                             (impl_->coarse.note.empty() ? "" : "; " + impl_->coarse.note));
+                             (coarse.note.empty() ? "" : "; " + coarse.note));
     } else if (r.level != 0 &&
                std::find(levels.begin(), levels.end(), r.level) == levels.end()) {
         std::string list = "0";
@@ -152,24 +151,32 @@ RenderJob Engine::prepare(const CheckedRequest& checked) const {
         throw UsageError("level " + std::to_string(r.level) + ": this model renders levels " +
                          list + " directly");
     }
-    auto job = std::make_shared<RenderJob::Impl>();
-    job->engine = impl_.get();
-    job->request = r;
-    job->options = impl_->options(r);
+    *o = options(r);
     try {  // the plan checks the cyclic period, the last check that needs the model
-        job->plan = plan_tiles(impl_->model.config.generator, {r.x, r.y, r.width, r.height},
-                               job->options);
+        return plan_tiles(model.config.generator, {r.x, r.y, r.width, r.height}, *o);
     } catch (const UsageError&) {
         throw;
     } catch (const Error& e) {
         throw UsageError(e.what());
     }
+}
+
+RenderJob Engine::prepare(const CheckedRequest& checked) const {
+    const GenerateRequest& r = checked.request();
+    auto job = std::make_shared<RenderJob::Impl>();
+    job->engine = impl_.get();
+    job->request = r;
+    job->plan = impl_->checked_plan(r, &job->options);
     job->record = impl_->record(r);
     job->model = impl_->styled(r);
     return RenderJob(std::move(job));
 }
 
-void Engine::validate(const GenerateRequest& r, bool force) const { (void)prepare(r, force); }
+void Engine::validate(const GenerateRequest& r, bool force) const {
+    validate_request(r, force);
+    RenderOptions unused;
+    impl_->checked_plan(r, &unused);
+}
 
 // A job made by another engine would render with this one's weights but the other's plan.
 RenderJob::Impl& Engine::own(const RenderJob& job) const {

@@ -96,6 +96,10 @@ struct Engine::Impl {
         return o;
     }
 
+    // The model's checks of a request that passed validate_request (level, coarse head, and
+    // through plan_tiles the cyclic period), then its options and plan; throws UsageError.
+    TilePlan checked_plan(const GenerateRequest& r, RenderOptions* options) const;
+
     // The ToRGB whose partial sum is level z (< 0) of the canvas; -1 for z = 0.
     int rgb_index_of(int level) const {
         if (level == 0) return -1;
