@@ -84,6 +84,10 @@ RegisterCommand reg(25, [](CLI::App& app, Globals&) {
     cmd->add_option("--config", a->config, "config for weight files without igan metadata");
     cmd->add_option("--tile-size", a->tile_size,
                     "tile side: DeepZoom (default 254) or PMTiles (default 256)");
+    cmd->add_option("--tile-format", r.tile_format, "PMTiles tiles: png or webp")
+        ->capture_default_str();
+    add_webp_quality_option(cmd, &r.webp_quality,
+                            "--tile-format webp: lossy quality 1..100, or lossless");
     cmd->add_option("--overlap", r.dzi_overlap, "DeepZoom tile overlap")->capture_default_str();
     cmd->add_option("--tiff-tile", r.tiff_tile, "TIFF tile side (multiple of 16): cog, bigtiff")
         ->capture_default_str();

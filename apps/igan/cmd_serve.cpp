@@ -123,23 +123,9 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--coarse-min-psnr", o.coarse_min_psnr,
                     "--coarse auto: PSNR (dB) against the box filter a direct level needs")
         ->capture_default_str();
-    cmd->add_option_function<std::string>(
-           "--webp-quality",
-           [&o](const std::string& v) {
-               if (v == "lossless") {
-                   o.webp_quality = igan::kWebpLossless;
-                   return;
-               }
-               try {
-                   size_t used = 0;
-                   o.webp_quality = std::stoi(v, &used);
-                   if (used != v.size()) throw std::invalid_argument(v);
-               } catch (const std::exception&) {
-                   throw CLI::ValidationError("--webp-quality", "lossless or 1..100, got " + v);
-               }
-           },
-           "WebP tiles: lossy quality 1..100, or lossless (a request's ?quality= overrides)")
-        ->default_str("80");
+    add_webp_quality_option(
+        cmd, &o.webp_quality,
+        "WebP tiles: lossy quality 1..100, or lossless (a request's ?quality= overrides)");
     cmd->add_option("--tile-size", o.tile_size, "tile side in pixels")->capture_default_str();
     cmd->add_option("--min-zoom", o.min_zoom, "coarsest zoom level served, in [-4, 0]")
         ->capture_default_str();

@@ -29,4 +29,7 @@ struct RegisterCommand {
     RegisterCommand(int order, Registration r) { CommandRegistry::all().emplace_back(order, std::move(r)); }
 };
 
+// --webp-quality: "lossless" (kWebpLossless) or an integer quality 1..100 into *quality.
+CLI::Option* add_webp_quality_option(CLI::App* cmd, int* quality, const std::string& help);
+
 }  // namespace igan::cli

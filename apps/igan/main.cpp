@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <limits>
 
+#include <igan/image.h>
+
 #include "commands.h"
 
 namespace igan::cli {
@@ -16,6 +18,25 @@ namespace igan::cli {
 std::vector<std::pair<int, Registration>>& CommandRegistry::all() {
     static std::vector<std::pair<int, Registration>> registry;
     return registry;
+}
+
+CLI::Option* add_webp_quality_option(CLI::App* cmd, int* quality, const std::string& help) {
+    return cmd
+        ->add_option_function<std::string>(
+            "--webp-quality",
+            [quality](const std::string& v) {
+                if (v == "lossless") {
+                    *quality = igan::kWebpLossless;
+                    return;
+                }
+                int q = 0;
+                const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
+                if (ec != std::errc() || end != v.data() + v.size() || q < 1 || q > 100)
+                    throw CLI::ValidationError("--webp-quality", "lossless or 1..100, got " + v);
+                *quality = q;
+            },
+            help)
+        ->default_str(std::to_string(*quality));
 }
 
 }  // namespace igan::cli

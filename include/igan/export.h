@@ -8,6 +8,7 @@
 #include <string>
 
 #include "igan/igan.h"
+#include "igan/image.h"
 
 namespace igan {
 
@@ -22,6 +23,8 @@ struct ExportRequest {
     // rectangle's top-left corner is the origin, maxzoom (the native resolution) the least zoom
     // whose 2^z x 2^z tiles cover it, zoom 0 one tile.
     int64_t map_tile = 256;
+    std::string tile_format = "png";  // pmtiles: png or webp
+    int webp_quality = 80;            // webp tiles: 1..100 lossy, or kWebpLossless
     int64_t tiff_tile = 256;              // TIFF tile side (multiple of 16), cog and bigtiff
     std::string compression = "deflate";  // cog: none or deflate; bigtiff: also lzw
 };

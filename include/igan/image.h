@@ -28,8 +28,11 @@ RgbImage decode_png(const std::string& data, int64_t max_pixels = int64_t{1} << 
 // WebP through libwebp, an optional dependency: false when igan was built without it, and the
 // two functions below then throw igan::Error.
 bool webp_available();
+constexpr int kWebpLossless = -1;  // the quality argument for lossless WebP
 // A WebP of `rgb`: lossless for quality < 0, else lossy at quality 1..100; throws igan::Error.
 std::string encode_webp(const uint8_t* rgb, int64_t width, int64_t height, int quality);
+// The same from RGBA pixels (straight alpha), keeping the alpha channel.
+std::string encode_webp_rgba(const uint8_t* rgba, int64_t width, int64_t height, int quality);
 // Any WebP to 8-bit RGB; throws igan::Error when the data is not a valid WebP or holds more than
 // max_pixels pixels.
 RgbImage decode_webp(const std::string& data, int64_t max_pixels = int64_t{1} << 26);

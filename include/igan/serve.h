@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "igan/image.h"
+
 namespace igan {
 
 struct ServeModel {
@@ -23,7 +25,6 @@ struct ServeModel {
 // "name=path" or "path" (name = the file's stem); throws UsageError on an empty or unsafe name.
 ServeModel parse_serve_model(const std::string& spec);
 
-constexpr int kWebpLossless = -1;  // ServeOptions::webp_quality: lossless WebP
 
 struct ServeOptions {
     std::vector<ServeModel> models;

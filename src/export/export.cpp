@@ -121,13 +121,18 @@ std::string encode_png_rgba(const uint8_t* rgba, int64_t side) {
     return out;
 }
 
-// Tile `col` of a band as a side x side PNG: RGB when the area covers it, else RGBA.
-std::string map_tile(const Pyramid::Band& b, int64_t col, int64_t side, std::vector<uint8_t>* buf) {
+// Tile `col` of a band as a side x side PNG or WebP: RGB when the area covers it, else RGBA
+// (transparent past the area's edge).
+std::string map_tile(const Pyramid::Band& b, int64_t col, const ExportRequest& r,
+                     std::vector<uint8_t>* buf) {
+    const int64_t side = r.map_tile;
+    const bool webp = r.tile_format == "webp";
     const int64_t x0 = col * side, x1 = std::min(b.width, x0 + side), h = b.y1 - b.y0;
     if (x1 - x0 == side && h == side) {
         buf->resize(size_t(3 * side * side));
         b.copy(x0, x1, b.y0, b.y1, buf->data(), 3 * side);
-        return encode_png(buf->data(), side, side);
+        return webp ? encode_webp(buf->data(), side, side, r.webp_quality)
+                    : encode_png(buf->data(), side, side);
     }
     buf->assign(size_t(4 * side * side), 0);
     for (int64_t y = 0; y < h; ++y) {
@@ -138,7 +143,8 @@ std::string map_tile(const Pyramid::Band& b, int64_t col, int64_t side, std::vec
             dst[4 * x + 3] = 255;
         }
     }
-    return encode_png_rgba(buf->data(), side);
+    return webp ? encode_webp_rgba(buf->data(), side, side, r.webp_quality)
+                : encode_png_rgba(buf->data(), side);
 }
 
 // Web Mercator longitude and latitude (degrees) of a pixel position at a zoom whose world is
@@ -159,11 +165,12 @@ ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
     Pyramid pyramid(g.width, g.height, levels, T, 0, [&](const Pyramid::Band& b) {
         for (int64_t col = 0; col < b.columns(T); ++col)
             writer.add(max_zoom - int(b.level), uint64_t(col), uint64_t(b.row),
-                       map_tile(b, col, T, &buf));
+                       map_tile(b, col, r, &buf));
     });
     stream_into(engine, g, pyramid, progress);
 
     PmtilesInfo info;
+    info.tile_type = r.tile_format == "webp" ? PmtilesTileType::kWebp : PmtilesTileType::kPng;
     info.min_zoom = 0;
     info.max_zoom = max_zoom;
     const double world = double(T) * double(int64_t(1) << max_zoom);
@@ -185,7 +192,7 @@ ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
         {"description", description},
         {"attribution", "igan"},
         {"type", "baselayer"},
-        {"format", "png"},
+        {"format", r.tile_format},
         {"minzoom", 0},
         {"maxzoom", max_zoom},
         {"bounds", {info.min_lon, info.min_lat, info.max_lon, info.max_lat}},
@@ -348,6 +355,15 @@ void validate_export_request(const ExportRequest& r) {
     if (r.dzi_overlap < 0 || r.dzi_overlap > 16) problems.push_back("--overlap must be in [0, 16]");
     if (r.map_tile < 16 || r.map_tile > 4096)
         problems.push_back("--tile-size must be in [16, 4096]");
+    if (r.tile_format != "png" && r.tile_format != "webp")
+        problems.push_back("--tile-format must be png or webp");
+    else if (r.tile_format == "webp" && r.format != "pmtiles")
+        problems.push_back("--tile-format webp is for --format pmtiles only");
+    else if (r.tile_format == "webp" && !webp_available())
+        problems.push_back("this igan was built without libwebp: use --tile-format png, or apt "
+                           "install libwebp-dev and rebuild");
+    if (r.webp_quality != kWebpLossless && (r.webp_quality < 1 || r.webp_quality > 100))
+        problems.push_back("--webp-quality must be lossless or in [1, 100]");
     if (r.tiff_tile < 16 || r.tiff_tile > 4096 || r.tiff_tile % 16)
         problems.push_back("--tiff-tile must be a multiple of 16 in [16, 4096]");
     if (r.compression != "none" && r.compression != "deflate" && r.compression != "lzw")

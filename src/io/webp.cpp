@@ -15,15 +15,23 @@ namespace igan {
 
 bool webp_available() { return true; }
 
-std::string encode_webp(const uint8_t* rgb, int64_t width, int64_t height, int quality) {
+namespace {
+
+std::string encode(const uint8_t* pixels, int64_t width, int64_t height, int quality, bool alpha) {
     // WebP's limit is 16383 pixels per side.
     if (width <= 0 || height <= 0 || width > WEBP_MAX_DIMENSION || height > WEBP_MAX_DIMENSION)
         throw Error("WebP cannot hold " + std::to_string(width) + "x" + std::to_string(height));
     if (quality > 100) throw Error("WebP quality must be at most 100");
     uint8_t* out = nullptr;
-    const int w = int(width), h = int(height), stride = 3 * w;
-    const size_t size = quality < 0 ? WebPEncodeLosslessRGB(rgb, w, h, stride, &out)
-                                    : WebPEncodeRGB(rgb, w, h, stride, float(quality), &out);
+    const int w = int(width), h = int(height), stride = (alpha ? 4 : 3) * w;
+    const float q = float(quality);
+    size_t size = 0;
+    if (alpha)
+        size = quality < 0 ? WebPEncodeLosslessRGBA(pixels, w, h, stride, &out)
+                           : WebPEncodeRGBA(pixels, w, h, stride, q, &out);
+    else
+        size = quality < 0 ? WebPEncodeLosslessRGB(pixels, w, h, stride, &out)
+                           : WebPEncodeRGB(pixels, w, h, stride, q, &out);
     if (size == 0 || !out) {
         WebPFree(out);
         throw Error("WebP encoding failed");
@@ -31,6 +39,16 @@ std::string encode_webp(const uint8_t* rgb, int64_t width, int64_t height, int q
     std::string data(reinterpret_cast<const char*>(out), size);
     WebPFree(out);
     return data;
+}
+
+}  // namespace
+
+std::string encode_webp(const uint8_t* rgb, int64_t width, int64_t height, int quality) {
+    return encode(rgb, width, height, quality, false);
+}
+
+std::string encode_webp_rgba(const uint8_t* rgba, int64_t width, int64_t height, int quality) {
+    return encode(rgba, width, height, quality, true);
 }
 
 RgbImage decode_webp(const std::string& data, int64_t max_pixels) {
@@ -53,6 +71,10 @@ RgbImage decode_webp(const std::string& data, int64_t max_pixels) {
 bool webp_available() { return false; }
 
 std::string encode_webp(const uint8_t*, int64_t, int64_t, int) {
+    throw Error("this igan was built without libwebp (apt install libwebp-dev, then rebuild)");
+}
+
+std::string encode_webp_rgba(const uint8_t*, int64_t, int64_t, int) {
     throw Error("this igan was built without libwebp (apt install libwebp-dev, then rebuild)");
 }
 

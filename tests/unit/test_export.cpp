@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -538,6 +539,68 @@ TEST_F(ExportFixture, PmtilesStoresIdenticalTilesOnce) {
     EXPECT_LT(a.field(9), 7u);  // repeats along the Hilbert curve share entries
     const auto first = a.tile(pmtiles_tile_id(2, 0, 0));
     for (uint64_t x = 1; x < 4; ++x) EXPECT_EQ(a.tile(pmtiles_tile_id(2, x, 0)), first);
+}
+
+TEST_F(ExportFixture, PmtilesWebpTilesMatchThePngArchive) {
+    if (!webp_available()) GTEST_SKIP() << "built without libwebp";
+    ExportRequest r = request("pmtiles", "png-tiles.pmtiles");
+    run_export(*engine_, r);
+    const Archive png(read(r.out));
+    r.tile_format = "webp";
+    r.webp_quality = kWebpLossless;
+    r.out = dir_ + "/lossless-tiles.pmtiles";
+    run_export(*engine_, r);
+    const Archive lossless(read(r.out));
+    r.webp_quality = 80;
+    r.out = dir_ + "/lossy-tiles.pmtiles";
+    run_export(*engine_, r);
+    const Archive lossy(read(r.out));
+    EXPECT_EQ(lossless.byte(99), 4);  // tile type: WebP
+    EXPECT_EQ(png.byte(99), 2);
+    EXPECT_EQ(nlohmann::json::parse(lossless.metadata())["format"], "webp");
+
+    // Every tile of the PNG archive, pixel for pixel inside the area (the padding is transparent).
+    double squared_error = 0;
+    int64_t compared = 0;
+    for (int z = 2; z >= 0; --z) {
+        for (uint64_t ty = 0; ty < (uint64_t(1) << z); ++ty)
+            for (uint64_t tx = 0; tx < (uint64_t(1) << z); ++tx) {
+                const uint64_t id = pmtiles_tile_id(z, tx, ty);
+                const auto p = png.tile(id);
+                ASSERT_EQ(bool(p), bool(lossless.tile(id)));
+                ASSERT_EQ(bool(p), bool(lossy.tile(id)));
+                if (!p) continue;
+                const auto rgba = decode_rgba(*p, 32);
+                const RgbImage exact = decode_webp(*lossless.tile(id));
+                const RgbImage approx = decode_webp(*lossy.tile(id));
+                ASSERT_EQ(exact.width, 32);
+                ASSERT_EQ(approx.height, 32);
+                for (int64_t i = 0; i < 32 * 32; ++i) {
+                    if (rgba[size_t(4 * i + 3)] == 0) continue;
+                    for (int c = 0; c < 3; ++c) {
+                        const int want = rgba[size_t(4 * i + c)];
+                        ASSERT_EQ(exact.pixels[size_t(3 * i + c)], want) << z << "/" << tx << "/"
+                                                                         << ty << " pixel " << i;
+                        const double d = double(approx.pixels[size_t(3 * i + c)]) - want;
+                        squared_error += d * d;
+                        ++compared;
+                    }
+                }
+            }
+    }
+    ASSERT_GT(compared, 0);
+    const double psnr = 10 * std::log10(255.0 * 255.0 / (squared_error / double(compared)));
+    EXPECT_GT(psnr, 25.0) << "lossy WebP tiles at quality 80 (an untrained model: noise-like)";
+
+    ExportRequest bad = request("dzi", "webp.dzi");
+    bad.tile_format = "webp";
+    EXPECT_THROW(validate_export_request(bad), UsageError);
+    bad = request("pmtiles", "gif.pmtiles");
+    bad.tile_format = "gif";
+    EXPECT_THROW(validate_export_request(bad), UsageError);
+    bad.tile_format = "webp";
+    bad.webp_quality = 0;
+    EXPECT_THROW(validate_export_request(bad), UsageError);
 }
 
 TEST_F(ExportFixture, CogReadsBackTileForTileWithOverviewsBeforeTheFullResolution) {
