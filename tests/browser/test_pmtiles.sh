@@ -33,6 +33,16 @@ cp "$PMTILES_JS" "$S/pmtiles/pmtiles.js"
 "$IGAN" init --config tiny --seed 1 --out "$W/tiny.safetensors" >/dev/null 2>&1 || fail "init"
 AREA="--model $W/tiny.safetensors --seed 5 --x 0 --y -160 --width 512 --height 320 --quiet"
 "$IGAN" export $AREA --format pmtiles -o "$S/area.pmtiles" >/dev/null || fail "export"
+# The same archive with lossless WebP tiles, where the build has libwebp: the viewer must show
+# the same pixels.
+ARCHIVES=area
+if "$IGAN" export $AREA --format pmtiles --tile-format webp --webp-quality lossless \
+    -o "$S/area-webp.pmtiles" >/dev/null 2>"$W/webp.err"; then
+  ARCHIVES="area area-webp"
+else
+  grep -q "without libwebp" "$W/webp.err" || fail "export with WebP tiles: $(cat "$W/webp.err")"
+  echo "note: built without libwebp, the WebP archive is not checked"
+fi
 "$IGAN" generate $AREA -o "$W/ref.png" >/dev/null || fail "generate"
 
 # A static server with byte ranges (what S3 or any CDN offers), as PMTiles readers need.
@@ -78,23 +88,25 @@ chrome() {
     --force-device-scale-factor=1 --hide-scrollbars --virtual-time-budget=30000 "$@" \
     2>>"$W/chrome.log"
 }
-# Zoom 0 is the native resolution, centred on the rectangle's centre: the whole rectangle in view.
-URL="http://127.0.0.1:$PORT/?pmtiles=/area.pmtiles#0/256/160"
-chrome --dump-dom "$URL" >"$W/dom.html" || fail "chromium --dump-dom failed"
-status=$(grep -o '<span id="status"[^>]*>' "$W/dom.html")
-echo "status: $status"
-echo "$status" | grep -q 'data-state="ready"' || fail "the archive did not load: $status"
-tiles=$(echo "$status" | sed -n 's/.*data-tiles="\([0-9]*\)".*/\1/p')
-[ "${tiles:-0}" = 4 ] || fail "${tiles:-0} tiles arrived, not the 4 native ones"
-echo "$status" | grep -q 'data-errors="0"' || fail "tile errors: $status"
-chrome --dump-dom "http://127.0.0.1:$PORT/?pmtiles=/area.pmtiles#-1/256/160" >"$W/coarse.html" ||
-  fail "chromium --dump-dom of zoom -1 failed"
-grep -q 'data-state="ready"' "$W/coarse.html" && grep -q 'data-errors="0"' "$W/coarse.html" ||
-  fail "zoom -1: $(grep -o '<span id="status"[^>]*>' "$W/coarse.html")"
-chrome --screenshot="$W/shot.png" "$URL" >/dev/null || fail "chromium --screenshot failed"
-# Where the rectangle lies on the screen depends on the window Chromium really gives the page:
-# find the view centre's pixels, then compare the whole rectangle.
-PYTHONPATH=$(dirname "$0") python3 - "$W/shot.png" "$W/ref.png" <<'PY' || fail "the viewer's pixels differ from igan generate's"
+for NAME in $ARCHIVES; do
+  echo "archive: $NAME.pmtiles"
+  # Zoom 0 is the native resolution, centred on the rectangle's centre: the whole rectangle in view.
+  URL="http://127.0.0.1:$PORT/?pmtiles=/$NAME.pmtiles#0/256/160"
+  chrome --dump-dom "$URL" >"$W/dom.html" || fail "chromium --dump-dom failed"
+  status=$(grep -o '<span id="status"[^>]*>' "$W/dom.html")
+  echo "status: $status"
+  echo "$status" | grep -q 'data-state="ready"' || fail "$NAME: the archive did not load: $status"
+  tiles=$(echo "$status" | sed -n 's/.*data-tiles="\([0-9]*\)".*/\1/p')
+  [ "${tiles:-0}" = 4 ] || fail "${tiles:-0} tiles arrived, not the 4 native ones"
+  echo "$status" | grep -q 'data-errors="0"' || fail "tile errors: $status"
+  chrome --dump-dom "http://127.0.0.1:$PORT/?pmtiles=/$NAME.pmtiles#-1/256/160" >"$W/coarse.html" ||
+    fail "chromium --dump-dom of zoom -1 failed"
+  grep -q 'data-state="ready"' "$W/coarse.html" && grep -q 'data-errors="0"' "$W/coarse.html" ||
+    fail "zoom -1: $(grep -o '<span id="status"[^>]*>' "$W/coarse.html")"
+  chrome --screenshot="$W/$NAME.png" "$URL" >/dev/null || fail "chromium --screenshot failed"
+  # Where the rectangle lies on the screen depends on the window Chromium really gives the page:
+  # find the view centre's pixels, then compare the whole rectangle.
+  PYTHONPATH=$(dirname "$0") python3 - "$W/$NAME.png" "$W/ref.png" <<'PY' || fail "$NAME: the viewer's pixels differ from igan generate's"
 import sys
 import png_rows
 sw, sh, sbpp, shot = png_rows.read(sys.argv[1])
@@ -116,4 +128,5 @@ print('compared %d pixels (the rectangle at %d,%d on a %dx%d screen): %d differ'
       % (compared, dx, dy, sw, sh, differing))
 sys.exit(0 if differing == 0 and compared == rw * rh else 1)
 PY
-echo "ok: the PMTiles archive opened in the viewer and shows igan generate's pixels"
+done
+echo "ok: the PMTiles archives ($ARCHIVES) opened in the viewer and show igan generate's pixels"
