@@ -3,7 +3,8 @@
 # viewer opens archives of `igan export --format pmtiles` (web/viewer.js, ?pmtiles=URL) and the
 # browser test tests/browser/test_pmtiles.sh reads them: fetches pmtiles 4.4.0 from the npm
 # registry, checks its pinned sha512 integrity and extracts its browser bundle to
-# DEST/pmtiles.js. Needs npm; safe to rerun (nothing is fetched again once present).
+# DEST/pmtiles.js. Uses npm when present, else curl from the same registry; safe to rerun
+# (nothing is fetched again once present).
 # Usage: scripts/fetch-pmtiles.sh [DEST=data-cache/web/pmtiles-4.4.0]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +15,14 @@ tgz=$dest/pmtiles-$version.tgz
 
 mkdir -p "$dest"
 if [ ! -f "$tgz" ]; then
-  command -v npm >/dev/null || { echo "error: npm is needed (apt install npm)" >&2; exit 1; }
   echo "fetching pmtiles@$version from the npm registry" >&2
-  (cd "$dest" && npm pack "pmtiles@$version" --silent >/dev/null)
+  if command -v npm >/dev/null; then
+    (cd "$dest" && npm pack "pmtiles@$version" --silent >/dev/null)
+  else
+    registry=${NPM_CONFIG_REGISTRY:-https://registry.npmjs.org}
+    curl -fsSL --retry 3 -o "$tgz.part" "${registry%/}/pmtiles/-/pmtiles-$version.tgz"
+    mv "$tgz.part" "$tgz"
+  fi
 fi
 # npm's integrity string: the algorithm, a dash, the base64 digest of the tarball.
 got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"

@@ -19,6 +19,7 @@ packages=(
   libtiff-dev             # igan export --format bigtiff
   chromium                # the viewer's headless browser test (CTest label browser)
   curl wrk                # serve tests and bench/serve_load.sh
+  ca-certificates openssl # scripts/fetch-pmtiles.sh: HTTPS to the npm registry, integrity check
   python3                 # acceptance helpers (standard library only)
 )
 missing=()

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${IGAN_BUILD_DIR:-build}
 bash scripts/install-deps.sh
+# pmtiles.js for the viewer's PMTiles browser test (npm registry, pinned integrity); the test
+# skips without it.
+bash scripts/fetch-pmtiles.sh >/dev/null || echo "warning: pmtiles.js not fetched; browser.pmtiles will skip" >&2
 # Tests ON explicitly: a build/ configured with them off (by hand, or an older run.sh) has none.
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DIGAN_BUILD_TESTS=ON
 targets=()
