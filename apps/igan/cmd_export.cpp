@@ -27,14 +27,14 @@ int run_export(ExportArgs& a) {
     g.height = a.height;
     g.y = a.y ? *a.y : -(a.height / 2);
     if (a.tile_size) (a.req.format == "pmtiles" ? a.req.map_tile : a.req.dzi_tile) = *a.tile_size;
-    igan::validate_request(g, a.force);
+    const auto checked = igan::validate_request(g, a.force);
     igan::validate_export_request(a.req);
     igan::check_output_path(a.req.out);
     const igan::Engine engine(a.model, a.device, a.config);
-    engine.validate(g, a.force);
+    const auto job = engine.prepare(checked);
     ProgressBar bar(a.req.format, a.quiet, g.width * g.height);
     const auto res =
-        igan::run_export(engine, a.req, [&](const igan::Progress& p) { bar.update(p); });
+        igan::run_export(engine, job, a.req, [&](const igan::Progress& p) { bar.update(p); });
     bar.finish();
     if (a.json) {
         std::printf(
@@ -79,7 +79,7 @@ RegisterCommand reg(25, [](CLI::App& app, Globals&) {
     cmd->add_option("--tile", r.region.tile, "render tile size (0 = model default)")
         ->capture_default_str();
     cmd->add_option("--batch", r.region.batch, "tiles per forward pass")->capture_default_str();
-    cmd->add_option("--trunc", r.region.psi, "truncation psi")->capture_default_str();
+    cmd->add_option("--psi,--trunc", r.region.psi, "truncation psi")->capture_default_str();
     cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--config", a->config, "config for weight files without igan metadata");
     cmd->add_option("--tile-size", a->tile_size,

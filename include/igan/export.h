@@ -44,5 +44,8 @@ struct ExportResult {
 void validate_export_request(const ExportRequest& request);
 ExportResult run_export(const Engine& engine, const ExportRequest& request,
                         const ProgressFn& progress = {});
+// The same for a job `engine` prepared from request.region (rendered as the job says).
+ExportResult run_export(const Engine& engine, const RenderJob& job, const ExportRequest& request,
+                        const ProgressFn& progress = {});
 
 }  // namespace igan

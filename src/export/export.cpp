@@ -38,17 +38,16 @@ void write_whole_file(const std::string& path, const std::string& data) {
 }
 
 // The generation record, as generate writes it.
-nlohmann::json record_json(const Engine& engine, const ExportRequest& r) {
-    return nlohmann::json::parse(engine.record(r.region));
-}
+nlohmann::json record_json(const RenderJob& job) { return nlohmann::json::parse(job.record_json()); }
 
 // Renders the rectangle into the pyramid, row by row.
-void stream_into(const Engine& engine, const GenerateRequest& g, Pyramid& pyramid,
+void stream_into(const Engine& engine, const RenderJob& job, Pyramid& pyramid,
                  const ProgressFn& progress) {
+    const int64_t width = job.request().width;
     engine.stream_rows(
-        g,
+        job,
         [&](const uint8_t* rows, int64_t, int64_t count) {
-            for (int64_t j = 0; j < count; ++j) pyramid.push(rows + 3 * g.width * j);
+            for (int64_t j = 0; j < count; ++j) pyramid.push(rows + 3 * width * j);
         },
         progress);
     pyramid.finish();
@@ -56,7 +55,8 @@ void stream_into(const Engine& engine, const GenerateRequest& g, Pyramid& pyrami
 
 // ---- DeepZoom ------------------------------------------------------------------------------
 
-ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const ProgressFn& progress) {
+ExportResult export_dzi(const Engine& engine, const RenderJob& job, const ExportRequest& r,
+                        const ProgressFn& progress) {
     const auto& g = r.region;
     const std::string base = r.out.substr(0, r.out.size() - 4);
     const std::string files_dir = base + "_files";
@@ -83,7 +83,7 @@ ExportResult export_dzi(const Engine& engine, const ExportRequest& r, const Prog
                 ++result.files;
             }
         });
-        stream_into(engine, g, pyramid, progress);
+        stream_into(engine, job, pyramid, progress);
     }
     // Replace an older pyramid of the same name, then publish the descriptor last.
     const std::string old_dir = files_dir + ".old" + temp_suffix();
@@ -154,7 +154,7 @@ double mercator_lat(double y, double world) {
     return std::atan(std::sinh(M_PI * (1.0 - 2.0 * y / world))) * 180.0 / M_PI;
 }
 
-ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
+ExportResult export_pmtiles(const Engine& engine, const RenderJob& job, const ExportRequest& r,
                             const ProgressFn& progress) {
     const auto& g = r.region;
     const int64_t T = r.map_tile;
@@ -167,7 +167,7 @@ ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
             writer.add(max_zoom - int(b.level), uint64_t(col), uint64_t(b.row),
                        map_tile(b, col, r, &buf));
     });
-    stream_into(engine, g, pyramid, progress);
+    stream_into(engine, job, pyramid, progress);
 
     PmtilesInfo info;
     info.tile_type = r.tile_format == "webp" ? PmtilesTileType::kWebp : PmtilesTileType::kPng;
@@ -180,7 +180,7 @@ ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
     info.min_lat = mercator_lat(double(g.height), world);
     info.center_lon = mercator_lon(g.width / 2.0, world);
     info.center_lat = mercator_lat(g.height / 2.0, world);
-    auto record = record_json(engine, r);
+    auto record = record_json(job);
     record["tile_size"] = T;
     const std::string name = fs::path(r.out).stem().string();
     const std::string description = "igan canvas, seed " + std::to_string(g.seed) +
@@ -211,7 +211,8 @@ ExportResult export_pmtiles(const Engine& engine, const ExportRequest& r,
 
 // ---- COG -----------------------------------------------------------------------------------
 
-ExportResult export_cog(const Engine& engine, const ExportRequest& r, const ProgressFn& progress) {
+ExportResult export_cog(const Engine& engine, const RenderJob& job, const ExportRequest& r,
+                        const ProgressFn& progress) {
     const auto& g = r.region;
     const int64_t T = r.tiff_tile;
     const int64_t levels = levels_to_fit(g.width, g.height, T);
@@ -219,7 +220,7 @@ ExportResult export_cog(const Engine& engine, const ExportRequest& r, const Prog
     for (int64_t k = 0, w = g.width, h = g.height; k < levels;
          ++k, w = (w + 1) / 2, h = (h + 1) / 2)
         dims.push_back({w, h});
-    CogWriter writer(r.out, dims, T, r.compression == "deflate", record_json(engine, r).dump(),
+    CogWriter writer(r.out, dims, T, r.compression == "deflate", record_json(job).dump(),
                      "igan " + version_string());
     std::vector<uint8_t> tile(size_t(3 * T * T));
     int64_t tiles = 0;
@@ -231,7 +232,7 @@ ExportResult export_cog(const Engine& engine, const ExportRequest& r, const Prog
             ++tiles;
         }
     });
-    stream_into(engine, g, pyramid, progress);
+    stream_into(engine, job, pyramid, progress);
     ExportResult result;
     result.path = r.out;
     result.files = 1;
@@ -260,7 +261,7 @@ struct TiffCloser {
     }
 };
 
-ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
+ExportResult export_bigtiff(const Engine& engine, const RenderJob& job, const ExportRequest& r,
                             const ProgressFn& progress) {
     static const bool handlers = [] {
         TIFFSetErrorHandler(on_tiff_error);
@@ -284,7 +285,7 @@ ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
         const uint16_t compression = r.compression == "deflate" ? COMPRESSION_ADOBE_DEFLATE
                                      : r.compression == "lzw"   ? COMPRESSION_LZW
                                                                 : COMPRESSION_NONE;
-        const std::string record = record_json(engine, r).dump();
+        const std::string record = record_json(job).dump();
         const std::string software = "igan " + version_string();
         bool ok = TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(g.width)) &&
                   TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(g.height)) &&
@@ -319,7 +320,7 @@ ExportResult export_bigtiff(const Engine& engine, const ExportRequest& r,
             band_rows = 0;
         };
         engine.stream_rows(
-            g,
+            job,
             [&](const uint8_t* rows, int64_t, int64_t count) {
                 for (int64_t j = 0; j < count; ++j) {
                     std::memcpy(band.data() + 3 * g.width * band_rows, rows + 3 * g.width * j,
@@ -382,12 +383,22 @@ void validate_export_request(const ExportRequest& r) {
 ExportResult run_export(const Engine& engine, const ExportRequest& request,
                         const ProgressFn& progress) {
     validate_export_request(request);
-    engine.validate(request.region, true);
+    return run_export(engine, engine.prepare(request.region, true), request, progress);
+}
+
+ExportResult run_export(const Engine& engine, const RenderJob& job, const ExportRequest& request,
+                        const ProgressFn& progress) {
+    validate_export_request(request);
+    const GenerateRequest& planned = job.request();
+    const GenerateRequest& g = request.region;
+    if (planned.seed != g.seed || planned.x != g.x || planned.y != g.y ||
+        planned.width != g.width || planned.height != g.height)
+        throw Error("run_export: the job was prepared for another rectangle than the request's");
     const auto start = std::chrono::steady_clock::now();
-    auto result = request.format == "dzi"       ? export_dzi(engine, request, progress)
-                  : request.format == "pmtiles" ? export_pmtiles(engine, request, progress)
-                  : request.format == "cog"     ? export_cog(engine, request, progress)
-                                                : export_bigtiff(engine, request, progress);
+    auto result = request.format == "dzi"       ? export_dzi(engine, job, request, progress)
+                  : request.format == "pmtiles" ? export_pmtiles(engine, job, request, progress)
+                  : request.format == "cog"     ? export_cog(engine, job, request, progress)
+                                                : export_bigtiff(engine, job, request, progress);
     result.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;
