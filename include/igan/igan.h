@@ -11,6 +11,7 @@
 #include "igan/convert.h"
 #include "igan/error.h"
 #include "igan/eval.h"
+#include "igan/forward.h"
 #include "igan/image.h"
 #include "igan/progress.h"
 #include "igan/train.h"
@@ -289,12 +290,5 @@ struct MergeResult {
 // Assembles every part of one sharded render (any order) into the PNG at `out`, streaming rows
 // (constant memory). Throws UsageError when parts are missing, repeated or from other renders.
 MergeResult merge_parts(const std::vector<std::string>& parts, const std::string& out);
-
-// Runs the networks on explicit inputs named as in the golden reference set and writes every
-// output named as there. discriminator_path may be empty (then D outputs are skipped).
-struct ForwardRequest {
-    std::string model, inputs, out, discriminator, config_override, device = "cpu";
-};
-std::vector<std::string> run_forward(const ForwardRequest& request);  // names written
 
 }  // namespace igan

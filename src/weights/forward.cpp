@@ -1,14 +1,16 @@
 // `igan forward`: the networks on explicit inputs, named as in the golden reference set
 // (tests/data/golden/README.md): cases a/b (single forward), b_mix (style mixing), c (patchwise
 // infinite canvas), d (discriminator), e (training-mode forward and losses).
+#include "igan/forward.h"
+
 #include <set>
 
-#include "weights/model_file.h"
 #include "core/error.h"
-#include "igan/igan.h"
+#include "igan/version.h"
 #include "io/safetensors.h"
 #include "model/coords.h"
 #include "model/losses.h"
+#include "weights/model_file.h"
 
 namespace igan {
 
