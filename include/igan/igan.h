@@ -240,8 +240,6 @@ public:
     // validate_request's; throws UsageError naming the problem. Then plans it.
     RenderJob prepare(const CheckedRequest& request) const;
     RenderJob prepare(const GenerateRequest& request, bool force) const;
-    // Checks a request without running it: prepare's checks, no job made.
-    void validate(const GenerateRequest& request, bool force) const;
     // The generation record of a request as JSON, as its outputs carry it (PNG, TIFF, archives).
     std::string record(const GenerateRequest& request) const;
     GenerateResult generate(const RenderJob& job, const ProgressFn& progress = {}) const;

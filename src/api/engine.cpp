@@ -172,12 +172,6 @@ RenderJob Engine::prepare(const CheckedRequest& checked) const {
     return RenderJob(std::move(job));
 }
 
-void Engine::validate(const GenerateRequest& r, bool force) const {
-    validate_request(r, force);
-    RenderOptions unused;
-    impl_->checked_plan(r, &unused);
-}
-
 // A job made by another engine would render with this one's weights but the other's plan.
 RenderJob::Impl& Engine::own(const RenderJob& job) const {
     if (job.impl_->engine != impl_.get())
