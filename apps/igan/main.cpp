@@ -10,6 +10,7 @@
 #include <limits>
 
 #include <igan/image.h>
+#include <igan/text.h>
 
 #include "commands.h"
 
@@ -29,11 +30,10 @@ CLI::Option* add_webp_quality_option(CLI::App* cmd, int* quality, const std::str
                     *quality = igan::kWebpLossless;
                     return;
                 }
-                int q = 0;
-                const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
-                if (ec != std::errc() || end != v.data() + v.size() || q < 1 || q > 100)
+                int64_t q = 0;
+                if (!igan::parse_int64(v, &q) || q < 1 || q > 100)
                     throw CLI::ValidationError("--webp-quality", "lossless or 1..100, got " + v);
-                *quality = q;
+                *quality = int(q);
             },
             help)
         ->default_str(std::to_string(*quality));

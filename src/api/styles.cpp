@@ -1,27 +1,15 @@
 // Style centres as text: one parser for every front end (the CLI's --styles, the server's fuse=),
 // with decimal positions (the CLI's) or exact integer ones (the server's).
 #include <array>
-#include <charconv>
 #include <cmath>
-#include <type_traits>
 #include <utility>
 
 #include "igan/igan.h"
+#include "igan/text.h"
 
 namespace igan {
 
 namespace {
-
-// Every field, empty ones included: a stray separator is an error, not an empty centre.
-std::vector<std::string> split(const std::string& text, char sep) {
-    std::vector<std::string> parts;
-    for (size_t start = 0;;) {
-        const size_t end = text.find(sep, start);
-        parts.push_back(text.substr(start, end - start));
-        if (end == std::string::npos) return parts;
-        start = end + 1;
-    }
-}
 
 // The grammar, shared by both modes: SEED:X:Y separated by ',' or the older SEED@X,Y separated
 // by ';', as the three fields' text.
@@ -29,13 +17,13 @@ std::vector<std::array<std::string, 3>> centre_fields(const std::string& spec) {
     if (spec.empty()) throw UsageError("no style centres: give at least one SEED:X:Y");
     const bool older = spec.find('@') != std::string::npos;
     std::vector<std::array<std::string, 3>> centres;
-    for (const auto& part : split(spec, older ? ';' : ',')) {
+    for (const auto& part : split_fields(spec, older ? ';' : ',')) {
         std::vector<std::string> fields;
         const auto at = part.find('@');
         if (!older) {
-            fields = split(part, ':');
+            fields = split_fields(part, ':');
         } else if (at != std::string::npos) {
-            fields = split(part.substr(at + 1), ',');
+            fields = split_fields(part.substr(at + 1), ',');
             fields.insert(fields.begin(), part.substr(0, at));
         }
         if (fields.size() != 3)
@@ -43,17 +31,6 @@ std::vector<std::array<std::string, 3>> centre_fields(const std::string& spec) {
         centres.push_back({fields[0], fields[1], fields[2]});
     }
     return centres;
-}
-
-// Plain decimal digits (after an optional '-' where signed) that fit T exactly.
-template <typename T>
-bool plain_integer(const std::string& text, T* out) {
-    const size_t sign = std::is_signed<T>::value && !text.empty() && text[0] == '-' ? 1 : 0;
-    if (text.size() == sign || text.size() - sign > 20 ||
-        text.find_first_not_of("0123456789", sign) != std::string::npos)
-        return false;
-    const auto r = std::from_chars(text.data(), text.data() + text.size(), *out);
-    return r.ec == std::errc() && r.ptr == text.data() + text.size();
 }
 
 double number(const std::string& text, const std::string& spec) {
@@ -71,7 +48,7 @@ double number(const std::string& text, const std::string& spec) {
 
 uint64_t seed_of(const std::string& text, const std::string& spec) {
     uint64_t seed = 0;
-    if (plain_integer(text, &seed)) return seed;
+    if (parse_uint64(text, &seed)) return seed;
     number(text, spec);  // names what is not a number at all
     throw UsageError("style centres '" + spec + "': seeds are non-negative integers");
 }
@@ -91,7 +68,7 @@ std::vector<IntegerStyleCentre> parse_integer_style_centres(const std::string& s
         IntegerStyleCentre c;
         c.seed = seed_of(seed, spec);
         for (const auto& [text, value] : {std::pair{&x, &c.x}, std::pair{&y, &c.y}})
-            if (!plain_integer(*text, value))
+            if (!parse_int64(*text, value))
                 throw UsageError("style centres '" + spec + "': '" + *text +
                                  "' is not a decimal integer");
         centres.push_back(c);

@@ -1,49 +1,9 @@
 #include "serve/routes.h"
 
-#include <charconv>
 #include <cstdlib>
 #include <vector>
 
 namespace igan {
-
-namespace {
-
-bool all_digits(const char* b, const char* e) {
-    if (b == e || e - b > 20) return false;
-    for (const char* p = b; p != e; ++p)
-        if (*p < '0' || *p > '9') return false;
-    return true;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> parts;
-    size_t start = 0;
-    while (true) {
-        const size_t pos = s.find(sep, start);
-        parts.push_back(s.substr(start, pos - start));
-        if (pos == std::string::npos) break;
-        start = pos + 1;
-    }
-    return parts;
-}
-
-}  // namespace
-
-bool parse_int64(const std::string& s, int64_t* out) {
-    const char* b = s.data();
-    const char* e = b + s.size();
-    if (!all_digits(b + (s.size() > 0 && s[0] == '-' ? 1 : 0), e)) return false;
-    const auto r = std::from_chars(b, e, *out);
-    return r.ec == std::errc() && r.ptr == e;
-}
-
-bool parse_uint64(const std::string& s, uint64_t* out) {
-    const char* b = s.data();
-    const char* e = b + s.size();
-    if (!all_digits(b, e)) return false;
-    const auto r = std::from_chars(b, e, *out);
-    return r.ec == std::errc() && r.ptr == e;
-}
 
 bool valid_model_name(const std::string& name) {
     if (name.empty() || name.size() > 64 || name[0] == '.') return false;
@@ -76,7 +36,7 @@ bool tile_in_canvas(const TileAddress& t, int64_t tile_size) {
 ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_size,
                             TileAddress* out) {
     auto bad = [](int status, std::string why) { return ParseStatus{status, std::move(why)}; };
-    auto parts = split(rest, '/');
+    auto parts = split_fields(rest, '/');
     const bool xyz = parts.size() == 6 && parts[2] == "xyz";
     if (xyz) parts.erase(parts.begin() + 2);
     if (parts.size() != 5) return bad(404, "expected /tiles/{model}/{seed}/{z}/{x}/{y}.png");
@@ -118,8 +78,8 @@ ParseStatus parse_tile_path(const std::string& rest, int min_zoom, int64_t tile_
 }
 
 TileFormat negotiate_format(const std::string& accept) {
-    for (const auto& range : split(accept, ',')) {
-        const auto params = split(range, ';');
+    for (const auto& range : split_fields(accept, ',')) {
+        const auto params = split_fields(range, ';');
         auto trim = [](std::string s) {
             const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
             return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);

@@ -7,6 +7,7 @@
 
 #include "igan/igan.h"
 #include "igan/serve.h"
+#include "igan/text.h"  // parse_int64, parse_uint64
 
 namespace igan {
 
@@ -35,9 +36,6 @@ struct ParseStatus {
     bool ok() const { return status == 200; }
 };
 
-// Plain decimal only: an optional '-' (signed) and 1..20 digits, no spaces, '+', hex or overflow.
-bool parse_int64(const std::string& s, int64_t* out);
-bool parse_uint64(const std::string& s, uint64_t* out);
 // Model names: 1..64 of [A-Za-z0-9._-], not starting with '.'.
 bool valid_model_name(const std::string& name);
 
