@@ -94,6 +94,7 @@ RegisterCommand bench_reg(90, [](CLI::App& app, Globals& g) {
     cmd->add_option("--config", r->config, "paper, tiny or a JSON file")->capture_default_str();
     cmd->add_option("--device", r->device, "cpu or cuda (on cuda: no --scaling, no RSS)")
         ->capture_default_str();
+    add_precision_option(cmd, &r->precision);
     cmd->add_option("--tile", r->tile, "tile size (0 = 256)")->capture_default_str();
     cmd->add_option("--batch", r->batch, "tiles per forward pass")->capture_default_str();
     cmd->add_option("--workers", r->workers, "forward passes at once (0 = one per thread)")

@@ -15,7 +15,7 @@ namespace {
 
 struct ExportArgs {
     igan::ExportRequest req;
-    std::string model, device = "cpu", config;
+    std::string model, device = "cpu", config, precision = "fp32";
     int64_t width = 2048, height = 1024;
     std::optional<int64_t> y, tile_size;
     bool force = false, quiet = false, json = false;
@@ -30,7 +30,7 @@ int run_export(ExportArgs& a) {
     const auto checked = igan::validate_request(g, a.force);
     igan::validate_export_request(a.req);
     igan::check_output_path(a.req.out);
-    const igan::Engine engine(a.model, a.device, a.config);
+    const igan::Engine engine(a.model, a.device, a.config, a.precision);
     const auto job = engine.prepare(checked);
     ProgressBar bar(a.req.format, a.quiet, g.width * g.height);
     const auto res =
@@ -81,6 +81,7 @@ RegisterCommand reg(25, [](CLI::App& app, Globals&) {
     cmd->add_option("--batch", r.region.batch, "tiles per forward pass")->capture_default_str();
     cmd->add_option("--psi,--trunc", r.region.psi, "truncation psi")->capture_default_str();
     cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    add_precision_option(cmd, &a->precision);
     cmd->add_option("--config", a->config, "config for weight files without igan metadata");
     cmd->add_option("--tile-size", a->tile_size,
                     "tile side: DeepZoom (default 254) or PMTiles (default 256)");

@@ -46,7 +46,7 @@ int run_fuse(const FuseArgs& f) {
     req.style_band = f.band;
     const auto checked = igan::validate_request(req, a.force);
     igan::check_output_path(a.out);
-    const igan::Engine engine(a.model, a.device, a.config);
+    const igan::Engine engine(a.model, a.device, a.config, a.precision);
     render_with_progress(engine, engine.prepare(checked), a, "fuse");
     return 0;
 }

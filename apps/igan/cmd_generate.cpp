@@ -87,7 +87,7 @@ int run_shard(const GenerateArgs& a) {
         igan::validate_request(make_request(a, resolve_seed(a.seed, a.quiet), a.out), a.force);
     const auto& req = checked.request();
     igan::check_output_path(a.out);
-    const igan::Engine engine(a.model, a.device, a.config);
+    const igan::Engine engine(a.model, a.device, a.config, a.precision);
     ProgressBar bar("shard " + std::to_string(index) + "/" + std::to_string(count), a.quiet,
                     req.width * req.height / count);
     const auto res = engine.generate_shard(engine.prepare(checked), index, count,
@@ -124,7 +124,7 @@ int run_generate(const GenerateArgs& a) {
         checked.push_back(igan::validate_request(make_request(a, seed, out), a.force));
         igan::check_output_path(out);
     }
-    const igan::Engine engine(a.model, a.device, a.config);
+    const igan::Engine engine(a.model, a.device, a.config, a.precision);
     for (const auto& request : checked)
         render_with_progress(engine, engine.prepare(request), a,
                              "seed " + std::to_string(request.request().seed));

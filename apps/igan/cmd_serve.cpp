@@ -98,6 +98,7 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--device", o.device, "cpu or cuda")
         ->capture_default_str()
         ->envname("IGAN_DEVICE");
+    add_precision_option(cmd, &o.precision)->envname("IGAN_PRECISION");
     cmd->add_option("--workers", o.workers, "tiles rendered at once (each uses all --threads)")
         ->capture_default_str()
         ->envname("IGAN_WORKERS");

@@ -31,5 +31,8 @@ struct RegisterCommand {
 
 // --webp-quality: "lossless" (kWebpLossless) or an integer quality 1..100 into *quality.
 CLI::Option* add_webp_quality_option(CLI::App* cmd, int* quality, const std::string& help);
+// --precision fp32|tf32|bf16|fp16 of a rendering command's convolutions into *precision (the
+// library refuses what the device cannot run: tf32 and fp16 need CUDA).
+CLI::Option* add_precision_option(CLI::App* cmd, std::string* precision);
 
 }  // namespace igan::cli

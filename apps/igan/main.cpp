@@ -39,6 +39,15 @@ CLI::Option* add_webp_quality_option(CLI::App* cmd, int* quality, const std::str
         ->default_str(std::to_string(*quality));
 }
 
+CLI::Option* add_precision_option(CLI::App* cmd, std::string* precision) {
+    return cmd
+        ->add_option("--precision", *precision,
+                     "convolutions in fp32, tf32 (cuda), bf16 or fp16 (cuda); the rest stays "
+                     "fp32 (docs/gpu.md)")
+        ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}))
+        ->capture_default_str();
+}
+
 }  // namespace igan::cli
 
 namespace {

@@ -40,6 +40,7 @@ void add_common_render_options(CLI::App* cmd, GenerateArgs& a) {
     cmd->add_option("--psi,--trunc", a.psi, "truncation psi of the global style (1 = none)")
         ->capture_default_str();
     cmd->add_option("--device", a.device, "cpu or cuda")->capture_default_str();
+    add_precision_option(cmd, &a.precision);
     cmd->add_option("--config", a.config,
                     "config for weight files without igan metadata (paper, tiny, golden, file)");
     cmd->add_flag("--force", a.force, "allow sizes beyond the safety cap");

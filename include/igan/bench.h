@@ -10,6 +10,7 @@ namespace igan {
 struct BenchRequest {
     std::string config = "tiny";
     std::string device = "cpu";  // on cuda the peak is a batch-16 convolution there; no --scaling
+    std::string precision = "fp32";  // of the convolutions, the peak's included
     int threads = 0;
     int64_t tile = 0, batch = 1;
     int64_t workers = 0;  // concurrent forward passes (0: one per thread); each timed run renders

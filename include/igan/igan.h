@@ -229,8 +229,12 @@ private:
 class Engine {
 public:
     // config_override: preset name or JSON file, for weight files without igan metadata.
+    // precision: of the network's convolutions in every render, fp32, tf32 (CUDA), bf16 or
+    // fp16 (CUDA) (docs/gpu.md); UsageError where the device cannot run it. On CUDA it sets
+    // LibTorch's process-wide TF32 switches (on for tf32 only).
     explicit Engine(const std::string& model_path, const std::string& device = "cpu",
-                    const std::string& config_override = "");
+                    const std::string& config_override = "",
+                    const std::string& precision = "fp32");
     ~Engine();
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;

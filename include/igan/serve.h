@@ -31,6 +31,7 @@ struct ServeOptions {
     std::string host = "127.0.0.1";
     int port = 8080;  // 0: an ephemeral port (see TileServer::port())
     std::string device = "cpu";
+    std::string precision = "fp32";  // of the renders' convolutions (Engine)
     int workers = 1;         // tiles rendered at once (each uses all intra-op threads)
     int queue = 64;          // renders allowed to wait for a worker; beyond: 503
     int http_threads = 64;   // connections served at once (keep-alive holds one)

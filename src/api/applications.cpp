@@ -259,6 +259,7 @@ struct ApplicationRunner {
         o.tile = tile > 0 ? tile : kDefaultTile;
         o.batch = batch;
         o.fields.seed = seed;
+        o.precision = engine.precision;
         PngWriter png(path, canvas.w, canvas.h,
                       {{"igan", record}, {"Software", "igan " + version_string()}});
         const int64_t stride = 3 * canvas.w;

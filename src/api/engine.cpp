@@ -20,9 +20,12 @@
 namespace igan {
 
 Engine::Engine(const std::string& model_path, const std::string& device,
-               const std::string& config_override)
+               const std::string& config_override, const std::string& precision)
     : impl_(std::make_unique<Impl>()) {
     impl_->device = parse_device(device);
+    impl_->precision = parse_precision(precision);
+    check_precision(impl_->precision, impl_->device);
+    if (impl_->device.is_cuda()) use_cuda_math(impl_->precision);
     impl_->model = load_generator(model_path, config_override);
     impl_->model.generator->to(impl_->device);
     auto& s = impl_->summary;

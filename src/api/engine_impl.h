@@ -24,6 +24,7 @@ std::string gpano_xmp(int64_t width, int64_t height);
 struct Engine::Impl {
     LoadedGenerator model;
     torch::Device device{torch::kCPU};
+    Precision precision = Precision::fp32;  // of every render (RenderOptions::precision)
     ModelSummary summary;
     LoadedCoarseHeads coarse;  // from the model's side file, if any
     mutable std::once_flag style_mean_once;
@@ -87,6 +88,7 @@ struct Engine::Impl {
         o.max_tile_height = streaming_tile_height_cap(r.width);
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
+        o.precision = precision;
         if (r.coarse_head) {
             o.head = coarse.heads.at(r.level);  // prepare() checked it is there
             o.rgb_index = o.head->rgb_index;
@@ -137,6 +139,7 @@ struct Engine::Impl {
         if (r.level != 0) j["level"] = r.level;
         if (r.coarse_head) j["coarse_head"] = true;
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
+        if (precision != Precision::fp32) j["precision"] = precision_name(precision);
         if (!r.styles.empty()) {
             j["style_band"] = r.style_band;
             for (const auto& st : r.styles)

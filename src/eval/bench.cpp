@@ -17,6 +17,8 @@
 #include "igan/bench.h"
 #include "model/generator.h"
 #include "model/layer_clock.h"
+#include "model/layers.h"
+#include "model/precision.h"
 #include "render/canvas.h"
 #include "render/styled_generator.h"
 #include "render/renderer.h"
@@ -48,13 +50,15 @@ void finish(const torch::Device& device) {
     if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-// GFLOP/s of a 3x3 512->512 convolution on a 64x64 map: the practical ceiling for G_T's layers.
-// A GPU gets a batch of 16, enough to fill it.
+// GFLOP/s of a 3x3 512->512 convolution on a 64x64 map: the practical ceiling for G_T's layers,
+// in the convolutions' dtype of this thread (model/precision.h). A GPU gets a batch of 16,
+// enough to fill it.
 double conv_peak_gflops(int reps, const torch::Device& device) {
     torch::NoGradGuard no_grad;
     const int64_t batch = device.is_cuda() ? 16 : 1;
-    auto x = torch::randn({batch, 512, 64, 64}, device);
-    auto w = torch::randn({512, 512, 3, 3}, device);
+    const auto options = torch::TensorOptions().device(device).dtype(conv_dtype());
+    auto x = torch::randn({batch, 512, 64, 64}, options);
+    auto w = torch::randn({512, 512, 3, 3}, options);
     const double flop = 2.0 * batch * 512 * 512 * 9 * 62 * 62;
     const auto t = time_runs(reps, [&] {
         torch::conv2d(x, w);
@@ -207,6 +211,11 @@ std::string run_bench(const BenchRequest& r) {
     const int64_t tile = r.tile > 0 ? r.tile : 256;
     const int reps = std::max(1, r.repetitions);
     const torch::Device device = parse_device(r.device);
+    const Precision precision = parse_precision(r.precision);
+    check_precision(precision, device);
+    if (device.is_cuda()) use_cuda_math(precision);
+    // The peak and the per-layer profile run in the renders' precision too.
+    const PrecisionScope in_precision(precision);
     auto model = random_generator(config.generator, device);
     const CanvasGeometry geo(config.generator);
     const int64_t batch = std::max<int64_t>(1, r.batch);
@@ -217,6 +226,7 @@ std::string run_bench(const BenchRequest& r) {
     o.tile = tile;
     o.batch = batch;
     o.workers = r.workers;
+    o.precision = precision;
     const int64_t workers = concurrent_passes(o, *model);
     const Rect unit{0, 0, tile * batch * workers, tile};
     const auto warm = Clock::now();
@@ -245,6 +255,7 @@ std::string run_bench(const BenchRequest& r) {
     nlohmann::json j = {
         {"config", r.config},
         {"device", device.str()},
+        {"precision", precision_name(precision)},
         {"tile", tile},
         {"batch", batch},
         {"threads", threads},
@@ -268,6 +279,7 @@ std::string run_bench(const BenchRequest& r) {
         {"macs_overhead_vs_no_margin", cost.per_pixel / cost.limit},
         {"macs_overhead_by_tile", overhead},
     };
+    if (device.is_cuda()) j["cuda_up"] = upsample_form_name(cuda_upsample_form());
     if (device.is_cpu()) add_kind_fractions(j, layer_clock_totals(), t, threads, peak,
                                             flop_per_tile * double(tiles));
     if (r.scaling && threads > 1 && device.is_cpu()) {

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
+#include "core/error.h"
 #include "model/gemm.h"
+#include "model/precision.h"
 #include "model/row_kernels.h"
 
 namespace igan {
@@ -120,6 +123,78 @@ torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tens
     // Transposed conv gives 2H+1; one pixel per side is cropped (the valid blur then gives 2H-3).
     const auto y = F::conv_transpose2d(x, w.transpose(0, 1), F::ConvTranspose2dFuncOptions().stride(2));
     return y.narrow(-2, 1, y.size(-2) - 2).narrow(-1, 1, y.size(-1) - 2);
+}
+
+namespace {
+
+// Along an axis, output 2p takes tap 1 at input p, and output 2p+1 tap 0 at p+1 plus tap 2 at
+// p: per phase, a valid correlation by the sub-kernel (w[1]) or (w[2], w[0]).
+torch::Tensor phase_kernel(const torch::Tensor& w, int64_t dim, bool odd) {
+    return odd ? w.slice(dim, 0, 3, 2).flip({dim}) : w.narrow(dim, 1, 1);
+}
+
+torch::Tensor upsample_phases(const torch::Tensor& x, const torch::Tensor& w) {
+    const int64_t h = x.size(2), wd = x.size(3);
+    auto out = torch::empty({x.size(0), w.size(0), 2 * h - 1, 2 * wd - 1}, x.options());
+    const auto xl = x.contiguous(at::MemoryFormat::ChannelsLast);
+    for (int ry = 0; ry < 2; ++ry)
+        for (int rx = 0; rx < 2; ++rx) {
+            const auto k = phase_kernel(phase_kernel(w, 2, ry), 3, rx)
+                               .contiguous(at::MemoryFormat::ChannelsLast);
+            out.slice(2, ry, 2 * h - 1, 2).slice(3, rx, 2 * wd - 1, 2).copy_(F::conv2d(xl, k));
+        }
+    return out;
+}
+
+// The same sums as the phases, of the nine tap planes of one (batched) matrix product.
+torch::Tensor upsample_tap_planes(const torch::Tensor& x, const torch::Tensor& w) {
+    const int64_t b = x.size(0), in = x.size(1), h = x.size(2), wd = x.size(3), out = w.size(0);
+    const auto w9 = w.permute({0, 2, 3, 1}).reshape({out * 9, in});
+    const auto t = torch::matmul(w9, x.reshape({b, in, h * wd})).view({b, out, 3, 3, h, wd});
+    // Tap (ky, kx) at input rows [r0, r0 + nr) and columns [c0, c0 + nc).
+    auto tap = [&](int ky, int kx, int64_t r0, int64_t nr, int64_t c0, int64_t nc) {
+        return t.select(2, ky).select(2, kx).narrow(2, r0, nr).narrow(3, c0, nc);
+    };
+    auto y = torch::empty({b, out, 2 * h - 1, 2 * wd - 1}, x.options());
+    auto phase = [&](int ry, int rx) {
+        return y.slice(2, ry, 2 * h - 1, 2).slice(3, rx, 2 * wd - 1, 2);
+    };
+    phase(0, 0).copy_(tap(1, 1, 0, h, 0, wd));
+    phase(0, 1).copy_(tap(1, 0, 0, h, 1, wd - 1) + tap(1, 2, 0, h, 0, wd - 1));
+    phase(1, 0).copy_(tap(0, 1, 1, h - 1, 0, wd) + tap(2, 1, 0, h - 1, 0, wd));
+    phase(1, 1).copy_(tap(0, 0, 1, h - 1, 1, wd - 1) + tap(0, 2, 1, h - 1, 0, wd - 1) +
+                      tap(2, 0, 0, h - 1, 1, wd - 1) + tap(2, 2, 0, h - 1, 0, wd - 1));
+    return y;
+}
+
+}  // namespace
+
+torch::Tensor upsample_conv_in_form(const torch::Tensor& x, const torch::Tensor& w,
+                                    UpsampleForm form) {
+    switch (form) {
+        case UpsampleForm::phases: return upsample_phases(x, w);
+        case UpsampleForm::taps: return upsample_tap_planes(x, w);
+        default: return conv_transpose2x_cropped(x, w);
+    }
+}
+
+const char* upsample_form_name(UpsampleForm form) {
+    switch (form) {
+        case UpsampleForm::phases: return "phases";
+        case UpsampleForm::taps: return "taps";
+        default: return "transpose";
+    }
+}
+
+UpsampleForm cuda_upsample_form() {
+    static const UpsampleForm form = [] {
+        const char* env = std::getenv("IGAN_CUDA_UP");
+        const std::string name = env ? env : "phases";
+        for (auto f : {UpsampleForm::transpose, UpsampleForm::phases, UpsampleForm::taps})
+            if (name == upsample_form_name(f)) return f;
+        throw Error("IGAN_CUDA_UP=" + name + ": use transpose, phases or taps");
+    }();
+    return form;
 }
 
 namespace {
@@ -301,18 +376,47 @@ torch::Tensor upsample2x_blur(const torch::Tensor& x, const torch::Tensor& w, do
 
 namespace {
 
+// conv(x, w) at inference in this thread's convolution precision (model/precision.h): x and w
+// converted to it, the result back to x's dtype. Training keeps its own dtype.
+template <typename Conv>
+torch::Tensor in_conv_precision(const torch::Tensor& x, const torch::Tensor& w, const Conv& conv) {
+    const auto dtype = conv_dtype();
+    if (dtype == x.scalar_type() || torch::GradMode::is_enabled()) return conv(x, w);
+    return conv(x.to(dtype), w.to(dtype)).to(x.scalar_type());
+}
+
+// Float32 inference on the CPU, where igan's own kernels run.
+bool own_cpu_kernels(const torch::Tensor& x) {
+    return plain_cpu_float(x) && conv_dtype() == torch::kFloat;
+}
+
 // LibTorch runs a transposed convolution as the same matrix product followed by a scatter
 // (col2im) into a fresh tensor; at inference the tap planes are summed straight into rows of
-// the blur instead. Training keeps LibTorch's form, which has gradients.
+// the blur instead, on the CPU, and CUDA runs the form IGAN_CUDA_UP chooses. Training keeps
+// LibTorch's form, which has gradients.
 torch::Tensor upsample_conv(const torch::Tensor& x, const torch::Tensor& w) {
-    return plain_cpu_float(x) ? interleave_taps(upsample_taps(x, w))
-                              : conv_transpose2x_cropped(x, w);
+    return in_conv_precision(x, w, [](const torch::Tensor& a, const torch::Tensor& b) {
+        if (plain_cpu_float(a)) return interleave_taps(upsample_taps(a, b));
+        if (torch::GradMode::is_enabled()) return conv_transpose2x_cropped(a, b);
+        if (a.is_cuda()) return upsample_conv_in_form(a, b, cuda_upsample_form());
+        // LibTorch 1.13's CPU transposed convolution in bfloat16 goes to oneDNN's ordinary one,
+        // which refuses the shapes: ordinary convolutions per phase instead.
+        if (a.scalar_type() != torch::kFloat)
+            return upsample_conv_in_form(a, b, UpsampleForm::phases);
+        return conv_transpose2x_cropped(a, b);
+    });
 }
 
 // Upsampling convolution then blur.
 torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, double gain) {
-    if (plain_cpu_float(x)) return upsample2x_blur(x, w, gain);
-    return blur3_valid(conv_transpose2x_cropped(x, w), gain);
+    if (own_cpu_kernels(x)) return upsample2x_blur(x, w, gain);
+    return blur3_valid(upsample_conv(x, w), gain);
+}
+
+torch::Tensor plain_conv(const torch::Tensor& x, const torch::Tensor& w) {
+    return in_conv_precision(x, w, [](const torch::Tensor& a, const torch::Tensor& b) {
+        return F::conv2d(a, b);
+    });
 }
 
 }  // namespace
@@ -362,7 +466,7 @@ namespace {
 // would pad the input channels by more than a tenth (the structure synthesizer's 35 to 48: a
 // quarter faster, conversions included).
 torch::Tensor conv2d_inference(const torch::Tensor& x, const torch::Tensor& w) {
-    if (!plain_cpu_float(x) || x.dim() != 4) return F::conv2d(x, w);
+    if (!own_cpu_kernels(x) || x.dim() != 4) return plain_conv(x, w);
     const int64_t out = w.size(0), in = w.size(1), area = x.size(2) * x.size(3);
     if (w.size(2) == 1 && w.size(3) == 1) {
         const auto xc = x.contiguous();
@@ -389,7 +493,7 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
     const auto w = weight[0] * scale;           // (out, in, k, k)
     TORCH_CHECK(s.size(0) == x.size(0), "style batch ", s.size(0), " != input batch ", x.size(0));
     const auto xs = x * s.view({-1, in_channels, 1, 1});
-    auto y = upsample ? upsample_conv(xs, w) : F::conv2d(xs, w);
+    auto y = upsample ? upsample_conv(xs, w) : plain_conv(xs, w);
     if (demodulate) {
         // d[b, o] = rsqrt(sum_i s[b,i]^2 * sum_kk w[o,i,kk]^2 + eps)
         const auto d = torch::rsqrt(torch::matmul(s.pow(2), w.pow(2).sum({2, 3}).t()) + 1e-8);
@@ -407,7 +511,7 @@ torch::Tensor ModulatedConv2dImpl::forward_mixed(const torch::Tensor& x, const S
     const auto s = torch::einsum("bnhw,ni->bihw", {mix, modulation(style.palette)});
     const auto w = weight[0] * scale;
     const auto xs = x * s;
-    auto y = upsample ? upsample_conv(xs, w) : F::conv2d(xs, w);
+    auto y = upsample ? upsample_conv(xs, w) : plain_conv(xs, w);
     if (demodulate) {
         // d[b, o, p] = rsqrt(sum_i s[b,i,p]^2 * sum_kk w[o,i,kk]^2 + eps) at input pixel p.
         auto d = torch::rsqrt(torch::einsum("bihw,oi->bohw", {s.pow(2), w.pow(2).sum({2, 3})}) +
@@ -453,7 +557,7 @@ torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tenso
     const auto timed = clock(x);
     // An up layer at inference with one style: noise, bias and activation are applied to each
     // output row as the blur makes it, instead of in one more pass over the whole output.
-    if (conv->upsample && style.size(0) == 1 && plain_cpu_float(x) && x.dim() == 4) {
+    if (conv->upsample && style.size(0) == 1 && own_cpu_kernels(x) && x.dim() == 4) {
         const int64_t h = 2 * x.size(2) - 3, w = 2 * x.size(3) - 3;
         const bool noise_fits = !noise || (noise_map.defined() && noise_map.dim() == 4 &&
                                            noise_map.is_contiguous() && noise_map.size(0) == x.size(0) &&

@@ -16,6 +16,19 @@ torch::Tensor blur3_valid(const torch::Tensor& x, double gain);
 // The stride-2 transposed convolution of x (B, in, H, W) by w (out, in, 3, 3) (conv layout),
 // cropped by one pixel per side: (B, out, 2H-1, 2W-1).
 torch::Tensor conv_transpose2x_cropped(const torch::Tensor& x, const torch::Tensor& w);
+// How that convolution runs at inference on CUDA (IGAN_CUDA_UP, docs/gpu.md): LibTorch's
+// transposed convolution; `phases`, one ordinary convolution per output phase in channels-last
+// (the 3x3 kernel's 1x1, 1x2, 2x1 and 2x2 sub-kernels: the same MACs, in the form cuDNN runs
+// fastest); or `taps`, one matrix product giving the nine tap planes, summed into place by
+// tensor operations.
+enum class UpsampleForm { transpose, phases, taps };
+// conv_transpose2x_cropped(x, w) in that form, on any device (equal within float rounding).
+torch::Tensor upsample_conv_in_form(const torch::Tensor& x, const torch::Tensor& w,
+                                    UpsampleForm form);
+// The form IGAN_CUDA_UP names (transpose, phases or taps; unset: phases), read once; throws
+// Error for another value.
+UpsampleForm cuda_upsample_form();
+const char* upsample_form_name(UpsampleForm form);
 // At inference (no gradients, float CPU), the same as one matrix product giving every output
 // channel's nine tap planes x * w[ky][kx], (B, 9 * out, H, W): exactly the transposed
 // convolution's MACs and no im2col. interleave_taps sums them into conv_transpose2x_cropped's

@@ -1,7 +1,10 @@
 #include "render/renderer.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <future>
@@ -146,6 +149,44 @@ void run_concurrently(const std::vector<Job>& jobs, int64_t workers, int intra_o
     if (error) std::rethrow_exception(error);
 }
 
+// A GPU pass's output on its way to the host: copied asynchronously into pinned memory on the
+// device's current stream, behind the pass's kernels, so the host can queue the next pass.
+class HostCopy {
+public:
+    explicit HostCopy(const torch::Tensor& on_device)
+        : host_(torch::empty(on_device.sizes(), on_device.options()
+                                                    .device(torch::kCPU)
+                                                    .pinned_memory(true))),
+          done_(on_device.device().type()) {
+        host_.copy_(on_device, /*non_blocking=*/true);
+        done_.record(
+            c10::impl::VirtualGuardImpl(on_device.device().type()).getStream(on_device.device()));
+    }
+    // Waits for the copy (polling: LibTorch 1.13's c10::Event cannot block on the host).
+    torch::Tensor get() {
+        while (!done_.query()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        return host_;
+    }
+
+private:
+    torch::Tensor host_;
+    c10::Event done_;
+};
+
+// Passes on one GPU: pass j + 1 is queued before pass j's output is delivered, so the host's
+// part (checks, cropping, quantisation, the consumer) overlaps the device's.
+void run_pipelined(const std::vector<Job>& jobs,
+                   const std::function<torch::Tensor(const Job&)>& run,
+                   const std::function<void(const Job&, const torch::Tensor&)>& deliver) {
+    std::unique_ptr<HostCopy> pending;
+    for (size_t j = 0; j < jobs.size(); ++j) {
+        auto next = std::make_unique<HostCopy>(run(jobs[j]));
+        if (pending) deliver(jobs[j - 1], pending->get());
+        pending = std::move(next);
+    }
+    if (pending) deliver(jobs.back(), pending->get());
+}
+
 }  // namespace
 
 void render_tiles(PatchModel& model, const Rect& rect, const RenderOptions& options,
@@ -204,7 +245,8 @@ void render_plan_tiles(PatchModel& model, const TilePlan& planned, const RenderO
                                        plan.window_w, options.rgb_index, model.device());
         inputs.head = options.head;
         inputs.features = options.features;
-        return model.synthesize(inputs).to(torch::kCPU);
+        const PrecisionScope precision(options.precision);
+        return model.synthesize(inputs);
     };
     int64_t done = 0;
     auto deliver = [&](const Job& job, const torch::Tensor& rgb) {
@@ -227,16 +269,18 @@ void render_plan_tiles(PatchModel& model, const TilePlan& planned, const RenderO
         }
     };
 
+    if (model.device().is_cuda()) return run_pipelined(jobs, run, deliver);
     const int64_t workers = resolve_workers(options, model, jobs.size());
     if (workers == 1) {
-        for (const auto& job : jobs) deliver(job, run(job));
+        for (const auto& job : jobs) deliver(job, run(job).to(torch::kCPU));
         return;
     }
     const int threads = at::get_num_threads();
     const int intra = std::max(1, int(threads / workers));
     const BlasThreadsScope blas(intra, threads);
     const IntraOpThreadsScope waiting_thread(1);
-    run_concurrently(jobs, workers, intra, run, deliver);
+    run_concurrently(jobs, workers, intra, [&](const Job& job) { return run(job).to(torch::kCPU); },
+                     deliver);
 }
 
 int64_t streaming_tile_height_cap(int64_t width) {

@@ -5,6 +5,7 @@
 
 #include <functional>
 
+#include "model/precision.h"
 #include "render/canvas.h"
 
 namespace igan {
@@ -32,6 +33,8 @@ struct RenderOptions {
     std::shared_ptr<const CoarseHead> head;
     bool features = false;
     CanvasFields fields;
+    // The convolutions' precision (model/precision.h); tf32 also needs use_cuda_math.
+    Precision precision = Precision::fp32;
 };
 
 struct TilePlan {
@@ -61,7 +64,8 @@ using StripDoneFn = std::function<void(int64_t y0, int64_t rows)>;
 
 // Tiles arrive in row-major order, one strip (row of tiles) after another, so a consumer can
 // stream rows out holding only one strip. Callbacks run on the calling thread, whatever the
-// number of workers. render_plan_tiles renders a plan as it is (plan_tiles of the model's
+// number of workers. On CUDA each pass's output comes back by an asynchronous copy into pinned
+// memory while the next pass computes. render_plan_tiles renders a plan as it is (plan_tiles of the model's
 // config, the rectangle and these options, or strips of one); render_tiles plans first.
 void render_plan_tiles(PatchModel& model, const TilePlan& plan, const RenderOptions& options,
                        const TileFn& on_tile, const StripDoneFn& on_strip_done,

@@ -763,7 +763,8 @@ TileServer::TileServer(ServeOptions options) {
     for (const auto& spec : impl_->opt.models) {
         auto m = std::make_unique<Impl::Model>();
         m->spec = spec;
-        m->engine = std::make_unique<Engine>(spec.path, impl_->opt.device);
+        m->engine =
+            std::make_unique<Engine>(spec.path, impl_->opt.device, "", impl_->opt.precision);
         impl_->log("model " + spec.name + ": " + spec.path + " (" +
                    m->engine->summary().config_name + ")");
         impl_->models.push_back(std::move(m));

@@ -17,6 +17,17 @@ grep -aqE '"igan_version":"(v[0-9]|[0-9a-f]{7})' "$W/a.png" && ok || bad "PNG re
 expect 0 "json record" -- $G --seed 3 --width 40 --height 24 --json --out "$W/b.png"
 grep -q '"model_sha256"' "$W/out" && ok || bad "--json does not print the record"
 cmp -s "$W/a.png" "$W/b.png" && ok || bad "same request, different bytes"
+# --precision: fp32 is the default's bytes; bf16 runs on the CPU and its record says so; tf32 and
+# fp16 need CUDA (exit 2, naming the fix).
+expect 0 "precision fp32" -- $G --seed 3 --width 40 --height 24 --precision fp32 --out "$W/f32.png"
+cmp -s "$W/a.png" "$W/f32.png" && ok || bad "--precision fp32 changed the bytes"
+expect 0 "precision bf16" -- $G --seed 3 --width 40 --height 24 --precision bf16 --out "$W/bf16.png"
+grep -aq '"precision":"bf16"' "$W/bf16.png" && ok || bad "the bf16 record lacks its precision"
+for p in tf32 fp16; do
+  expect 2 "precision $p on the CPU" -- $G --width 16 --height 16 --precision $p --out "$W/n.png"
+  grep -q "needs --device cuda" "$W/err" && ok || bad "--precision $p: $(tail -1 "$W/err")"
+done
+expect 2 "unknown precision" -- $G --width 16 --height 16 --precision fp64 --out "$W/n.png"
 expect 0 "psi" -- $G --seed 3 --width 40 --height 24 --psi 0.7 --out "$W/p1.png"
 expect 0 "trunc, psi's older name" -- $G --seed 3 --width 40 --height 24 --trunc 0.7 --out "$W/p2.png"
 cmp -s "$W/p1.png" "$W/p2.png" && ok || bad "--trunc is not --psi"

@@ -12,6 +12,8 @@
 #include "common/test_util.h"
 #include "igan/train.h"
 #include "model/coords.h"
+#include "model/layers.h"
+#include "model/precision.h"
 #include "model/state.h"
 #include "render/canvas.h"
 #include "render/renderer.h"
@@ -38,6 +40,87 @@ TEST_F(Cuda, RenderEqualsCpu) {
     const Rect r{-37, 11, 150, 90};
     EXPECT_TRUE(test::all_close(render_region(*gpu, r, opts(64)), render_region(*cpu, r, opts(64)),
                                 kTf32Tol));
+}
+
+// Many passes (strips, batches, a short last one), each copied back asynchronously while the
+// next one computes: the CPU's pixels still, as floats and as the 8-bit rows igan generate
+// writes.
+TEST_F(Cuda, PipelinedRenderEqualsCpu) {
+    const auto config = test::micro_generator_config();
+    auto cpu = test::random_patch_model(config);
+    auto gpu = test::random_patch_model(config, 0.3, 1, torch::kCUDA);
+    const Rect r{-37, 11, 150, 90};
+    EXPECT_TRUE(test::all_close(render_region(*gpu, r, opts(32, 2)),
+                                render_region(*cpu, r, opts(32, 2)), kTf32Tol));
+    auto rows = [&](PatchModel& model) {
+        auto out = torch::empty({r.h, 3 * r.w}, torch::kUInt8);
+        render_rows(model, r, opts(32, 2), [&](uint8_t* data, int64_t y0, int64_t count) {
+            std::copy_n(data, count * 3 * r.w, out[y0].data_ptr<uint8_t>());
+        });
+        return out.to(torch::kFloat);
+    };
+    EXPECT_TRUE(test::all_close(rows(*gpu), rows(*cpu), 2));  // kTf32Tol in 8-bit levels
+}
+
+// LibTorch's TF32 switches, restored at the end of a test that sets them (use_cuda_math).
+class Tf32Switches {
+public:
+    ~Tf32Switches() {
+        at::globalContext().setAllowTF32CuDNN(cudnn_);
+        at::globalContext().setAllowTF32CuBLAS(cublas_);
+    }
+
+private:
+    bool cudnn_ = at::globalContext().allowTF32CuDNN();
+    bool cublas_ = at::globalContext().allowTF32CuBLAS();
+};
+
+// Every form of the up layer (IGAN_CUDA_UP chooses one per process) on the device, in IEEE
+// float32, equals the CPU's transposed convolution.
+TEST_F(Cuda, UpsampleFormsEqualTheCpu) {
+    const Tf32Switches restore;
+    use_cuda_math(Precision::fp32);
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(4);
+    const auto x = torch::randn({2, 32, 12, 11}), w = torch::randn({24, 32, 3, 3}) * 0.1;
+    const auto ref = conv_transpose2x_cropped(x, w);
+    for (auto form : {UpsampleForm::transpose, UpsampleForm::phases, UpsampleForm::taps}) {
+        const auto y = upsample_conv_in_form(x.cuda(), w.cuda(), form).cpu();
+        EXPECT_TRUE(test::all_close(y, ref, 1e-4, 1e-4)) << upsample_form_name(form);
+    }
+}
+
+// --precision on the golden model against IEEE fp32 on the device, at most and on average: bf16
+// within tests/unit/test_precision.cpp's CPU bounds (measured there: 0.070 and 0.012); TF32 and
+// fp16 keep 10-bit mantissas to bf16's 7, so about an eighth of that, allowed 3e-2 and 5e-3;
+// and tiles do not change the canvas within each precision.
+TEST_F(Cuda, ReducedPrecisionsRenderCloseToFp32OnTheGoldenModel) {
+    const Tf32Switches restore;
+    const auto dir = test::data_path("golden/");
+    auto g = load_generator(dir + "generator.safetensors", dir + "config.json").generator;
+    g->to(torch::kCUDA);
+    auto model = StyledGenerator::for_seed(g, torch::kCUDA, 1);
+    const Rect r{-40, -30, 72, 48};
+    auto render = [&](Precision p, int64_t tile, int64_t batch) {
+        use_cuda_math(p);
+        auto o = opts(tile, batch);
+        o.precision = p;
+        return render_region(*model, r, o);
+    };
+    const auto fp32 = render(Precision::fp32, 72, 1);
+    struct Case {
+        Precision precision;
+        double max, mean;
+    };
+    for (const auto& [p, max, mean] : {Case{Precision::tf32, 3e-2, 5e-3},
+                                       Case{Precision::bf16, 0.1, 2e-2},
+                                       Case{Precision::fp16, 3e-2, 5e-3}}) {
+        SCOPED_TRACE(precision_name(p));
+        const auto direct = render(p, 72, 1);
+        EXPECT_TRUE(test::all_close(direct, fp32, max));
+        EXPECT_LT((direct - fp32).abs().mean().item<double>(), mean);
+        EXPECT_TRUE(test::all_close(render(p, 24, 2), direct, 1e-2));
+    }
 }
 
 // Latent and noise fields drawn on the device are the host's (same Philox words; Box-Muller in
