@@ -4,7 +4,7 @@
 # packages scripts/gpu-prep.sh gathered into gpu-carry/debs (carry that folder), builds igan
 # against python3's LibTorch, runs the gpu-labelled tests, resumes the shipped checkpoint on the
 # device, renders the 8192x8192 paper-config canvas (goal: <= 3 s on one H200), benchmarks both
-# configs and the PNG encoder. Results: $OUT/steps.txt (each step's seconds and exit status) and
+# configs, each form of the up layers (IGAN_CUDA_UP) and each --precision, and the PNG encoder. Results: $OUT/steps.txt (each step's seconds and exit status) and
 # $OUT/logs.tar.gz (every step's output; $OUT defaults to ./gpu-out).
 #   IGAN_GPU_DRY_RUN=1  here, without a GPU: unpack, configure against the LibTorch CMake finds
 #                       and compile the files that read the unpacked headers; nothing runs.
@@ -68,6 +68,24 @@ run paper-8192-tile1024 120 "$build/igan" generate -m /tmp/paper.safetensors --d
     --seed 1 --width 8192 --height 8192 --tile 1024 -o /tmp/paper-8192.png
 within_budget bench-paper && run bench-paper-cuda 90 "$build/igan" bench --device cuda \
     --config paper --tile 1024 --no-rss --profile --json
+# The up layers' other forms (bench-paper-cuda ran the default, phases): which one the default
+# should be, from each run's "profile" (the "ts* up" layers) and fraction_of_peak.
+for form in transpose taps; do
+  within_budget "bench-paper-up-$form" && run "bench-paper-up-$form" 60 env IGAN_CUDA_UP=$form \
+      "$build/igan" bench --device cuda --config paper --tile 1024 --no-rss --profile \
+      --repetitions 2 --json
+done
+# Reduced precision: speed (its peak measured in the same precision) and the headline render.
+for precision in tf32 bf16 fp16; do
+  within_budget "bench-paper-$precision" && run "bench-paper-$precision" 60 "$build/igan" bench \
+      --device cuda --config paper --tile 1024 --no-rss --profile --repetitions 2 \
+      --precision $precision --json
+done
+for precision in tf32 bf16; do
+  within_budget "paper-8192-tile1024-$precision" && run "paper-8192-tile1024-$precision" 120 \
+      "$build/igan" generate -m /tmp/paper.safetensors --device cuda --precision $precision \
+      --seed 1 --width 8192 --height 8192 --tile 1024 -o /tmp/paper-8192-$precision.png
+done
 within_budget png-bench && run png-bench 60 "$build/igan_png_bench" \
     --benchmark_filter='/(1|2|16)/' --benchmark_min_time=0.5
 within_budget bench-tiny && run bench-tiny-cuda 60 "$build/igan" bench --device cuda \
