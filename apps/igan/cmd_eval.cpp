@@ -184,6 +184,7 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
                     "images must share one size and are compared as they are)")
         ->capture_default_str();
     cmd->add_option("--device", r.device, "cpu or cuda")->capture_default_str();
+    add_precision_option(cmd, &r.precision);
     cmd->add_option("--config", r.config_override, "config for weight files without metadata");
     cmd->add_option("--tile", r.tile, "render tile size (0 = 256)")->capture_default_str();
     cmd->add_option("--seam-tile", r.seam_tile, "seam score tile (0 = 4 x upscale)")

@@ -39,6 +39,7 @@ struct EvalRequest {
     // InceptionV3 (input to mixed5) feature weights for fd-incv3m5 and kd-incv3m5
     std::string incv3_features = "data-cache/features/inceptionv3-mixed5.safetensors";
     std::string device = "cpu";
+    std::string precision = "fp32";  // of the model's convolutions in its renders (docs/gpu.md)
     std::string config_override;  // as Engine's, for weight files without igan metadata
     int64_t tile = 0;             // render tile (0 = 256)
     int64_t seam_tile = 0;        // seam score tile (0 = 4 x the model's upscale factor)

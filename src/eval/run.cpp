@@ -28,6 +28,7 @@
 #include "eval/scaleinv.h"
 #include "eval/seam.h"
 #include "eval/swd.h"
+#include "model/precision.h"
 #include "render/canvas.h"
 #include "render/renderer.h"
 #include "render/styled_generator.h"
@@ -318,6 +319,7 @@ void render_samples(const Generator& g, torch::Device device, const EvalContext&
     RenderOptions ro;
     ro.tile = r.tile > 0 ? r.tile : kRenderTile;
     ro.workers = 1;
+    ro.precision = parse_precision(r.precision);
     auto render = [&](int64_t i) {
         const auto m = StyledGenerator::for_seed(g, device, sample_canvas_seed(r, i));
         RenderOptions o = ro;
@@ -412,6 +414,7 @@ ojson seam_json(const LoadedGenerator& model, torch::Device device, const EvalRe
     const Rect rect{0, -floor_div(side / 2, up) * up, side, side};
     RenderOptions ro;
     ro.tile = r.tile > 0 ? r.tile : kRenderTile;
+    ro.precision = parse_precision(r.precision);
     double max_diff = 0;
     BoundaryGradients tiled, naive;
     for (int64_t seed = 0; seed < seeds; ++seed) {
@@ -454,6 +457,7 @@ void validate_eval_request(const EvalRequest& r) {
     if (want.seam && r.model.empty())
         throw UsageError("the seam score renders tiles itself: it needs --model");
     if (r.scales.empty()) throw UsageError("--scales is empty");
+    parse_precision(r.precision);
     for (int64_t s : r.scales)
         if (s < 1 || s > kMaxScale)
             throw UsageError("--scales: each factor must be in [1, " + std::to_string(kMaxScale) +
@@ -482,6 +486,9 @@ std::string run_eval(const EvalRequest& r, const ProgressFn& on_progress) {
     const Wanted want = parse_metrics(r.metrics);
     const auto start = std::chrono::steady_clock::now();
     const torch::Device device = parse_device(r.device);
+    const Precision precision = parse_precision(r.precision);
+    check_precision(precision, device);
+    if (device.is_cuda()) use_cuda_math(precision);
     torch::NoGradGuard no_grad;
     // The heavy parts (rendering, SWD) run on worker threads of one intra-op thread each; this
     // thread's many small operators run on one, so that no idle OpenMP team spins beside them.
@@ -599,6 +606,7 @@ std::string run_eval(const EvalRequest& r, const ProgressFn& on_progress) {
 
         out["model"] = r.model;
         out["model_config"] = model->config.name;
+        if (r.precision != "fp32") out["precision"] = r.precision;
         out["real"] = r.real;
         out["size"] = size;
         out["n"] = n;

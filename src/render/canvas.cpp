@@ -65,7 +65,8 @@ PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields
     std::vector<torch::Tensor> coords;
     for (int64_t i = 0; i < b; ++i)
         coords.push_back(coordinate_window(c, ys[i], xs[i], side_h, side_w, period_cells));
-    out.coords = torch::cat(coords, 0).to(device);
+    // Non-blocking: a blocking host-to-device copy would wait for every pass queued before it.
+    out.coords = torch::cat(coords, 0).to(torch::TensorOptions().device(device), true);
     const auto rows = geo.layer_sizes(n_h), cols = geo.layer_sizes(n_w);
     for (size_t k = 0; k < rows.size(); ++k) {
         const int64_t s = geo.strides()[k];

@@ -189,6 +189,8 @@ expect 2 "outpaint device input" -- timeout 20 $O --input /dev/zero --canvas 72x
 mkdir "$W/ev" && cp "$W/a.png" "$W/ev/a.png" && cp "$W/broken.png" "$W/ev/z.png"
 expect 2 "eval corrupt image" -- "$IGAN" eval --fake "$W/ev" --real "$W/ev"
 grep -q "z.png" "$W/err" && ok || bad "eval does not name the corrupt image"
+expect 2 "eval fp16 on the CPU" -- "$IGAN" eval --model "$M" --real "$W/ev" --precision fp16
+grep -q "needs --device cuda" "$W/err" && ok || bad "eval --precision fp16: $(tail -1 "$W/err")"
 [ -z "$(ls "$W" | grep -E '^n\.png|\.tmp')" ] && ok || bad "partial files left: $(ls "$W")"
 
 summary "CLI contract"
