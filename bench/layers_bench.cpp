@@ -3,7 +3,8 @@
 // blur): LibTorch's transposed convolution, igan's banded tap planes (UpLayer; UpStyledConv adds
 // noise and activation as StyledConv runs them), their matrix product alone through igan's GEMM
 // and through LibTorch's BLAS (OpenBLAS), and a plain 3x3 convolution of the same channels;
-// then tiny's structure synthesizer and ToRGB convolutions, igan's way and LibTorch's.
+// then tiny's structure synthesizer and ToRGB convolutions, igan's way and LibTorch's; then
+// paper's plain 3x3 layers directly and by Winograd (model/winograd.h), on 1 or 2 threads.
 // Counters: GFLOP/s of the layer's MACs (9 per input pixel and output channel for the up
 // layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512 convolution on a 64x64
 // map on one thread, timed in this process before the benchmarks (the context's peak_gflops;
@@ -11,6 +12,8 @@
 // Google Benchmark's are, so other processes' time slices do not count.
 //   build/igan_layer_bench --benchmark_min_time=0.3
 //   OPENBLAS_CORETYPE=Haswell build/igan_layer_bench ...   # OpenBLAS pinned to AVX2 kernels
+//   build/igan_layer_bench --benchmark_filter=Conv3x3 --benchmark_repetitions=3
+//       --benchmark_enable_random_interleaving=true   # (one line) direct and Winograd in turn
 #include <benchmark/benchmark.h>
 
 #include <malloc.h>
@@ -21,6 +24,7 @@
 #include "core/threads.h"
 #include "model/gemm.h"
 #include "model/layers.h"
+#include "model/winograd.h"
 
 namespace {
 
@@ -193,6 +197,54 @@ void SmallConvLibTorch(benchmark::State& state) {
     });
 }
 
+// paper's plain 3x3 layers at tile 256: 512 -> 512 on inputs of 41, 75, 143 and 279 pixels
+// square. Arguments: size, threads (rates per process CPU second, spinning threads included),
+// and for Winograd its band of tile rows (0: the default).
+const int64_t kPaper3x3Sizes[] = {41, 75, 143, 279};
+
+template <typename Conv>
+void paper_conv3x3(benchmark::State& state, Conv&& conv) {
+    const int threads = int(state.range(1));
+    at::set_num_threads(threads);
+    igan::set_blas_threads(threads);
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(1);
+    const int64_t n = kPaper3x3Sizes[state.range(0)];
+    const auto x = torch::randn({1, 512, n, n});
+    const auto w = torch::randn({512, 512, 3, 3}) / std::sqrt(9.0 * 512);
+    const torch::Tensor y = conv(x, w);
+    for (auto _ : state) benchmark::DoNotOptimize(conv(x, w));
+    // Against the direct convolution: the largest absolute difference, and it over the largest
+    // output magnitude.
+    const auto direct = F::conv2d(x, w);
+    const double err = (y - direct).abs().max().item<double>();
+    state.counters["max_abs_err"] = err;
+    state.counters["max_rel_err"] = err / direct.abs().max().item<double>();
+    const Shape s{512, 512, n};
+    set_flops(state, s, n - 2);
+    state.counters["of_peak"] = benchmark::Counter(
+        2e-9 * 512 * 512 * 9 * double(n - 2) * double(n - 2) / (g_peak_gflops * threads),
+        benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel("512->512 @" + std::to_string(n) + ", " + std::to_string(threads) + " thr");
+}
+
+void Conv3x3Direct(benchmark::State& state) {
+    paper_conv3x3(state, [](const torch::Tensor& x, const torch::Tensor& w) {
+        return F::conv2d(x, w);
+    });
+}
+
+void Conv3x3Winograd(benchmark::State& state) {
+    if (!igan::winograd_conv3x3_available()) {
+        state.SkipWithError("no Winograd convolution in this build or on this CPU");
+        return;
+    }
+    const int64_t band = state.range(2);
+    paper_conv3x3(state, [band](const torch::Tensor& x, const torch::Tensor& w) {
+        return igan::winograd_conv3x3(x, w, band);
+    });
+}
+
 }  // namespace
 
 BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
@@ -206,6 +258,15 @@ BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvIgan)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvLibTorch)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(Conv3x3Direct)
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(Conv3x3Winograd)
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}, {0}})
+    ->ArgsProduct({{2, 3}, {1}, {4, 8, 16, 72}})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
     // As igan's main does: activations stay in the heap instead of fresh mappings whose pages

@@ -10,6 +10,7 @@
 #include "model/gemm.h"
 #include "model/precision.h"
 #include "model/row_kernels.h"
+#include "model/winograd.h"
 
 namespace igan {
 
@@ -477,6 +478,10 @@ torch::Tensor conv2d_inference(const torch::Tensor& x, const torch::Tensor& w) {
                   y[b].data_ptr<float>(), area);
         return y;
     }
+    // Wide 3x3 layers with 4x fewer multiplications where that was measured faster.
+    if (w.size(2) == 3 && w.size(3) == 3 &&
+        winograd_conv3x3_suits(in, out, x.size(2), x.size(3)))
+        return winograd_conv3x3(x, w);
     if ((in + 15) / 16 * 16 * 10 > in * 11)
         return F::conv2d(x.contiguous(at::MemoryFormat::ChannelsLast), w).contiguous();
     return F::conv2d(x, w);

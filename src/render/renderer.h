@@ -65,8 +65,9 @@ using StripDoneFn = std::function<void(int64_t y0, int64_t rows)>;
 // Tiles arrive in row-major order, one strip (row of tiles) after another, so a consumer can
 // stream rows out holding only one strip. Callbacks run on the calling thread, whatever the
 // number of workers. On CUDA each pass's output comes back by an asynchronous copy into pinned
-// memory while the next pass computes. render_plan_tiles renders a plan as it is (plan_tiles of the model's
-// config, the rectangle and these options, or strips of one); render_tiles plans first.
+// memory while the next pass computes. render_plan_tiles renders a plan as it is (plan_tiles of
+// the model's config, the rectangle and these options, or strips of one); render_tiles plans
+// first.
 void render_plan_tiles(PatchModel& model, const TilePlan& plan, const RenderOptions& options,
                        const TileFn& on_tile, const StripDoneFn& on_strip_done,
                        const TileProgressFn& on_progress = {});
