@@ -24,6 +24,7 @@
 #include "core/threads.h"
 #include "model/gemm.h"
 #include "model/layers.h"
+#include "model/upsample_channels_last.h"
 #include "model/winograd.h"
 
 namespace {
@@ -76,11 +77,12 @@ void set_flops(benchmark::State& state, const Shape& s, int64_t map) {
 }
 
 template <typename Fn>
-void run(benchmark::State& state, Fn&& layer) {
+void run(benchmark::State& state, Fn&& layer,
+         at::MemoryFormat format = at::MemoryFormat::Contiguous) {
     one_thread();
     torch::NoGradGuard no_grad;
     const Shape s = kShapes[state.range(0)];
-    const auto x = torch::randn({1, s.in, s.size, s.size});
+    const auto x = torch::randn({1, s.in, s.size, s.size}).contiguous(format);
     const auto w = torch::randn({s.out, s.in, 3, 3}) / std::sqrt(9.0 * s.in);
     for (auto _ : state) benchmark::DoNotOptimize(layer(x, w));
     set_flops(state, s, s.size);
@@ -102,7 +104,17 @@ void UpLayer(benchmark::State& state) {
     });
 }
 
-// The whole StyledConv as the render runs it: modulation, the layer above, noise, bias and
+// The channels-last form on a channels-last input, `band rows` input rows at a time (0: the
+// default).
+void UpLayerChannelsLast(benchmark::State& state) {
+    const int64_t rows = state.range(1);
+    run(state, [rows](const torch::Tensor& x, const torch::Tensor& w) {
+        return igan::upsample2x_blur_channels_last(x, w, 4.0, rows);
+    }, at::MemoryFormat::ChannelsLast);
+}
+
+// The whole StyledConv as the render runs it: modulation, the layer above (channels-last for
+// tiny's shapes, whose input the 3x3 layer before gives in that layout), noise, bias and
 // activation.
 void UpStyledConv(benchmark::State& state) {
     one_thread();
@@ -110,7 +122,11 @@ void UpStyledConv(benchmark::State& state) {
     const Shape s = kShapes[state.range(0)];
     igan::StyledConv layer(s.in, s.out, 3, 64, true, true);
     layer->noise->weight.fill_(0.1);
-    const auto x = torch::randn({1, s.in, s.size, s.size}), style = torch::randn({1, 64});
+    const auto x = torch::randn({1, s.in, s.size, s.size})
+                       .contiguous(igan::upsample_channels_last_suits(s.in, s.out)
+                                       ? at::MemoryFormat::ChannelsLast
+                                       : at::MemoryFormat::Contiguous);
+    const auto style = torch::randn({1, 64});
     const auto noise = torch::randn({1, 1, 2 * s.size - 3, 2 * s.size - 3});
     for (auto _ : state) benchmark::DoNotOptimize(layer(x, style, noise));
     set_flops(state, s, s.size);
@@ -166,12 +182,14 @@ struct SmallConv {
 const SmallConv kSmallConvs[] = {{35, 32, 7, 62}, {64, 3, 1, 137}, {32, 3, 1, 269}};
 
 template <typename Fn>
-void small_conv(benchmark::State& state, Fn&& conv) {
+void small_conv(benchmark::State& state, Fn&& conv,
+                at::MemoryFormat format = at::MemoryFormat::Contiguous) {
     one_thread();
     torch::NoGradGuard no_grad;
     const SmallConv s = kSmallConvs[state.range(0)];
     igan::ModulatedConv2d layer(s.in, s.out, s.kernel, 64, s.kernel > 1, false);
-    const auto x = torch::randn({1, s.in, s.size, s.size}), style = torch::randn({1, 64});
+    const auto x = torch::randn({1, s.in, s.size, s.size}).contiguous(format);
+    const auto style = torch::randn({1, 64});
     for (auto _ : state) benchmark::DoNotOptimize(conv(layer, x, style));
     const int64_t o = s.size - s.kernel + 1;
     const double gflop = 2e-9 * double(s.in) * s.out * s.kernel * s.kernel * o * o;
@@ -187,6 +205,13 @@ void small_conv(benchmark::State& state, Fn&& conv) {
 void SmallConvIgan(benchmark::State& state) {
     small_conv(state, [](igan::ModulatedConv2d& layer, const torch::Tensor& x,
                          const torch::Tensor& style) { return layer(x, style); });
+}
+
+// The same on a channels-last input, as tiny's ToRGBs get it from the layers before them.
+void SmallConvIganChannelsLast(benchmark::State& state) {
+    small_conv(state, [](igan::ModulatedConv2d& layer, const torch::Tensor& x,
+                         const torch::Tensor& style) { return layer(x, style); },
+               at::MemoryFormat::ChannelsLast);
 }
 
 // The same folded weights through LibTorch's NCHW convolution.
@@ -252,11 +277,15 @@ BENCHMARK(UpLayer)
     ->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}, {0}})
     ->ArgsProduct({{0, 1, 2}, {1024}, {4, 32, 4096}})
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(UpLayerChannelsLast)
+    ->ArgsProduct({{0, 1}, {0, 1, 2, 6, 12}})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvIgan)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(SmallConvIganChannelsLast)->DenseRange(1, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvLibTorch)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(Conv3x3Direct)
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})

@@ -15,8 +15,9 @@ namespace igan {
 #ifdef IGAN_HAVE_DNNL
 
 void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float* c, int64_t ldc) {
-    const dnnl_status_t status = dnnl_sgemm('N', 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+           int64_t ldb, float* c, int64_t ldc, bool transpose_b) {
+    const dnnl_status_t status =
+        dnnl_sgemm('N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
     TORCH_CHECK(status == dnnl_success, "oneDNN sgemm failed (status ", int(status), ") for ", m,
                 "x", k, " by ", k, "x", n);
 }
@@ -107,12 +108,12 @@ std::string sgemm_backend() {
 #else
 
 void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float* c, int64_t ldc) {
+           int64_t ldb, float* c, int64_t ldc, bool transpose_b) {
     auto wrap = [](const float* p, int64_t rows, int64_t cols, int64_t ld) {
         return at::from_blob(const_cast<float*>(p), {rows, cols}, {ld, 1}, at::kFloat);
     };
     auto out = wrap(c, m, n, ldc);
-    at::mm_out(out, wrap(a, m, k, lda), wrap(b, k, n, ldb));
+    at::mm_out(out, wrap(a, m, k, lda), transpose_b ? wrap(b, n, k, ldb).t() : wrap(b, k, n, ldb));
 }
 
 std::string sgemm_backend() { return "LibTorch's BLAS (built without oneDNN's headers)"; }

@@ -10,9 +10,10 @@ namespace igan {
 // calling thread's intra-op thread count. Through oneDNN's sgemm where the build found oneDNN:
 // it picks its kernels for the CPU at run time (AVX-512 where there is some), whereas OpenBLAS
 // may be pinned to Haswell's AVX2 ones (OPENBLAS_CORETYPE), which ran the up layers at half the
-// 3x3 layers' speed (issue 18). Otherwise through LibTorch's BLAS.
+// 3x3 layers' speed (issue 18). Otherwise through LibTorch's BLAS. With transpose_b, b is
+// stored n x k (a channels-last image's pixels by channels) and multiplied transposed.
 void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float* c, int64_t ldc);
+           int64_t ldb, float* c, int64_t ldc, bool transpose_b = false);
 
 // A right operand b (k x n, row-major, leading dimension ldb) prepared once for products by
 // several left operands: the up layer multiplies one band of input pixels by the weights of one

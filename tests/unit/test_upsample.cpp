@@ -8,6 +8,7 @@
 #include "model/gemm.h"
 #include "model/layer_clock.h"
 #include "model/layers.h"
+#include "model/upsample_channels_last.h"
 
 namespace igan {
 namespace {
@@ -33,6 +34,12 @@ TEST(Gemm, MatchesTorchMmWithLeadingDimensions) {
     }
     EXPECT_TRUE(torch::equal(got[0], got[1]));
     EXPECT_FALSE(sgemm_backend().empty());
+    // b stored transposed (n x k), as a channels-last image's pixels by channels.
+    const auto bt = torch::randn({n, k + 6}).narrow(1, 1, k);
+    auto c = torch::empty({m, n});
+    sgemm(m, n, k, av.data_ptr<float>(), av.stride(0), bt.data_ptr<float>(), bt.stride(0),
+          c.data_ptr<float>(), n, true);
+    EXPECT_TRUE(test::all_close(c, torch::mm(av, bt.t()), 1e-4, 1e-5));
 }
 
 // Bands of input rows and blocks of output channels change neither the tap planes' sums nor
@@ -78,6 +85,74 @@ TEST(Layers, FusedUpLayerEqualsTensorOps) {
             EXPECT_TRUE(test::all_close(got, ref, 1e-5, 1e-5)) << h << "x" << w << " noise " << with_noise;
         }
     }
+}
+
+// The channels-last up layer against LibTorch's transposed convolution, tensor blur, noise and
+// activation: channel counts that leave vector tails, rows whose input is narrower than a
+// vector, one input row per band to all of them, NCHW or channels-last input, one thread or two
+// (bit for bit the same).
+TEST(Layers, ChannelsLastUpLayerEqualsTensorOps) {
+    torch::manual_seed(9);
+    torch::NoGradGuard no_grad;
+    for (auto [in, out, h, w] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{6, 20, 9, 21},
+                                 {17, 33, 2, 2}, {32, 16, 12, 5}}) {
+        const auto x = torch::randn({2, in, h, w}), k = torch::randn({out, in, 3, 3}) / 6;
+        const auto noise = torch::randn({2, 1, 2 * h - 3, 2 * w - 3}), bias = torch::randn({out});
+        const auto blurred = blur3_valid(conv_transpose2x_cropped(x, k), 4.0);
+        const auto activated = fused_leaky_relu(blurred + noise * 0.7f, bias);
+        UpsampleEpilogue e;
+        e.noise = noise.data_ptr<float>();
+        e.noise_weight = 0.7f;
+        e.bias = bias.data_ptr<float>();
+        for (int64_t rows : {int64_t(1), int64_t(2), int64_t(0), h})
+            for (bool nhwc : {false, true}) {
+                const auto xi = nhwc ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+                const auto plain = upsample2x_blur_channels_last(xi, k, 4.0, rows);
+                EXPECT_TRUE(plain.is_contiguous(at::MemoryFormat::ChannelsLast));
+                EXPECT_TRUE(test::all_close(plain, blurred, 1e-5, 1e-5)) << in << "->" << out
+                                                                         << " rows " << rows;
+                const auto got = upsample2x_blur_channels_last(xi, k, 4.0, rows, &e);
+                EXPECT_TRUE(test::all_close(got, activated, 1e-5, 1e-5)) << in << "->" << out
+                                                                        << " rows " << rows;
+                // Two threads (once per shape: on a loaded machine their barriers are slow).
+                if (rows != 2 || !nhwc) continue;
+                IntraOpThreadsScope scope(2);
+                EXPECT_TRUE(torch::equal(upsample2x_blur_channels_last(xi, k, 4.0, rows, &e), got));
+            }
+    }
+    EXPECT_TRUE(upsample_channels_last_suits(32, 64));
+    EXPECT_FALSE(upsample_channels_last_suits(512, 512));
+}
+
+// A narrow texture synthesizer's layers at inference, channels-last from the up layer on (its
+// 3x3 convolution's noise, bias and activation, a ToRGB reading the map transposed), against
+// the same layers on LibTorch's NCHW operators with gradients on.
+TEST(Layers, ChannelsLastTextureLayersEqualTensorOps) {
+    torch::manual_seed(10);
+    StyledConv up(8, 16, 3, 8, true, true), plain(16, 16, 3, 8, false, true);
+    ToRGB rgb(16, 8);
+    {
+        torch::NoGradGuard no_grad;
+        for (auto* layer : {&up, &plain}) {
+            (*layer)->noise->weight.fill_(0.3);
+            (*layer)->activate->bias.normal_();
+        }
+    }
+    const auto style = torch::randn({1, 8}), x = torch::randn({2, 8, 7, 10});
+    const auto noise_up = torch::randn({2, 1, 11, 17}), noise_plain = torch::randn({2, 1, 9, 15});
+    auto run = [&] {
+        const auto u = up(x, style, noise_up);
+        const auto p = plain(u, style, noise_plain);
+        return std::make_tuple(u, p, rgb(p, style));
+    };
+    const auto [ref_u, ref_p, ref_rgb] = run();
+    torch::NoGradGuard no_grad;
+    const auto [u, p, out] = run();
+    EXPECT_TRUE(u.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(p.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(test::all_close(u, ref_u.detach(), 1e-5, 1e-5));
+    EXPECT_TRUE(test::all_close(p, ref_p.detach(), 1e-4, 1e-5));
+    EXPECT_TRUE(test::all_close(out, ref_rgb.detach(), 1e-4, 1e-5));
 }
 
 // The plain modulated convolutions at inference (a 1x1 one as a matrix product per image, one
