@@ -1,5 +1,6 @@
 #include "model/winograd.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -96,7 +97,7 @@ dnnl::convolution_forward::primitive_desc winograd_pd(int64_t batch, int64_t in,
             attr, cpu_engine()};
 }
 
-// dims of a plain tensor region starting at `data` with t's strides.
+// A region of `dims` laid out as t is (its strides), starting at `data`.
 memory plain_memory(const torch::Tensor& t, memory::dims dims, float* data) {
     const auto s = t.strides();
     return memory({dims, kF32, memory::dims(s.begin(), s.end())}, cpu_engine(), data);
