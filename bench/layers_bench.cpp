@@ -1,9 +1,11 @@
 // Micro-benchmarks of the generator's layers at inference, one thread as each concurrent pass
 // runs them. The upsampling layer (3x3 transposed convolution, stride 2, then the [1,2,1]
-// blur): LibTorch's transposed convolution, igan's banded tap planes (UpLayer; UpStyledConv adds
-// noise and activation as StyledConv runs them), their matrix product alone through igan's GEMM
-// and through LibTorch's BLAS (OpenBLAS), and a plain 3x3 convolution of the same channels;
-// then tiny's structure synthesizer and ToRGB convolutions, igan's way and LibTorch's; then
+// blur): LibTorch's transposed convolution, igan's banded tap planes (UpLayer) and channels-last
+// form (UpLayerChannelsLast; UpStyledConv adds noise and activation as StyledConv runs them),
+// the banded form's matrix product alone through igan's GEMM and through LibTorch's BLAS
+// (OpenBLAS), and a plain 3x3 convolution of the same channels; tiny's 3x3 StyledConvs on NCHW
+// and channels-last inputs; tiny's structure synthesizer and ToRGB convolutions, igan's way and
+// LibTorch's; then
 // paper's plain 3x3 layers directly and by Winograd (model/winograd.h), on 1 or 2 threads.
 // Counters: GFLOP/s of the layer's MACs (9 per input pixel and output channel for the up
 // layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512 convolution on a 64x64
@@ -130,6 +132,22 @@ void UpStyledConv(benchmark::State& state) {
     const auto noise = torch::randn({1, 1, 2 * s.size - 3, 2 * s.size - 3});
     for (auto _ : state) benchmark::DoNotOptimize(layer(x, style, noise));
     set_flops(state, s, s.size);
+}
+
+// tiny's 3x3 StyledConvs (64 -> 64 @139, 32 -> 32 @271) whole, on an NCHW input (argument 0)
+// or a channels-last one (1), as the narrow up layers before them give it.
+void StyledConv3x3(benchmark::State& state) {
+    one_thread();
+    torch::NoGradGuard no_grad;
+    const Shape s = state.range(0) == 0 ? Shape{64, 64, 139} : Shape{32, 32, 271};
+    igan::StyledConv layer(s.in, s.out, 3, 64, false, true);
+    layer->noise->weight.fill_(0.1);
+    const auto x = torch::randn({1, s.in, s.size, s.size})
+                       .contiguous(state.range(1) ? at::MemoryFormat::ChannelsLast
+                                                  : at::MemoryFormat::Contiguous);
+    const auto style = torch::randn({1, 64}), noise = torch::randn({1, 1, s.size - 2, s.size - 2});
+    for (auto _ : state) benchmark::DoNotOptimize(layer(x, style, noise));
+    set_flops(state, s, s.size - 2);
 }
 
 // The layer's product alone, band by band as the layer runs it, by `gemm`.
@@ -281,6 +299,7 @@ BENCHMARK(UpLayerChannelsLast)
     ->ArgsProduct({{0, 1}, {0, 1, 2, 6, 12}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(StyledConv3x3)->ArgsProduct({{0, 1}, {0, 1}})->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);

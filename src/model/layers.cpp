@@ -494,7 +494,11 @@ torch::Tensor conv2d_inference(const torch::Tensor& x, const torch::Tensor& w) {
 
 torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::Tensor& style) {
     if (style.size(0) == 1) {
-        const auto wm = folded_weight(style);
+        // A channels-last input (the narrow texture layers') takes the two-pass fold: its tap
+        // order is the channels-last weight LibTorch would otherwise copy folded_weight's into.
+        const bool nhwc = !upsample && plain_cpu_float(x) && x.dim() == 4 && !x.is_contiguous() &&
+                          x.is_contiguous(at::MemoryFormat::ChannelsLast);
+        const auto wm = nhwc ? folded_weight_tap_order(style) : folded_weight(style);
         return upsample ? upsample_blur(x, wm, 4.0) : conv2d_inference(x, wm);
     }
     const auto s = modulation(style);           // (Bs, in)
