@@ -656,6 +656,48 @@ torch::Tensor ToRGBImpl::forward_mixed(const torch::Tensor& x, const StyleMix& s
     return add_skip(conv->forward_mixed(x, style) + bias, skip);
 }
 
+namespace {
+
+// rgb += the centre crop of skip upsampled to (2h - 1, 2w - 1) by bilinear interpolation with
+// aligned corners, in place. That interpolation keeps even pixels and weighs the neighbours of
+// odd ones by 1/2: done here as LibTorch's kernel does it (across each row, then across rows),
+// to the same bits, in one pass over rgb instead of three full-size tensor passes.
+void add_upsampled_skip(torch::Tensor& rgb, const torch::Tensor& skip) {
+    const auto s = skip.contiguous();
+    const int64_t planes = rgb.size(0) * rgb.size(1), oh = rgb.size(2), ow = rgb.size(3),
+                  h = s.size(2), w = s.size(3), uw = 2 * w - 1;
+    const int64_t dy = (2 * h - 1 - oh) / 2, dx = (uw - ow) / 2;  // as center_crop's
+    const float* sp = s.data_ptr<float>();
+    float* o = rgb.data_ptr<float>();
+    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> rows(size_t(h * uw));  // every skip row interpolated along the row
+        for (int64_t p = begin; p < end; ++p) {
+            for (int64_t r = 0; r < h; ++r) {
+                const float* a = sp + (p * h + r) * w;
+                float* t = rows.data() + r * uw;
+                for (int64_t c = 0; c + 1 < w; ++c) {
+                    t[2 * c] = a[c];
+                    t[2 * c + 1] = a[c] * 0.5f + a[c + 1] * 0.5f;
+                }
+                t[uw - 1] = a[w - 1];
+            }
+            for (int64_t y = 0; y < oh; ++y) {
+                const int64_t r = y + dy;
+                const float* t0 = rows.data() + (r >> 1) * uw + dx;
+                float* out = o + (p * oh + y) * ow;
+                if (r & 1) {
+                    const float* t1 = t0 + uw;
+                    for (int64_t x = 0; x < ow; ++x) out[x] += t0[x] * 0.5f + t1[x] * 0.5f;
+                } else {
+                    for (int64_t x = 0; x < ow; ++x) out[x] += t0[x];
+                }
+            }
+        }
+    });
+}
+
+}  // namespace
+
 torch::Tensor ToRGBImpl::add_skip(torch::Tensor rgb, const torch::Tensor& skip) {
     if (!skip.defined()) return rgb;
     // Per-channel transposed conv by the [1,2,1]x[1,2,1]/4 kernel, stride 2: H -> 2H+1, crop to
@@ -663,6 +705,13 @@ torch::Tensor ToRGBImpl::add_skip(torch::Tensor rgb, const torch::Tensor& skip) 
     // corners (even pixels copy, odd ones average their neighbours), which is far faster than a
     // grouped transposed convolution.
     const int64_t h = skip.size(-2), w = skip.size(-1);
+    // At inference on the CPU, rgb (this layer's fresh output) takes it in place.
+    if (plain_cpu_float(rgb) && plain_cpu_float(skip) && rgb.dim() == 4 && skip.dim() == 4 &&
+        rgb.is_contiguous() && skip.size(0) == rgb.size(0) && skip.size(1) == rgb.size(1) &&
+        2 * h - 1 >= rgb.size(2) && 2 * w - 1 >= rgb.size(3)) {
+        add_upsampled_skip(rgb, skip);
+        return rgb;
+    }
     auto up = F::interpolate(skip, F::InterpolateFuncOptions()
                                        .size(std::vector<int64_t>{2 * h - 1, 2 * w - 1})
                                        .mode(torch::kBilinear)

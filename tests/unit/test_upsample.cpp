@@ -13,6 +13,8 @@
 namespace igan {
 namespace {
 
+namespace F = torch::nn::functional;
+
 // igan's GEMM equals torch::mm on operands whose rows are longer than the matrices (leading
 // dimensions, as the up layer's bands of input rows are), on one thread and on two; the two
 // thread counts agree bit for bit (a render's pixels must not depend on --workers).
@@ -153,6 +155,25 @@ TEST(Layers, ChannelsLastTextureLayersEqualTensorOps) {
     EXPECT_TRUE(test::all_close(u, ref_u.detach(), 1e-5, 1e-5));
     EXPECT_TRUE(test::all_close(p, ref_p.detach(), 1e-4, 1e-5));
     EXPECT_TRUE(test::all_close(out, ref_rgb.detach(), 1e-4, 1e-5));
+}
+
+// ToRGB's skip at inference (its rgb takes the upsampled skip in place, in one pass) against
+// LibTorch's bilinear interpolation with aligned corners, centre-cropped and added: bit for bit,
+// for margins of zero, one and an odd number of pixels.
+TEST(Layers, ToRgbSkipEqualsBilinearInterpolation) {
+    torch::manual_seed(11);
+    torch::NoGradGuard no_grad;
+    ToRGB rgb(6, 8);
+    const auto style = torch::randn({1, 8}), skip = torch::randn({2, 3, 7, 9});
+    for (auto [h, w] : {std::pair<int64_t, int64_t>{13, 17}, {11, 15}, {10, 12}}) {
+        const auto x = torch::randn({2, 6, h, w});
+        const auto up = F::interpolate(skip, F::InterpolateFuncOptions()
+                                                 .size(std::vector<int64_t>{13, 17})
+                                                 .mode(torch::kBilinear)
+                                                 .align_corners(true));
+        const auto ref = rgb(x, style) + center_crop(up, h, w);
+        EXPECT_TRUE(torch::equal(rgb(x, style, skip), ref)) << h << "x" << w;
+    }
 }
 
 // The plain modulated convolutions at inference (a 1x1 one as a matrix product per image, one
