@@ -5,7 +5,7 @@
 // the banded form's matrix product alone through igan's GEMM and through LibTorch's BLAS
 // (OpenBLAS), and a plain 3x3 convolution of the same channels; tiny's 3x3 StyledConvs on NCHW
 // and channels-last inputs; tiny's structure synthesizer and ToRGB convolutions, igan's way and
-// LibTorch's; then
+// LibTorch's; a whole tiny tile's forward pass (TinyTile); then
 // paper's plain 3x3 layers directly and by Winograd (model/winograd.h), on 1 or 2 threads.
 // Counters: GFLOP/s of the layer's MACs (9 per input pixel and output channel for the up
 // layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512 convolution on a 64x64
@@ -25,6 +25,7 @@
 
 #include "core/threads.h"
 #include "model/gemm.h"
+#include "model/generator.h"
 #include "model/layers.h"
 #include "model/upsample_channels_last.h"
 #include "model/winograd.h"
@@ -232,6 +233,28 @@ void SmallConvIganChannelsLast(benchmark::State& state) {
                at::MemoryFormat::ChannelsLast);
 }
 
+// A whole tiny tile of 256 px (a 38-cell z_S window) through the generator on one thread:
+// everything a render pass does but draw its fields and deliver its pixels.
+void TinyTile(benchmark::State& state) {
+    one_thread();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(2);
+    const auto config = igan::preset_config("tiny").generator;
+    igan::Generator g(config);
+    g->eval();
+    const int64_t n = 38, side = n + 2 * config.ss_margin();
+    const auto z = torch::randn({1, 2, config.global_latent_dim});
+    const auto local = torch::randn({1, config.local_latent_dim, side, side});
+    const auto coords = torch::randn({1, 3, side, side});
+    std::vector<torch::Tensor> noises;
+    for (int64_t size : igan::ts_output_sizes(config, n)) noises.push_back(torch::randn({1, 1, size, size}));
+    for (auto _ : state) benchmark::DoNotOptimize(g->forward(z, local, coords, noises).image);
+    const double gflop = 2e-9 * igan::generator_macs(config, n);
+    state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["of_peak"] =
+        benchmark::Counter(gflop / g_peak_gflops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // The same folded weights through LibTorch's NCHW convolution.
 void SmallConvLibTorch(benchmark::State& state) {
     small_conv(state, [](igan::ModulatedConv2d& layer, const torch::Tensor& x,
@@ -305,6 +328,7 @@ BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvIgan)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvIganChannelsLast)->DenseRange(1, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(TinyTile)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvLibTorch)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(Conv3x3Direct)
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})

@@ -44,8 +44,13 @@ torch::Tensor StructureSynthesizerImpl::forward(const torch::Tensor& z_global,
                     coords.size(-2) == local_latent.size(-2),
                 "coords must be (B, 3, h, w) matching the local latent, got ", coords.sizes());
     auto x = local_latent;
+    // At inference on the CPU the layers run channels-last (layers.cpp, conv2d_inference):
+    // coordinates in that layout keep each layer's input concatenation channels-last too,
+    // instead of a transposing copy per layer.
+    const bool nhwc = coords.is_cpu() && !torch::GradMode::is_enabled() && !spatial;
+    const auto grid = nhwc ? coords.contiguous(at::MemoryFormat::ChannelsLast) : coords;
     for (size_t i = 0; i < blocks.size(); ++i) {
-        auto c = center_crop(coords, x.size(-2), x.size(-1));
+        auto c = center_crop(grid, x.size(-2), x.size(-1));
         if (c.size(0) != x.size(0)) c = c.expand({x.size(0), -1, -1, -1});
         auto input = torch::cat({x, c}, 1);
         x = spatial ? blocks[i]->conv->forward_mixed(input, StyleMix{spatial->palette, spatial->conv[i]})

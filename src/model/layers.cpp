@@ -485,8 +485,10 @@ torch::Tensor conv2d_inference(const torch::Tensor& x, const torch::Tensor& w) {
     if (w.size(2) == 3 && w.size(3) == 3 &&
         winograd_conv3x3_suits(in, out, x.size(2), x.size(3)))
         return winograd_conv3x3(x, w);
+    // The result stays channels-last: the next structure layer, and the up layer after the last
+    // one, read it in that layout.
     if ((in + 15) / 16 * 16 * 10 > in * 11)
-        return F::conv2d(x.contiguous(at::MemoryFormat::ChannelsLast), w).contiguous();
+        return F::conv2d(x.contiguous(at::MemoryFormat::ChannelsLast), w);
     return F::conv2d(x, w);
 }
 

@@ -177,7 +177,8 @@ TEST(Layers, ToRgbSkipEqualsBilinearInterpolation) {
 }
 
 // The plain modulated convolutions at inference (a 1x1 one as a matrix product per image, one
-// with 35 input channels channels-last) against LibTorch's NCHW convolution with gradients on.
+// with 35 input channels channels-last, its result left so, on an NCHW input or a channels-last
+// one as the next structure layer gets) against LibTorch's NCHW convolution with gradients on.
 TEST(Layers, InferenceConvolutionsEqualTensorOps) {
     torch::manual_seed(8);
     for (auto [in, out, kernel] : {std::tuple<int64_t, int64_t, int64_t>{35, 8, 7}, {12, 3, 1}}) {
@@ -186,10 +187,13 @@ TEST(Layers, InferenceConvolutionsEqualTensorOps) {
         const auto x = torch::randn({2, in, 13, 17});
         const auto ref = conv(x, style).detach();
         torch::NoGradGuard no_grad;
-        const auto got = conv(x, style);
-        ASSERT_EQ(got.sizes(), ref.sizes());
-        EXPECT_TRUE(got.is_contiguous());
-        EXPECT_TRUE(test::all_close(got, ref, 1e-5, 1e-5)) << in << "->" << out;
+        for (bool nhwc : {false, true}) {
+            const auto got = conv(nhwc ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, style);
+            ASSERT_EQ(got.sizes(), ref.sizes());
+            EXPECT_TRUE(got.is_contiguous(kernel > 1 ? at::MemoryFormat::ChannelsLast
+                                                     : at::MemoryFormat::Contiguous));
+            EXPECT_TRUE(test::all_close(got, ref, 1e-5, 1e-5)) << in << "->" << out << " " << nhwc;
+        }
     }
 }
 
