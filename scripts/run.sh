@@ -9,5 +9,5 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)" --target igan
 model=$(ls models/*.safetensors | head -1)
 out=${1:-landscape.png}
-./build/igan generate --model "$model" --seed 42 --width 1024 --height 256 --out "$out"
+./build/igan generate --model "$model" --seed 2 --width 1024 --height 256 --out "$out"
 echo "landscape written to $(realpath "$out")"
