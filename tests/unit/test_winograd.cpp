@@ -96,26 +96,34 @@ TEST(Winograd, FormsChooseTheConvolution) {
         EXPECT_STRNE(conv3x3_form_name(f), "");
 }
 
-// The render contract with every plain 3x3 layer of the micro model by Winograd: tiled equals
-// direct at several tile sizes (the contract's 1e-4), and the direct convolutions' render within
-// 1e-5 of the largest magnitude (this random model's outputs reach about 11).
+// The render contract with the plain 3x3 layers by Winograd: the micro model forced to it, and
+// a 128-channel one in the automatic form (the paper's case, cheaply). Tiled equals direct at
+// several tile sizes (the contract's 1e-4), and the direct convolutions' render within 1e-5 of
+// the largest magnitude (these random models' outputs reach about 11).
 TEST(Winograd, TiledRenderEqualsDirect) {
     if (!winograd_conv3x3_available()) GTEST_SKIP() << "no oneDNN Winograd on this build or CPU";
-    auto model = test::random_patch_model(test::micro_generator_config());
-    PatchModel& m = *model;
-    const Rect r{-37, 11, 61, 45};
-    torch::Tensor reference;
-    {
-        FormScope direct_form(Conv3x3Form::direct);
-        reference = render_region(m, r, test::opts(std::max(r.w, r.h)));
-    }
-    FormScope winograd(Conv3x3Form::winograd);
-    const auto direct = render_region(m, r, test::opts(std::max(r.w, r.h)));
-    EXPECT_TRUE(test::all_close(direct, reference, 1e-5 * reference.abs().max().item<double>()));
-    EXPECT_GT((direct - reference).abs().max().item<double>(), 0.0) << "Winograd did not run";
-    for (int64_t tile : {7, 16, 33}) {
-        const auto tiled = render_region(m, r, test::opts(tile, 1, 9, 2));
-        EXPECT_TRUE(test::all_close(tiled, direct, 1e-4)) << "tile " << tile;  // the contract's
+    auto wide = test::micro_generator_config();
+    wide.ts_conv_out_channels = {128, 128, 128, 128};
+    for (const auto& [config, form] :
+         {std::pair{test::micro_generator_config(), Conv3x3Form::winograd},
+          std::pair{wide, Conv3x3Form::automatic}}) {
+        auto model = test::random_patch_model(config);
+        PatchModel& m = *model;
+        const Rect r{-37, 11, 61, 45};
+        torch::Tensor reference;
+        {
+            FormScope direct_form(Conv3x3Form::direct);
+            reference = render_region(m, r, test::opts(std::max(r.w, r.h)));
+        }
+        FormScope chosen(form);
+        const auto direct = render_region(m, r, test::opts(std::max(r.w, r.h)));
+        const double scale = reference.abs().max().item<double>();
+        EXPECT_TRUE(test::all_close(direct, reference, 1e-5 * scale)) << conv3x3_form_name(form);
+        EXPECT_GT((direct - reference).abs().max().item<double>(), 0.0) << "Winograd did not run";
+        for (int64_t tile : {7, 16, 33}) {
+            const auto tiled = render_region(m, r, test::opts(tile, 1, 9, 2));
+            EXPECT_TRUE(test::all_close(tiled, direct, 1e-4)) << "tile " << tile;  // the contract's
+        }
     }
 }
 
