@@ -8,6 +8,7 @@
 #include "igan/igan.h"
 #include "core/threads.h"
 #include "model/gemm.h"
+#include "model/winograd.h"
 #include "igan/image.h"
 #include "model/state.h"
 
@@ -50,6 +51,13 @@ std::string version_report() {
          "\n";
     s += "BLAS: " + blas_in_use() + "\n";
     s += "GEMM of the up layers: " + sgemm_backend() + "\n";
+    const Conv3x3Form form = cpu_conv3x3_form();
+    s += std::string("3x3 layers on the CPU: ") +
+         (!winograd_conv3x3_available() || form == Conv3x3Form::direct
+              ? "direct"
+              : form == Conv3x3Form::winograd ? "Winograd F(4x4,3x3), oneDNN"
+                                              : "Winograd F(4x4,3x3), oneDNN, at >= 128 channels; else direct") +
+         " (IGAN_CPU_CONV3X3=" + conv3x3_form_name(form) + ")\n";
     s += "threads: " + std::to_string(at::get_num_threads()) + " (of " +
          std::to_string(default_threads()) + " cores)";
     return s;

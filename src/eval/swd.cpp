@@ -313,27 +313,30 @@ std::vector<SwdResult> swd_draws(const SwdDescriptors& a, const SwdDescriptors& 
                 }
             }
         };
+        // Every projection runs on one intra-op and one OpenBLAS thread, also with one worker, so
+        // the numbers do not depend on the process's thread count (a matmul split over threads
+        // sums in another order).
+        set_blas_threads(1);
+        std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+        auto run = [&](int w) {
+            set_this_thread_intra_op_threads(1);
+            try {
+                work(w);
+            } catch (...) {
+                errors[size_t(w)] = std::current_exception();
+            }
+        };
         if (workers == 1) {
-            work(0);
+            IntraOpThreadsScope restore(1);
+            run(0);
         } else {
-            // Each worker on one intra-op thread, OpenBLAS too, so the workers own the cores.
-            set_blas_threads(1);
             std::vector<std::thread> pool;
-            std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
-            for (int w = 0; w < workers; ++w)
-                pool.emplace_back([&, w] {
-                    set_this_thread_intra_op_threads(1);
-                    try {
-                        work(w);
-                    } catch (...) {
-                        errors[size_t(w)] = std::current_exception();
-                    }
-                });
+            for (int w = 0; w < workers; ++w) pool.emplace_back(run, w);
             for (auto& t : pool) t.join();
-            set_blas_threads(at::get_num_threads());
-            for (const auto& e : errors)
-                if (e) std::rethrow_exception(e);
         }
+        set_blas_threads(at::get_num_threads());
+        for (const auto& e : errors)
+            if (e) std::rethrow_exception(e);
         const auto& [h, w] = a.level_sizes()[l];
         for (int64_t t = 0; t < draws; ++t) {
             double sum = 0;  // in direction order: the same on any number of threads
