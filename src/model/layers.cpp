@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
-#include "core/error.h"
+#include "core/env_choice.h"
 #include "model/gemm.h"
 #include "model/precision.h"
 #include "model/row_kernels.h"
@@ -31,6 +30,12 @@ namespace {
 bool plain_cpu_float(const torch::Tensor& t) {
     return t.is_cpu() && t.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled() &&
            !t.requires_grad();
+}
+
+// A 4-D tensor laid out channels-last (the narrow texture layers' maps at inference), and not
+// also NCHW-contiguous as a tensor with one channel or one pixel is.
+bool only_channels_last(const torch::Tensor& t) {
+    return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 // One output row of the [1,2,1] x [1,2,1] valid blur times `scale` from three consecutive input
@@ -189,13 +194,10 @@ const char* upsample_form_name(UpsampleForm form) {
 }
 
 UpsampleForm cuda_upsample_form() {
-    static const UpsampleForm form = [] {
-        const char* env = std::getenv("IGAN_CUDA_UP");
-        const std::string name = env ? env : "phases";
-        for (auto f : {UpsampleForm::transpose, UpsampleForm::phases, UpsampleForm::taps})
-            if (name == upsample_form_name(f)) return f;
-        throw Error("IGAN_CUDA_UP=" + name + ": use transpose, phases or taps");
-    }();
+    static const UpsampleForm form =
+        env_choice("IGAN_CUDA_UP", UpsampleForm::phases,
+                   {UpsampleForm::transpose, UpsampleForm::phases, UpsampleForm::taps},
+                   upsample_form_name);
     return form;
 }
 
@@ -472,7 +474,7 @@ torch::Tensor conv2d_inference(const torch::Tensor& x, const torch::Tensor& w) {
     const int64_t out = w.size(0), in = w.size(1), area = x.size(2) * x.size(3);
     if (w.size(2) == 1 && w.size(3) == 1) {
         // A channels-last input (the narrow texture layers') is read as it lies, transposed.
-        const bool nhwc = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+        const bool nhwc = only_channels_last(x);
         const auto xc = nhwc ? x : x.contiguous();
         const auto wc = w.reshape({out, in}).contiguous();
         auto y = torch::empty({x.size(0), out, x.size(2), x.size(3)});
@@ -498,8 +500,7 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
     if (style.size(0) == 1) {
         // A channels-last input (the narrow texture layers') takes the two-pass fold: its tap
         // order is the channels-last weight LibTorch would otherwise copy folded_weight's into.
-        const bool nhwc = !upsample && plain_cpu_float(x) && x.dim() == 4 && !x.is_contiguous() &&
-                          x.is_contiguous(at::MemoryFormat::ChannelsLast);
+        const bool nhwc = !upsample && plain_cpu_float(x) && only_channels_last(x);
         const auto wm = nhwc ? folded_weight_tap_order(style) : folded_weight(style);
         return upsample ? upsample_blur(x, wm, 4.0) : conv2d_inference(x, wm);
     }
@@ -609,8 +610,7 @@ torch::Tensor StyledConvImpl::add_noise_and_activate(torch::Tensor y,
     if (torch::GradMode::is_enabled()) return activate(noise ? noise(y, noise_map) : y);
     // Inference: y is this layer's own fresh output, so noise, bias and activation update it in
     // place, in one pass when it is plain CPU memory (the arithmetic of the tensor ops, in order).
-    const bool nhwc = y.dim() == 4 && !y.is_contiguous() &&
-                      y.is_contiguous(at::MemoryFormat::ChannelsLast);
+    const bool nhwc = only_channels_last(y);
     const bool fused = plain_cpu_float(y) && y.dim() == 4 && (y.is_contiguous() || nhwc) &&
                        (!noise || (noise_map.is_contiguous() && noise_map.size(1) == 1 &&
                                    noise_map.size(0) == y.size(0)));

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 
 #ifdef IGAN_HAVE_DNNL
@@ -17,13 +16,9 @@ namespace igan {
 namespace {
 
 std::atomic<Conv3x3Form>& form_in_use() {
-    static std::atomic<Conv3x3Form> form = [] {
-        const char* env = std::getenv("IGAN_CPU_CONV3X3");
-        const std::string name = env ? env : "auto";
-        for (auto f : {Conv3x3Form::automatic, Conv3x3Form::direct, Conv3x3Form::winograd})
-            if (name == conv3x3_form_name(f)) return f;
-        throw Error("IGAN_CPU_CONV3X3=" + name + ": use auto, direct or winograd");
-    }();
+    static std::atomic<Conv3x3Form> form = env_choice(
+        "IGAN_CPU_CONV3X3", Conv3x3Form::automatic,
+        {Conv3x3Form::automatic, Conv3x3Form::direct, Conv3x3Form::winograd}, conv3x3_form_name);
     return form;
 }
 
