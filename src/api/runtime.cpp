@@ -38,6 +38,22 @@ std::string blas_in_use() {
     return "none found";
 }
 
+// How the CPU runs the 3x3 layers; a bad IGAN_CPU_CONV3X3 is reported, not thrown, so that
+// --version still prints.
+std::string conv3x3_in_use() {
+    try {
+        const Conv3x3Form form = cpu_conv3x3_form();
+        std::string how = "direct";
+        if (winograd_conv3x3_available() && form != Conv3x3Form::direct)
+            how = form == Conv3x3Form::winograd
+                      ? "Winograd F(4x4,3x3), oneDNN"
+                      : "Winograd F(4x4,3x3), oneDNN, at >= 128 channels; else direct";
+        return how + " (IGAN_CPU_CONV3X3=" + conv3x3_form_name(form) + ")";
+    } catch (const Error& e) {
+        return e.what();
+    }
+}
+
 }  // namespace
 
 std::string version_report() {
@@ -51,13 +67,7 @@ std::string version_report() {
          "\n";
     s += "BLAS: " + blas_in_use() + "\n";
     s += "GEMM of the up layers: " + sgemm_backend() + "\n";
-    const Conv3x3Form form = cpu_conv3x3_form();
-    s += std::string("3x3 layers on the CPU: ") +
-         (!winograd_conv3x3_available() || form == Conv3x3Form::direct
-              ? "direct"
-              : form == Conv3x3Form::winograd ? "Winograd F(4x4,3x3), oneDNN"
-                                              : "Winograd F(4x4,3x3), oneDNN, at >= 128 channels; else direct") +
-         " (IGAN_CPU_CONV3X3=" + conv3x3_form_name(form) + ")\n";
+    s += "3x3 layers on the CPU: " + conv3x3_in_use() + "\n";
     s += "threads: " + std::to_string(at::get_num_threads()) + " (of " +
          std::to_string(default_threads()) + " cores)";
     return s;
