@@ -41,6 +41,11 @@ void add_common_render_options(CLI::App* cmd, GenerateArgs& a) {
         ->capture_default_str();
     cmd->add_option("--device", a.device, "cpu or cuda")->capture_default_str();
     add_precision_option(cmd, &a.precision);
+    cmd->add_option("--beyond-band", a.beyond_band,
+                    "rows beyond the training band: fade (smooth sky and plain ground) or "
+                    "texture (the original InfinityGAN: the band's edge rows continued)")
+        ->check(CLI::IsMember({"fade", "texture"}))
+        ->capture_default_str();
     cmd->add_option("--config", a.config,
                     "config for weight files without igan metadata (paper, tiny, golden, file)");
     cmd->add_flag("--force", a.force, "allow sizes beyond the safety cap");
@@ -60,6 +65,7 @@ igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const s
     r.workers = a.workers;
     r.psi = a.psi;
     r.cyclic_width = a.cyclic_width;
+    r.fade_beyond_band = a.beyond_band == "fade";
     r.out = out;
     return r;
 }

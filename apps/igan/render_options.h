@@ -8,7 +8,8 @@
 namespace igan::cli {
 
 struct GenerateArgs {
-    std::string model, out, outdir, seeds, device = "cpu", config, shard, precision = "fp32";
+    std::string model, out, outdir, seeds, device = "cpu", config, shard, precision = "fp32",
+                beyond_band = "fade";
     int64_t seed = 0, x = 0, width = 512, height = 256, tile = 0, batch = 1, workers = 0,
             cyclic_width = 0;
     std::optional<int64_t> y;
@@ -17,7 +18,7 @@ struct GenerateArgs {
 };
 
 // --model, --seed, --width/--height, --x/--y, --tile, --batch, --workers, --psi (alias --trunc),
-// --device, --precision, --config, --force, --quiet, --json.
+// --device, --precision, --beyond-band, --config, --force, --quiet, --json.
 void add_common_render_options(CLI::App* cmd, GenerateArgs& a);
 // The request for one seed and output path (y defaults to -height/2: centred on the horizon).
 igan::GenerateRequest make_request(const GenerateArgs& a, uint64_t seed, const std::string& out);

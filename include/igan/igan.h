@@ -114,6 +114,9 @@ struct GenerateRequest {
     int64_t workers = 0;       // forward passes run concurrently (0: one per CPU thread)
     double psi = 1.0;          // truncation of the global style toward its mean
     int64_t cyclic_width = 0;  // > 0: a horizontally periodic canvas
+    // Beyond the rows the model was trained on, fade the local latent so that sky and ground
+    // continue smoothly (false: the original's canvas, the edge rows' texture repeated).
+    bool fade_beyond_band = true;
     std::vector<StyleCentre> styles;  // non-empty: style fusion (`seed` then only seeds z_l/noise)
     double style_band = 128;          // fusion transition width in pixels
     // 0: the canvas. z < 0 (one of ModelSummary::partial_levels): the canvas 2^-z times smaller,

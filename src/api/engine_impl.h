@@ -88,6 +88,7 @@ struct Engine::Impl {
         o.max_tile_height = streaming_tile_height_cap(r.width);
         o.fields.seed = r.seed;
         o.fields.cyclic_period_px = r.cyclic_width;
+        o.fields.fade_beyond_band = r.fade_beyond_band;
         o.precision = precision;
         if (r.coarse_head) {
             o.head = coarse.heads.at(r.level);  // prepare() checked it is there
@@ -135,7 +136,8 @@ struct Engine::Impl {
                             {"y", r.y},
                             {"width", r.width},
                             {"height", r.height},
-                            {"psi", r.psi}};
+                            {"psi", r.psi},
+                            {"beyond_band", r.fade_beyond_band ? "fade" : "texture"}};
         if (r.level != 0) j["level"] = r.level;
         if (r.coarse_head) j["coarse_head"] = true;
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;

@@ -1,5 +1,7 @@
 #include "render/canvas.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/rng_tensor.h"
@@ -37,6 +39,32 @@ std::vector<int64_t> CanvasGeometry::layer_sizes(int64_t n) const {
     return sizes;
 }
 
+double band_fade_factor(const GeneratorConfig& c, int64_t cell_row) {
+    const double pixel = double(ts_upscale(c) * cell_row) + cell_center_offset(c);
+    const double beyond = std::abs(pixel) - c.full_size / 2.0;
+    return beyond <= 0 ? 1.0 : std::exp(-beyond / (0.3 * c.full_size));
+}
+
+namespace {
+
+// Multiplies each window's local latent rows by band_fade_factor; rows inside the band are
+// left alone so that windows there cost nothing.
+void fade_beyond_band(const GeneratorConfig& c, const std::vector<int64_t>& ys,
+                      torch::Tensor& local_latent) {
+    const int64_t b = local_latent.size(0), h = local_latent.size(2);
+    auto factors = torch::ones({b, 1, h, 1});
+    auto f = factors.accessor<float, 4>();
+    bool any = false;
+    for (int64_t i = 0; i < b; ++i)
+        for (int64_t r = 0; r < h; ++r) {
+            f[i][0][r][0] = float(band_fade_factor(c, ys[size_t(i)] + r));
+            any = any || f[i][0][r][0] != 1.0f;
+        }
+    if (any) local_latent.mul_(factors.to(local_latent.device()));
+}
+
+}  // namespace
+
 PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields,
                             const std::vector<std::pair<int64_t, int64_t>>& origins, int64_t n_h,
                             int64_t n_w, int rgb_index, torch::Device device) {
@@ -62,6 +90,7 @@ PatchBatch make_patch_batch(const GeneratorConfig& c, const CanvasFields& fields
         out.local_latent = normal_fields(device, fields.seed, kLocalLatentStream,
                                          c.local_latent_dim, ys, xs, side_h, side_w, period_cells);
     }
+    if (fields.fade_beyond_band) fade_beyond_band(c, ys, out.local_latent);
     std::vector<torch::Tensor> coords;
     for (int64_t i = 0; i < b; ++i)
         coords.push_back(coordinate_window(c, ys[i], xs[i], side_h, side_w, period_cells));
