@@ -8,7 +8,8 @@
 // the reference's, and the cold cost of one tile of `tile` px in seconds, from timed renders of
 // one tile at each directly rendered level (a way costs 4^(p - z) tiles of level p). A way
 // "head p" renders level p through the fitted coarse head in the model's side file (igan
-// fit-coarse); fit them on other seeds than these (1..samples) to measure on held-out ones.
+// fit-coarse); "student p" through its coarse student (igan fit-coarse --student). Fit both on
+// other seeds than these (1..samples) to measure on held-out ones.
 //   build/igan_levels_bench models/landscape-tiny.safetensors --size 64 --samples 8 --threads 2
 // docs/serving.md, "Zoomed-out levels", holds the table and the choice the server makes from it.
 #include <igan/igan.h>
@@ -105,11 +106,24 @@ int main(int argc, char** argv) {
     std::printf("; %lld samples of %lld px at level %d (native %lld px)\n", (long long)samples,
                 (long long)size, min_level, (long long)native_side);
 
-    // Levels with a fitted coarse head (the model's side file, igan fit-coarse), as
-    // p - kHead in the maps below.
-    constexpr int kHead = 10;
-    std::vector<int> heads;
+    // Levels with a fitted coarse head or a coarse student (the model's side file, igan
+    // fit-coarse), as p - kHead and p - kStudent in the maps below.
+    constexpr int kHead = 10, kStudent = 20;
+    std::vector<int> heads, students;
     for (const auto& h : engine.summary().coarse_heads) heads.push_back(h.level);
+    for (const auto& h : engine.summary().coarse_students) students.push_back(h.level);
+    // A way's key: its level and how it is made (0 partial or box, 1 head, 2 student).
+    auto kind_of = [&](int key) {
+        return key < -kStudent / 2 - kHead ? 2 : key < -kHead / 2 ? 1 : 0;
+    };
+    auto level_of = [&](int key) {
+        return key + (kind_of(key) == 2 ? kStudent : kind_of(key) == 1 ? kHead : 0);
+    };
+    auto name_of = [&](int key) {
+        const char* kinds[] = {"partial ", "head ", "student "};
+        return key == 0 ? std::string("box 0")
+                        : kinds[kind_of(key)] + std::to_string(level_of(key));
+    };
     // ways[z][p]: level z from level p (p = 0: the reference).
     std::map<int, std::map<int, Way>> ways;
     const igan::SwdConfig swd_config;
@@ -121,8 +135,15 @@ int main(int argc, char** argv) {
             if (std::count(heads.begin(), heads.end(), p))
                 ways[z][p - kHead].desc =
                     std::make_unique<igan::SwdDescriptors>(swd_config, side, side);
+            if (std::count(students.begin(), students.end(), p))
+                ways[z][p - kStudent].desc =
+                    std::make_unique<igan::SwdDescriptors>(swd_config, side, side);
         }
     }
+    std::map<int, std::vector<double>> shifted;  // per level: PSNR of the half-pixel shift
+    std::vector<int> heads_and_students;
+    for (int p : heads) heads_and_students.push_back(p - kHead);
+    for (int p : students) heads_and_students.push_back(p - kStudent);
     for (int64_t s = 0; s < samples; ++s) {
         igan::GenerateRequest r;
         r.seed = uint64_t(s + 1);
@@ -140,30 +161,41 @@ int main(int argc, char** argv) {
             q.width = q.height = native_side >> -p;
             rendered[p] = engine.render_rgb(q);
         }
-        for (int p : heads) {
+        for (int key : heads_and_students) {
+            const int p = level_of(key);
             if (p < min_level) continue;
             igan::GenerateRequest q = r;
             q.level = p;
-            q.coarse_head = true;
+            q.coarse_head = kind_of(key) == 1;
+            q.coarse_student = kind_of(key) == 2;
             q.x = r.x >> -p;
             q.y = r.y >> -p;
             q.width = q.height = native_side >> -p;
-            rendered[p - kHead] = engine.render_rgb(q);
+            rendered[key] = engine.render_rgb(q);
         }
+        const auto native_t = to_tensor(native, native_side);
         for (auto& [z, by_source] : ways) {
             const int64_t side = size << (z - min_level);
             const Image ref = box_filter(native, native_side, native_side / side);
+            // The box filter against itself half a level pixel away, a displacement no viewer
+            // sees at that scale: a yardstick for "faithful" (docs/serving.md).
+            const int64_t f = native_side / side, n = native_side - f;
+            auto boxed = [&](int64_t at) {
+                const auto t = native_t.narrow(1, at, n).narrow(2, at, n).unsqueeze(0);
+                return torch::avg_pool2d(t, f).round();
+            };
+            const double mse = (boxed(0) - boxed(f / 2)).pow(2).mean().item<double>();
+            shifted[z].push_back(mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse));
             for (auto& [p, way] : by_source) {
-                const int64_t p_side = native_side >> -(p < -kHead / 2 ? p + kHead : p);
+                const int64_t p_side = native_side >> -level_of(p);
                 const Image img = p == 0 ? ref : box_filter(rendered[p], p_side, p_side / side);
                 way.psnr.push_back(psnr(img, ref));
                 way.desc->add(to_tensor(img, side));
                 if (s == 0 && !dump.empty()) {
                     const auto png = igan::encode_png(img.data(), side, side);
+                    const char* kinds[] = {"", "head", "student"};
                     const auto path = dump + "/level_" + std::to_string(z) + "_from_" +
-                                      (p < -kHead / 2 ? "head" + std::to_string(p + kHead)
-                                                      : std::to_string(p)) +
-                                      ".png";
+                                      kinds[kind_of(p)] + std::to_string(level_of(p)) + ".png";
                     std::FILE* f = std::fopen(path.c_str(), "wb");
                     if (f) std::fwrite(png.data(), 1, png.size(), f), std::fclose(f);
                 }
@@ -176,15 +208,16 @@ int main(int argc, char** argv) {
     std::map<int, double> tile_s;
     std::vector<int> direct{0};
     for (int p : partial) direct.push_back(p);
-    for (int p : heads) direct.push_back(p - kHead);
+    for (int key : heads_and_students) direct.push_back(key);
     // Alternating: each round times one cold tile (a fresh place) at every level in turn, so
     // load from other jobs hits all levels alike; the median over rounds, and the median of
     // each round's ratio to its z = 0 tile.
     auto request_for = [&](int p, int64_t round) {
         igan::GenerateRequest q;
         q.seed = 99;
-        q.level = p < -kHead / 2 ? p + kHead : p;
-        q.coarse_head = p < -kHead / 2;
+        q.level = level_of(p);
+        q.coarse_head = kind_of(p) == 1;
+        q.coarse_student = kind_of(p) == 2;
         q.width = q.height = tile;
         q.x = (round + 1) * 4 * tile;
         return q;
@@ -213,21 +246,23 @@ int main(int argc, char** argv) {
             double mean = 0, lo = 1e9;
             for (double v : way.psnr) mean += v / double(way.psnr.size()), lo = std::min(lo, v);
             const double swd = p == 0 ? 0.0 : igan::swd(*way.desc, ref).mean;
-            const bool head = p < -kHead / 2;
-            const double tiles = std::pow(4.0, (head ? p + kHead : p) - z);
-            std::printf("%5d  %-10s  %6.2f (%6.2f)  %9.2f  %7.3f  (%g)\n", z,
-                        p == 0  ? "box 0"
-                        : head ? ("head " + std::to_string(p + kHead)).c_str()
-                               : ("partial " + std::to_string(p)).c_str(),
+            const double tiles = std::pow(4.0, level_of(p) - z);
+            std::printf("%5d  %-10s  %6.2f (%6.2f)  %9.2f  %7.3f  (%g)\n", z, name_of(p).c_str(),
                         p == 0 ? 99.0 : mean, p == 0 ? 99.0 : lo, swd, tiles * tile_s[p], tiles);
         }
     }
+    std::printf("\nbox filter against itself shifted by half a level pixel, PSNR dB mean (min):");
+    for (auto& [z, v] : shifted) {
+        double mean = 0;
+        for (double x : v) mean += x / double(v.size());
+        std::printf(" %d: %.2f (%.2f)", z, mean, *std::min_element(v.begin(), v.end()));
+    }
+    std::printf("\n");
     std::printf("\ncold tile seconds at directly rendered levels, median of %lld alternating "
                 "rounds (x: median ratio to the same round's z = 0 tile):",
                 (long long)rounds);
     for (auto& [p, t] : tile_s)
-        std::printf(p < -kHead / 2 ? " head %d: %.3f (x%.2f)" : " %d: %.3f (x%.2f)",
-                    p < -kHead / 2 ? p + kHead : p, t, median(ratios[p]));
+        std::printf(" %s: %.3f (x%.2f)", p == 0 ? "0" : name_of(p).c_str(), t, median(ratios[p]));
     std::printf("\n");
     return 0;
 }

@@ -116,11 +116,11 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
         ->capture_default_str()
         ->envname("IGAN_RGB_CACHE_MB");
     cmd->add_option("--coarse", o.coarse,
-                    "zoomed-out levels: auto (from a fitted coarse head, see igan fit-coarse, "
-                    "or the partial ToRGB sum, where measured faithful, else box-filtered "
-                    "finer tiles), head, partial (fast), box")
+                    "zoomed-out levels: auto (from a coarse student or a fitted coarse head, see "
+                    "igan fit-coarse, or the partial ToRGB sum, where measured faithful, else "
+                    "box-filtered finer tiles), student, head, partial (fast), box")
         ->capture_default_str()
-        ->check(CLI::IsMember({"auto", "head", "partial", "box"}));
+        ->check(CLI::IsMember({"auto", "student", "head", "partial", "box"}));
     cmd->add_option("--coarse-min-psnr", o.coarse_min_psnr,
                     "--coarse auto: PSNR (dB) against the box filter a direct level needs")
         ->capture_default_str();

@@ -49,12 +49,28 @@ struct FitCoarseRequest {
     uint64_t seed = 1000;
     int64_t y_range = 1024;  // region centres within this many native pixels of the horizon
     double ridge = 1e-4;
+    // Instead of the heads, distil coarse students (render/coarse_student.h): small networks
+    // that render these levels from the canvas's fields without running the generator, fitted
+    // by Adam on L1 to the box-filtered native render of `student_samples` regions (side
+    // `student_side` at the finest of the levels, centres within student_y_range native pixels
+    // of the horizon), within `student_seconds` (or student_steps per student) and measured on
+    // `held_out` regions. The side file keeps what it holds for the same weights (heads or
+    // students) beside what is fitted now.
+    bool student = false;
+    std::vector<int> student_levels = {-3, -4};
+    int64_t student_samples = 1536, student_side = 64, student_y_range = 4096;
+    double student_seconds = 1260;
+    int64_t student_steps = 0;
+    int student_channels = 32;  // each student's width and residual layers' dilations
+    std::vector<int> student_dilations = {1, 2, 4, 2, 1};
 };
 struct FitCoarseLevel {
     int level = 0;
-    std::string source;  // "to_rgb K" or "z_s"
+    std::string source;  // "to_rgb K", "z_s" or "student"
     double held_out_psnr = 0, held_out_min_psnr = 0;
     double partial_psnr = 0;  // the raw partial ToRGB sum on the same regions (0 for z_S)
+    int64_t steps = 0;        // a student's Adam steps
+    double first_loss = 0, last_loss = 0;  // a student's L1 over its first and last 50 steps
 };
 struct FitCoarseResult {
     std::string path;
@@ -84,6 +100,8 @@ struct ModelSummary {
         double held_out_psnr = 0;
     };
     std::vector<CoarseHeadLevel> coarse_heads;
+    // Coarse students from the same file: levels GenerateRequest::coarse_student renders.
+    std::vector<CoarseHeadLevel> coarse_students;
     std::string coarse_heads_path;
     std::string coarse_heads_note;  // why a side file was found but not used (stale)
 };
@@ -127,6 +145,9 @@ struct GenerateRequest {
     // With level < 0: render it through the fitted coarse head of that level
     // (ModelSummary::coarse_heads) instead of the raw partial ToRGB sum.
     bool coarse_head = false;
+    // With level < 0: render it through the coarse student of that level
+    // (ModelSummary::coarse_students), from the canvas's fields without the generator.
+    bool coarse_student = false;
     std::string out;           // PNG path
 };
 

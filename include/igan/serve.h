@@ -41,10 +41,11 @@ struct ServeOptions {
     // Zoomed-out levels. "auto": a level z < 0 renders from the texture synthesizer's partial
     // ToRGB sum at that scale where that is faithful (PSNR >= coarse_min_psnr against the
     // box-filtered native render, measured once per model at its first coarse tile), else from
-    // its four finer tiles, box-filtered; a fitted coarse head (the model's side file, igan
-    // fit-coarse) is measured the same way and wins where it does better; "partial" / "head":
-    // from the partial sum / the heads wherever the model has one (fast, not faithful for every
-    // model); "box": always from the finer tiles.
+    // its four finer tiles, box-filtered; a fitted coarse head or a coarse student (the model's
+    // side file, igan fit-coarse) is measured the same way and wins where it does better;
+    // "partial" / "head" / "student": from the partial sum / the heads / the students wherever
+    // the model has one (fast, not faithful for every model); "box": always from the finer
+    // tiles.
     std::string coarse = "auto";
     double coarse_min_psnr = 30;
     int64_t rgb_cache_mb = 128;  // LRU cache of tiles' RGB, from which coarser tiles are made

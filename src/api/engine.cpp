@@ -52,6 +52,8 @@ Engine::Engine(const std::string& model_path, const std::string& device,
         s.coarse_heads_note = impl_->coarse.note;
         if (s.coarse_heads_note.empty()) s.coarse_heads_path = heads;
         for (const auto& [level, psnr] : impl_->coarse.psnr) s.coarse_heads.push_back({level, psnr});
+        for (const auto& [level, st] : impl_->coarse.students)
+            s.coarse_students.push_back({level, st->held_out_psnr});
     }
 }
 
@@ -142,7 +144,14 @@ RenderJob Engine::prepare(const GenerateRequest& r, bool force) const {
 
 TilePlan Engine::Impl::checked_plan(const GenerateRequest& r, RenderOptions* o) const {
     const auto& levels = summary.partial_levels;
-    if (r.coarse_head) {
+    if (r.coarse_head && r.coarse_student)
+        throw UsageError("a level comes from a coarse head or a coarse student, not both");
+    if (r.coarse_student) {
+        if (!coarse.students.count(r.level))
+            throw UsageError("level " + std::to_string(r.level) +
+                             ": no coarse student for it (igan fit-coarse --student)" +
+                             (coarse.note.empty() ? "" : "; " + coarse.note));
+    } else if (r.coarse_head) {
         if (!coarse.heads.count(r.level))
             throw UsageError("level " + std::to_string(r.level) +
                              ": no fitted coarse head for it (igan fit-coarse)" +

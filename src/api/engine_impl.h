@@ -90,7 +90,10 @@ struct Engine::Impl {
         o.fields.cyclic_period_px = r.cyclic_width;
         o.fields.fade_beyond_band = r.fade_beyond_band;
         o.precision = precision;
-        if (r.coarse_head) {
+        if (r.coarse_student) {
+            o.student = coarse.students.at(r.level);  // prepare() checked it is there
+            o.rgb_index = kStructureLevel;
+        } else if (r.coarse_head) {
             o.head = coarse.heads.at(r.level);  // prepare() checked it is there
             o.rgb_index = o.head->rgb_index;
         } else {
@@ -140,6 +143,7 @@ struct Engine::Impl {
                             {"beyond_band", r.fade_beyond_band ? "fade" : "texture"}};
         if (r.level != 0) j["level"] = r.level;
         if (r.coarse_head) j["coarse_head"] = true;
+        if (r.coarse_student) j["coarse_student"] = true;
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
         if (precision != Precision::fp32) j["precision"] = precision_name(precision);
         if (!r.styles.empty()) {

@@ -13,6 +13,7 @@
 namespace igan {
 
 struct CoarseHead;
+struct CoarseStudent;
 
 // An rgb_index that stops before the texture synthesizer: the structure latent z_S itself, one
 // pixel per latent cell (the level a coarse head reads at that scale, render/coarse_head.h).
@@ -35,6 +36,9 @@ struct PatchBatch {
     // features themselves, (B, C, h, w), the material a head is fitted on.
     std::shared_ptr<const CoarseHead> head;
     bool features = false;
+    // With a coarse student (render/coarse_student.h): its level's RGB from local_latent and
+    // coords, the fields of its cells (student_patch_batch); origins are then in level pixels.
+    std::shared_ptr<const CoarseStudent> student;
 };
 
 class PatchModel {

@@ -101,16 +101,10 @@ double psnr_8bit(const torch::Tensor& a, const torch::Tensor& b) {
     return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
 }
 
-namespace {
-
-// The server's reference: the 8-bit native render, each level pixel the rounded mean of its
-// block, back in [-1, 1].
 torch::Tensor box_reference(const torch::Tensor& native, int64_t factor) {
     const auto q = ((native.clamp(-1, 1) + 1) * 127.5).round();
     return torch::avg_pool2d(q.unsqueeze(0), factor)[0].round() / 127.5 - 1;
 }
-
-}  // namespace
 
 CoarseFitResult fit_coarse_heads(Generator g, torch::Device device, const CoarseFitOptions& o,
                                  const FitProgressFn& progress) {

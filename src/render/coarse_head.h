@@ -89,5 +89,8 @@ CoarseFitResult fit_coarse_heads(Generator g, torch::Device device, const Coarse
 
 // 8-bit PSNR of two [-1, 1] images as the server quantizes them.
 double psnr_8bit(const torch::Tensor& a, const torch::Tensor& b);
+// The server's reference for a level: the 8-bit native render (3, h, w), each level pixel the
+// rounded mean of its factor x factor block, back in [-1, 1].
+torch::Tensor box_reference(const torch::Tensor& native, int64_t factor);
 
 }  // namespace igan

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "render/coarse_student.h"
 
 namespace igan {
 
@@ -204,6 +205,8 @@ void render_plan_tiles(PatchModel& model, const TilePlan& planned, const RenderO
     const CanvasGeometry geo(config, options.rgb_index);
     TilePlan plan = planned;
     const Rect& rect = plan.rect;
+    if (options.student && options.rgb_index != kStructureLevel)
+        throw Error("a coarse student renders with rgb_index = kStructureLevel");
     const int64_t up = geo.upscale(), batch = std::max<int64_t>(1, options.batch);
     // A coarse head's level is its features resampled at q + lag (canvas.h): each tile computes
     // one more row and column from `shift` on and blends neighbours by `frac` (exact for any
@@ -241,10 +244,15 @@ void render_plan_tiles(PatchModel& model, const TilePlan& planned, const RenderO
         for (int64_t col = job.col0; col < job.col0 + job.count; ++col)
             origins.push_back(origin_of(computed(plan.tile_rect(job.row, col))));
         // Fields drawn where the network runs: no host work or copy per tile on a GPU.
-        auto inputs = make_patch_batch(config, options.fields, origins, plan.window_h,
-                                       plan.window_w, options.rgb_index, model.device());
+        auto inputs = options.student
+                          ? student_patch_batch(options.student->config, config, options.fields,
+                                                origins, plan.window_h, plan.window_w,
+                                                model.device())
+                          : make_patch_batch(config, options.fields, origins, plan.window_h,
+                                             plan.window_w, options.rgb_index, model.device());
         inputs.head = options.head;
         inputs.features = options.features;
+        inputs.student = options.student;
         const PrecisionScope precision(options.precision);
         return model.synthesize(inputs);
     };

@@ -32,6 +32,9 @@ struct RenderOptions {
     // features instead (C channels per tile; render_region only). See render/coarse_head.h.
     std::shared_ptr<const CoarseHead> head;
     bool features = false;
+    // A coarse student renders its level from the canvas's fields alone (rgb_index must then be
+    // kStructureLevel: tiles are planned one level pixel per window cell).
+    std::shared_ptr<const CoarseStudent> student;
     CanvasFields fields;
     // The convolutions' precision (model/precision.h); tf32 also needs use_cuda_math.
     Precision precision = Precision::fp32;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "render/coarse_head.h"
+#include "render/coarse_student.h"
 
 namespace igan {
 
@@ -141,7 +142,32 @@ int64_t StyledGenerator::single_style(const SpatialStyles& ss, const SpatialStyl
     return found;
 }
 
+torch::Tensor StyledGenerator::synthesize_student(const PatchBatch& batch) const {
+    if (!pins_.empty()) throw Error("a coarse student does not read pinned latents");
+    auto net = batch.student->net;  // a holder copy: the same shared weights, callable
+    const auto& latent = batch.local_latent;
+    if (centres_.empty()) return net->forward(latent, batch.coords, styles_.select(1, 0));
+    // Fusion: each style's image, mixed by the weights at the level pixels' centres.
+    const double f = double(int64_t{1} << -batch.student->config.level);
+    std::vector<torch::Tensor> per_patch;
+    for (const auto& [y, x] : batch.origins)
+        per_patch.push_back(fusion_weights(centres_, band_px_, f * double(y) + (f - 1) / 2,
+                                           f * double(x) + (f - 1) / 2, f, batch.window_h,
+                                           batch.window_w));
+    const auto weights = torch::stack(per_patch).to(device_);  // (B, N, h, w)
+    torch::Tensor out;
+    for (int64_t n = 0; n < weights.size(1); ++n) {
+        const auto wn = weights.narrow(1, n, 1);
+        if (wn.max().item<float>() == 0) continue;
+        const auto rgb =
+            wn * net->forward(latent, batch.coords, style_palette_.select(1, 0)[n].unsqueeze(0));
+        out = out.defined() ? out + rgb : rgb;
+    }
+    return out;
+}
+
 torch::Tensor StyledGenerator::synthesize(const PatchBatch& in) {
+    if (in.student) return synthesize_student(in);
     PatchBatch batch = in;
     if (!pins_.empty()) {
         batch.local_latent = batch.local_latent.clone();

@@ -55,6 +55,7 @@ public:
 
 private:
     void apply_pins(PatchBatch& batch) const;
+    torch::Tensor synthesize_student(const PatchBatch& batch) const;
     // The palette index ruling every layer of every patch, or -1 when the batch needs mixing.
     int64_t single_style(const SpatialStyles& ss, const SpatialStyles& ts) const;
 

@@ -4,8 +4,8 @@
 // threads with a bounded queue (503 beyond it). A tile's RGB goes through a byte-bounded LRU
 // cache of its own, from which coarser tiles are box-filtered (no PNG is ever decoded), and each
 // encoding through another; both produce single-flight. Zoomed-out levels render directly from
-// the texture synthesizer's partial ToRGB sum or a fitted coarse head where that was measured
-// faithful (docs/serving.md).
+// the texture synthesizer's partial ToRGB sum, a fitted coarse head or a coarse student where that
+// was measured faithful (docs/serving.md).
 #include <httplib.h>
 #include <malloc.h>
 
@@ -119,6 +119,19 @@ struct TileQuery {
 constexpr uint64_t kCalibrationSeed = 0;
 constexpr int64_t kCalibrationSide = 256;  // native pixels of the faithfulness measurement
 
+// How a level z < 0 is rendered directly.
+enum class CoarseSource { kPartial, kHead, kStudent };
+
+const char* coarse_source_name(CoarseSource s) {
+    return s == CoarseSource::kHead ? "head" : s == CoarseSource::kStudent ? "student" : "partial";
+}
+
+const char* coarse_source_words(CoarseSource s) {
+    return s == CoarseSource::kHead      ? "fitted coarse head"
+           : s == CoarseSource::kStudent ? "coarse student"
+                                         : "partial ToRGB sum";
+}
+
 }  // namespace
 
 ServeModel parse_serve_model(const std::string& spec) {
@@ -167,8 +180,9 @@ void validate_serve_options(const ServeOptions& o) {
         problems.push_back("--max-render-side must be in [1, 65536]");
     if (o.max_render_pixels < 1 || o.max_render_pixels > (int64_t{1} << 28))
         problems.push_back("--max-render-pixels must be in [1, 2^28]");
-    if (o.coarse != "auto" && o.coarse != "partial" && o.coarse != "head" && o.coarse != "box")
-        problems.push_back("--coarse must be auto, partial, head or box");
+    if (o.coarse != "auto" && o.coarse != "partial" && o.coarse != "head" &&
+        o.coarse != "student" && o.coarse != "box")
+        problems.push_back("--coarse must be auto, partial, head, student or box");
     if (!(o.coarse_min_psnr >= 0 && o.coarse_min_psnr <= 99))
         problems.push_back("--coarse-min-psnr must be in [0, 99] dB");
     if (o.rgb_cache_mb < 0 || o.rgb_cache_mb > (int64_t{1} << 20))
@@ -190,15 +204,15 @@ struct TileServer::Impl {
     struct Model {
         ServeModel spec;
         std::unique_ptr<Engine> engine;
-        // Levels z < 0 rendered directly, from a partial ToRGB sum or a fitted coarse head
-        // (true), decided on first use (a measurement at a fixed seed and place, so every tile
-        // stays a function of its address alone).
+        // Levels z < 0 rendered directly, from a partial ToRGB sum, a fitted coarse head or a
+        // coarse student, decided on first use (a measurement at a fixed seed and place, so
+        // every tile stays a function of its address alone).
         std::mutex levels_mutex;
         bool levels_decided = false;
-        std::map<int, bool> direct;
+        std::map<int, CoarseSource> direct;
         struct Measured {
             int level;
-            const char* source;  // "partial" or "head"
+            CoarseSource source;
             double psnr_db;
         };
         std::vector<Measured> measured;  // in --coarse auto
@@ -246,14 +260,15 @@ struct TileServer::Impl {
     // 8-bit RGB of a rectangle of level z (0 or a partial level), in that level's pixels.
     std::vector<uint8_t> render(const Model& m, uint64_t seed, int64_t x, int64_t y, int64_t w,
                                 int64_t h, const TileQuery& q, int level = 0,
-                                bool head = false) {
+                                CoarseSource source = CoarseSource::kPartial) {
         GenerateRequest r;
         r.styles = q.fusion.styles;
         r.style_band = q.fusion.band;
         r.cyclic_width = q.cyclic;
         r.seed = seed;
         r.level = level;
-        r.coarse_head = head;
+        r.coarse_head = source == CoarseSource::kHead;
+        r.coarse_student = source == CoarseSource::kStudent;
         r.x = x;
         r.y = y;
         r.width = w;
@@ -272,46 +287,49 @@ struct TileServer::Impl {
         return rgb;
     }
 
-    // The levels this model renders directly (besides 0) and whether through a head, deciding
-    // them on the first call for a level z < 0. A calibration that a full queue interrupts
-    // (Busy) leaves nothing behind: the next call measures again.
-    const std::map<int, bool>& direct_levels(Model& m) {
+    // The levels this model renders directly (besides 0) and from what, deciding them on the
+    // first call for a level z < 0. A calibration that a full queue interrupts (Busy) leaves
+    // nothing behind: the next call measures again.
+    const std::map<int, CoarseSource>& direct_levels(Model& m) {
         std::lock_guard<std::mutex> lock(m.levels_mutex);
         if (m.levels_decided) return m.direct;
         m.direct.clear();
         m.measured.clear();
         const auto& s = m.engine->summary();
-        std::vector<std::pair<int, bool>> candidates;  // (level, head)
+        std::vector<std::pair<int, CoarseSource>> candidates;
+        const bool any = opt.coarse == "auto";
+        for (const auto& h : s.coarse_students)
+            if (h.level >= opt.min_zoom && (any || opt.coarse == "student"))
+                candidates.emplace_back(h.level, CoarseSource::kStudent);
         for (const auto& h : s.coarse_heads)
-            if (h.level >= opt.min_zoom && opt.coarse != "partial")
-                candidates.emplace_back(h.level, true);
+            if (h.level >= opt.min_zoom && (any || opt.coarse == "head"))
+                candidates.emplace_back(h.level, CoarseSource::kHead);
         for (int p : s.partial_levels)
-            if (p >= opt.min_zoom && opt.coarse != "head") candidates.emplace_back(p, false);
-        if (opt.coarse == "partial" || opt.coarse == "head") {
-            for (const auto& [p, head] : candidates) m.direct.emplace(p, head);
+            if (p >= opt.min_zoom && (any || opt.coarse == "partial"))
+                candidates.emplace_back(p, CoarseSource::kPartial);
+        if (!any) {
+            for (const auto& [p, source] : candidates) m.direct.emplace(p, source);
         } else if (opt.coarse == "auto" && !candidates.empty()) {
             // Each way against what the box filter would serve, over one region; per level the
             // better way that reaches the threshold.
             const int64_t side = kCalibrationSide, x0 = -side / 2;
             const auto native = render(m, kCalibrationSeed, x0, x0, side, side, {});
             std::map<int, double> best;
-            for (const auto& [p, head] : candidates) {
+            for (const auto& [p, source] : candidates) {
                 const int64_t f = int64_t{1} << -p;
                 const auto ref = box_filter(native.data(), side, f);
                 const auto got =
-                    render(m, kCalibrationSeed, x0 / f, x0 / f, side / f, side / f, {}, p, head);
+                    render(m, kCalibrationSeed, x0 / f, x0 / f, side / f, side / f, {}, p, source);
                 const double db = psnr(got.data(), reinterpret_cast<const uint8_t*>(ref.data()),
                                        int64_t(got.size()));
-                const char* source = head ? "head" : "partial";
                 m.measured.push_back({p, source, db});
                 const bool ok = db >= opt.coarse_min_psnr && (!best.count(p) || db > best[p]);
-                if (ok) best[p] = db, m.direct[p] = head;
+                if (ok) best[p] = db, m.direct[p] = source;
                 char line[200];
                 std::snprintf(line, sizeof line,
                               "model %s: level %d from the %s: %.1f dB against the box filter "
                               "(needs %.1f)",
-                              m.spec.name.c_str(), p,
-                              head ? "fitted coarse head" : "partial ToRGB sum", db,
+                              m.spec.name.c_str(), p, coarse_source_words(source), db,
                               opt.coarse_min_psnr);
                 log(line);
             }
@@ -324,11 +342,11 @@ struct TileServer::Impl {
     // z = 0 never calibrates: a native tile or /render costs one render, not the coarse levels'
     // measurements first (several renders competing for the queue).
     bool is_direct(Model& m, int z) { return z == 0 || direct_levels(m).count(z) > 0; }
-    bool via_head(Model& m, int z) {
-        if (z == 0) return false;
+    CoarseSource source_of(Model& m, int z) {
+        if (z == 0) return CoarseSource::kPartial;
         const auto& d = direct_levels(m);
         const auto it = d.find(z);
-        return it != d.end() && it->second;
+        return it == d.end() ? CoarseSource::kPartial : it->second;
     }
 
     // On a cyclic canvas whose period is a whole number of this level's tiles, the one copy of
@@ -381,7 +399,7 @@ struct TileServer::Impl {
             const int64_t s = opt.tile_size;
             if (is_direct(m, t.z)) {
                 const auto rgb =
-                    render(m, t.seed, t.x * s, t.y * s, s, s, q, t.z, via_head(m, t.z));
+                    render(m, t.seed, t.x * s, t.y * s, s, s, q, t.z, source_of(m, t.z));
                 return std::string(rgb.begin(), rgb.end());
             }
             std::string out(size_t(s * s * 3), '\0');
@@ -592,7 +610,7 @@ struct TileServer::Impl {
                 (z ? "_z" + std::to_string(z) : "") + (q.key.empty() ? "" : "_q");
             const std::string tag = etag(*m, what + (q.key.empty() ? "" : "?" + q.key));
             if (not_modified(req, res, tag)) return;
-            const auto rgb = render(*m, seed, x, y, w, h, q, int(z), via_head(*m, int(z)));
+            const auto rgb = render(*m, seed, x, y, w, h, q, int(z), source_of(*m, int(z)));
             res.set_header("Content-Disposition",
                            "attachment; filename=\"igan-" + m->spec.name + "-" + what + ".png\"");
             res.body = encode_png(rgb.data(), w, h, png_threads());  // moved, not copied
@@ -691,11 +709,12 @@ struct TileServer::Impl {
                     nlohmann::json l = {{"z", z}};
                     if (lock.owns_lock() && m->levels_decided) {
                         const auto it = m->direct.find(z);
-                        l["source"] = it == m->direct.end() ? "box"
-                                      : it->second         ? "head"
-                                                           : "partial";
+                        l["source"] =
+                            it == m->direct.end() ? "box" : coarse_source_name(it->second);
                         for (const auto& w : m->measured)
-                            if (w.level == z) l["psnr_db"][w.source] = std::round(w.psnr_db * 100) / 100;
+                            if (w.level == z)
+                                l["psnr_db"][coarse_source_name(w.source)] =
+                                    std::round(w.psnr_db * 100) / 100;
                     }
                     levels.push_back(l);
                 }

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <csignal>
@@ -1014,8 +1015,8 @@ TEST(ServeQueue, FullQueueAnswers503) {
 // A server of its own for each test below, on an ephemeral port, stopped on scope exit.
 class LocalServer {
 public:
-    explicit LocalServer(ServeOptions o) {
-        o.models = {parse_serve_model("tiny=" + tiny_model())};
+    explicit LocalServer(ServeOptions o, const std::string& model = tiny_model()) {
+        o.models = {parse_serve_model("tiny=" + model)};
         o.port = 0;
         server_ = std::make_unique<TileServer>(o);
         port_ = server_->bind();
@@ -1139,6 +1140,51 @@ TEST(ServeCoarse, AutoChoosesLevelsByTheirMeasuredPsnr) {
         EXPECT_EQ(s.client().Get("/render?seed=4&x=0&y=0&w=16&h=16&z=-1")->status,
                   threshold == 0 ? 200 : 400);
     }
+}
+
+// A coarse student (igan fit-coarse --student) joins --coarse auto's measurement: it serves its
+// level where its PSNR against the box filter reaches the threshold, the box filter elsewhere;
+// --coarse student serves it unmeasured. /api/info reports the measurement.
+TEST(ServeCoarse, StudentServesItsLevelOnlyWhereItsPsnrPasses) {
+    char dir[] = "/tmp/igan-serve-student-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    InitRequest init;
+    init.config = "tiny";
+    init.seed = 5;
+    init.out = std::string(dir) + "/tiny.safetensors";
+    init_model(init);
+    FitCoarseRequest f;
+    f.model = init.out;
+    f.student = true;
+    f.student_levels = {-3};
+    f.student_samples = 2;
+    f.held_out = 0;
+    f.student_side = 4;
+    f.student_steps = 2;
+    fit_coarse(f);
+    GenerateRequest r;
+    r.seed = 4, r.level = -3, r.coarse_student = true, r.width = r.height = r.tile = 16;
+    const auto student_tile = Engine(init.out).render_rgb(r);
+    for (const char* mode : {"auto", "student"})
+        for (double threshold : {0.0, 99.0}) {
+            ServeOptions o;
+            o.tile_size = 16;
+            o.min_zoom = -3;
+            o.coarse = mode;
+            o.coarse_min_psnr = threshold;
+            LocalServer s(o, init.out);
+            const auto tile = s.get("/tiles/tiny/4/-3/0/0.png");
+            const auto info = nlohmann::json::parse(s.client().Get("/api/info")->body);
+            const auto& level = info["models"][0]["levels"][2];
+            ASSERT_EQ(level["z"], -3);
+            const bool student = std::string(mode) == "student" || threshold == 0;
+            EXPECT_EQ(level["source"], student ? "student" : "box") << mode << " " << threshold;
+            EXPECT_EQ(level.contains("psnr_db"), std::string(mode) == "auto") << level.dump();
+            if (student) {
+                EXPECT_EQ(tile, student_tile) << mode << " " << threshold;
+            }
+        }
+    std::filesystem::remove_all(dir);
 }
 
 // A native tile or /render costs one render: the coarse levels are measured at the first coarse
