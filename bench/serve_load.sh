@@ -4,8 +4,8 @@
 # per tile from /metrics: pixels rendered and their RGB bytes), then wrk with 32 connections for
 # 60 s over (1) cached tiles (a pre-rendered set) and (2) uncached tiles (every request a new
 # tile), then the server's peak RSS against its --cache-mb bound. Prints one JSON line per phase.
-# COARSE=auto|partial|box is igan serve's --coarse; COLD=N cold tiles per level (z = -4: N/4,
-# at least 2: a box-filtered one renders 256 native tiles).
+# COARSE=auto|partial|head|student|box is igan serve's --coarse; COLD=N cold tiles per level
+# (z = -4: N/4, at least 2: a box-filtered one renders 256 native tiles).
 # SOAK=S adds (3) a soak: S seconds of cached, uncached and /render load at once, RSS sampled
 # every second into $SOAK_OUT.csv and plotted in $SOAK_OUT.svg against README's bound (startup
 # RSS + --cache-mb + --rgb-cache-mb + workers x passes x pass workspace + /render connections x 6 bytes x

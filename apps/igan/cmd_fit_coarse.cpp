@@ -1,5 +1,5 @@
-// `igan fit-coarse`: fit the coarse heads that render zoomed-out levels at bounded cost
-// (docs/serving.md, "Zoomed-out levels") and write them next to the model.
+// `igan fit-coarse`: fit the coarse heads, or distil the coarse students, that render zoomed-out
+// levels at bounded cost (docs/serving.md, "Zoomed-out levels") and write them next to the model.
 #include <cstdio>
 
 #include "commands.h"
@@ -12,11 +12,13 @@ RegisterCommand fit_coarse_reg(75, [](CLI::App& app, Globals&) {
     auto r = std::make_shared<FitCoarseRequest>();
     auto quiet = std::make_shared<bool>(false);
     auto* cmd = app.add_subcommand(
-        "fit-coarse", "fit linear heads that render zoomed-out levels from early features");
+        "fit-coarse",
+        "fit linear heads that render zoomed-out levels from early features, or (--student) "
+        "distil small networks that render them from the canvas's fields");
     cmd->add_option("-m,--model", r->model, "generator weights")->required();
     cmd->add_option("-o,--out", r->out,
-                    "heads .safetensors (default: MODEL's side file, NAME.coarse.safetensors, "
-                    "which igan serve and generate --coarse-head load)");
+                    "side file (default: MODEL's, NAME.coarse.safetensors, which igan serve and "
+                    "the engine load)");
     cmd->add_option("--samples", r->samples, "regions (one seed each) to fit on")
         ->capture_default_str();
     cmd->add_option("--held-out", r->held_out, "regions of further seeds to measure on")

@@ -58,8 +58,8 @@ struct FitCoarseRequest {
     // students) beside what is fitted now.
     bool student = false;
     std::vector<int> student_levels = {-3, -4};
-    int64_t student_samples = 1536, student_side = 64, student_y_range = 4096;
-    double student_seconds = 1260;
+    int64_t student_samples = 4096, student_side = 32, student_y_range = 4096;
+    double student_seconds = 1080;
     int64_t student_steps = 0;
     int student_channels = 32;  // each student's width and residual layers' dilations
     std::vector<int> student_dilations = {1, 2, 4, 2, 1};

@@ -72,16 +72,19 @@ PatchBatch student_patch_batch(const CoarseStudentConfig& student, const Generat
                                int64_t w, torch::Device device = torch::kCPU);
 
 struct StudentFitOptions {
-    int64_t samples = 1536;  // regions fitted on, one seed each (seed, seed + 1, ...)
+    int64_t samples = 4096;  // regions fitted on, one seed each (seed, seed + 1, ...)
     int64_t held_out = 32;   // regions on the seeds after those, measured only
-    int64_t side = 64;       // region side at the finest student level, in its pixels
-    uint64_t seed = 5000;
+    // Region side at the finest student level, in its pixels: many small regions, many seeds
+    // (the style's colours are what a student gets wrong with few).
+    int64_t side = 32;
+    uint64_t seed = 1000;
     // Half the regions are centred within y_range / 4 native pixels of the horizon, half within
     // y_range: the horizon with its detail and the bands a zoomed-out tile spans.
     int64_t y_range = 4096;
-    double seconds = 1260;         // wall-clock budget for the optimisation, over all students
-    int64_t steps = 0;             // > 0: at most this many steps per student (reproducible runs)
-    int64_t batch = 8, crop = 24;  // regions per step, output pixels per crop side
+    double seconds = 1080;  // wall-clock budget for the optimisation, over all students
+    int64_t steps = 0;      // > 0: at most this many steps per student (reproducible runs)
+    // Regions per step, output pixels per crop side (at most the region's at the coarsest level).
+    int64_t batch = 8, crop = 24;
     double lr = 2e-3;
     int64_t tile = 256;  // teacher render tile (any value gives the same pixels)
     int channels = 32;   // the students' width and layers (CoarseStudentConfig)

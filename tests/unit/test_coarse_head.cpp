@@ -94,6 +94,10 @@ TEST(CoarseHead, LagOfEachLevel) {
     EXPECT_EQ(coarse_level(c, kStructureLevel), -3);
 }
 
+}  // namespace
+
+// A fresh tiny model in a folder of its own (the test removes it); test_coarse_student.cpp
+// uses it too.
 std::string tiny_model_copy(const char* name) {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("igan-coarse-" + std::to_string(::getpid()) + "-" + name);
@@ -105,6 +109,8 @@ std::string tiny_model_copy(const char* name) {
     init_model(r);
     return r.out;
 }
+
+namespace {
 
 // fit-coarse writes the side file; Engine loads it and renders each head level; a file that
 // is not strictly right is an error listing the problem; one fitted on other weights is set

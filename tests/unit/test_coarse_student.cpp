@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <unistd.h>
 
 #include "common/test_util.h"
 #include "igan/igan.h"
@@ -15,6 +14,9 @@
 #include "render/styled_generator.h"
 
 namespace igan {
+
+std::string tiny_model_copy(const char* name);  // test_coarse_head.cpp
+
 namespace {
 
 using test::opts;
@@ -111,22 +113,10 @@ TEST(CoarseStudent, LevelsOfWholeCellsOnly) {
     EXPECT_EQ(bad.validate().size(), 2u);
 }
 
-std::string tiny_model_copy() {
-    const auto dir =
-        std::filesystem::temp_directory_path() / ("igan-student-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    InitRequest r;
-    r.config = "tiny";
-    r.seed = 2;
-    r.out = (dir / "tiny.safetensors").string();
-    init_model(r);
-    return r.out;
-}
-
 // fit-coarse --student writes the students beside the heads already fitted; Engine renders
 // their levels; a file with a wrong or an extra student tensor is an error listing both.
 TEST(CoarseStudent, SideFileKeepsTheHeadsAndLoadsStrictly) {
-    const auto model = tiny_model_copy();
+    const auto model = tiny_model_copy("student");
     FitCoarseRequest f;
     f.model = model;
     f.samples = 2;
