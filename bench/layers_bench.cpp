@@ -5,7 +5,8 @@
 // the banded form's matrix product alone through igan's GEMM and through LibTorch's BLAS
 // (OpenBLAS), and a plain 3x3 convolution of the same channels; tiny's 3x3 StyledConvs on NCHW
 // and channels-last inputs; tiny's structure synthesizer and ToRGB convolutions, igan's way and
-// LibTorch's; a whole tiny tile's forward pass (TinyTile); then
+// LibTorch's; a whole tiny tile's forward pass (TinyTile); paper's up StyledConvs by tap planes
+// and by Winograd (PaperUpStyledConv); then
 // paper's plain 3x3 layers directly and by Winograd (model/winograd.h), on 1 or 2 threads.
 // Counters: GFLOP/s of the layer's MACs (9 per input pixel and output channel for the up
 // layer) and `of_peak`, that rate over the in-run peak: a 3x3 512->512 convolution on a 64x64
@@ -29,6 +30,7 @@
 #include "model/layers.h"
 #include "model/upsample_channels_last.h"
 #include "model/winograd.h"
+#include "model/winograd_up.h"
 
 namespace {
 
@@ -311,6 +313,37 @@ void Conv3x3Winograd(benchmark::State& state) {
     });
 }
 
+// paper's up StyledConvs at tile 256 (ts0 256 -> 512 @22, ts2, ts4, ts6 512 -> 512 @39, 73,
+// 141), whole as the render runs them, by the tap planes (argument 0) or Winograd (1)
+// (model/winograd_up.h); max_rel_err: the largest difference from the tap-plane form over the
+// largest output magnitude.
+struct PaperUp {
+    int64_t in, out, size;
+};
+const PaperUp kPaperUps[] = {{256, 512, 22}, {512, 512, 39}, {512, 512, 73}, {512, 512, 141}};
+
+void PaperUpStyledConv(benchmark::State& state) {
+    one_thread();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(3);
+    const PaperUp p = kPaperUps[state.range(0)];
+    igan::StyledConv layer(p.in, p.out, 3, 64, true, true);
+    layer->noise->weight.fill_(0.1);
+    const auto x = torch::randn({1, p.in, p.size, p.size});
+    const auto style = torch::randn({1, 64});
+    const auto noise = torch::randn({1, 1, 2 * p.size - 3, 2 * p.size - 3});
+    const igan::UpForm previous = igan::cpu_up_form();
+    igan::set_cpu_up_form(igan::UpForm::taps);
+    const torch::Tensor taps = layer(x, style, noise);
+    igan::set_cpu_up_form(state.range(1) ? igan::UpForm::winograd : igan::UpForm::taps);
+    const torch::Tensor y = layer(x, style, noise);
+    for (auto _ : state) benchmark::DoNotOptimize(layer(x, style, noise));
+    igan::set_cpu_up_form(previous);
+    state.counters["max_rel_err"] =
+        (y - taps).abs().max().item<double>() / taps.abs().max().item<double>();
+    set_flops(state, Shape{p.in, p.out, p.size}, p.size);
+}
+
 }  // namespace
 
 BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
@@ -322,6 +355,7 @@ BENCHMARK(UpLayerChannelsLast)
     ->ArgsProduct({{0, 1}, {0, 1, 2, 6, 12}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(PaperUpStyledConv)->ArgsProduct({{0, 1, 2, 3}, {0, 1}})->Unit(benchmark::kMillisecond);
 BENCHMARK(StyledConv3x3)->ArgsProduct({{0, 1}, {0, 1}})->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);

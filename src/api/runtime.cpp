@@ -9,6 +9,7 @@
 #include "core/threads.h"
 #include "model/gemm.h"
 #include "model/winograd.h"
+#include "model/winograd_up.h"
 #include "igan/image.h"
 #include "model/state.h"
 
@@ -54,6 +55,20 @@ std::string conv3x3_in_use() {
     }
 }
 
+// How the CPU runs the up layers; a bad IGAN_CPU_UP is reported, not thrown, like IGAN_CPU_CONV3X3.
+std::string up_in_use() {
+    try {
+        const UpForm form = cpu_up_form();
+        std::string how = "tap planes";
+        if (form == UpForm::winograd) how = "Winograd F(4,2) per phase";
+        if (form == UpForm::automatic)
+            how = "Winograd F(4,2) per phase at >= 128 channels and >= 64 px; else tap planes";
+        return how + " (IGAN_CPU_UP=" + up_form_name(form) + ")";
+    } catch (const Error& e) {
+        return e.what();
+    }
+}
+
 }  // namespace
 
 std::string version_report() {
@@ -68,6 +83,7 @@ std::string version_report() {
     s += "BLAS: " + blas_in_use() + "\n";
     s += "GEMM of the up layers: " + sgemm_backend() + "\n";
     s += "3x3 layers on the CPU: " + conv3x3_in_use() + "\n";
+    s += "up layers on the CPU: " + up_in_use() + "\n";
     s += "threads: " + std::to_string(at::get_num_threads()) + " (of " +
          std::to_string(default_threads()) + " cores)";
     return s;

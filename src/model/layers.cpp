@@ -11,6 +11,7 @@
 #include "model/row_kernels.h"
 #include "model/upsample_channels_last.h"
 #include "model/winograd.h"
+#include "model/winograd_up.h"
 
 namespace igan {
 
@@ -413,7 +414,10 @@ torch::Tensor upsample_conv(const torch::Tensor& x, const torch::Tensor& w) {
 
 // Upsampling convolution then blur.
 torch::Tensor upsample_blur(const torch::Tensor& x, const torch::Tensor& w, double gain) {
-    if (own_cpu_kernels(x)) return upsample2x_blur(x, w, gain);
+    if (own_cpu_kernels(x))
+        return winograd_up_suits(x.size(1), w.size(0), x.size(2), x.size(3))
+                   ? upsample2x_blur_winograd(x, w, gain)
+                   : upsample2x_blur(x, w, gain);
     return blur3_valid(upsample_conv(x, w), gain);
 }
 
@@ -586,6 +590,8 @@ torch::Tensor StyledConvImpl::forward(const torch::Tensor& x, const torch::Tenso
                 e.noise_weight = noise->weight.item<float>();
             }
             const auto folded = conv->folded_weight_tap_order(style);
+            if (winograd_up_suits(x.size(1), folded.size(0), x.size(2), x.size(3)))
+                return upsample2x_blur_winograd(x, folded, 4.0, 0, &e);
             if (upsample_channels_last_suits(x.size(1), folded.size(0)))
                 return upsample2x_blur_channels_last(x, folded, 4.0, 0, &e);
             return upsample2x_blur(x, folded, 4.0, 0, 0, &e);

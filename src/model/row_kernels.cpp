@@ -116,13 +116,15 @@ IGAN_ROW_KERNEL
 void blur_rows_channels_last(const float* __restrict r0, const float* __restrict r1,
                              const float* __restrict r2, int64_t pixels, int64_t n, int64_t stride,
                              float scale, const float* __restrict noise, float noise_weight,
-                             const float* __restrict bias, float* __restrict out) {
+                             const float* __restrict bias, float* __restrict out,
+                             int64_t out_stride) {
     for (int64_t j = 0; j < pixels; ++j) {
         const int64_t o = j * stride;
+        float* __restrict d = out + j * out_stride;
         if (!bias) {
 #pragma GCC ivdep
             for (int64_t c = 0; c < n; ++c)
-                out[o + c] = (r1[o + c] * 2.0f + r0[o + c] + r2[o + c]) * scale;
+                d[c] = (r1[o + c] * 2.0f + r0[o + c] + r2[o + c]) * scale;
             continue;
         }
         // noise_bias_activate's noise[i] * noise_weight, once per pixel.
@@ -130,7 +132,7 @@ void blur_rows_channels_last(const float* __restrict r0, const float* __restrict
 #pragma GCC ivdep
         for (int64_t c = 0; c < n; ++c) {
             const float v = (r1[o + c] * 2.0f + r0[o + c] + r2[o + c]) * scale;
-            out[o + c] = activate((noise ? v + z : v) + bias[c]);
+            d[c] = activate((noise ? v + z : v) + bias[c]);
         }
     }
 }

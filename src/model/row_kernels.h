@@ -35,10 +35,12 @@ void upsampled_row_blur_channels_last(const float* a, const float* b, int64_t ta
                                       int64_t w, int64_t n, float* out, int64_t out_pixel);
 
 // blur_across_rows over `pixels` pixels, then, when bias is not null, noise_bias_activate with
-// noise[j] (or none when null) for pixel j and bias[c] for channel c, in one pass.
+// noise[j] (or none when null) for pixel j and bias[c] for channel c, in one pass; out's pixels
+// are out_stride floats apart.
 void blur_rows_channels_last(const float* r0, const float* r1, const float* r2, int64_t pixels,
                              int64_t n, int64_t stride, float scale, const float* noise,
-                             float noise_weight, const float* bias, float* out);
+                             float noise_weight, const float* bias, float* out,
+                             int64_t out_stride);
 
 // noise_bias_activate in place over `pixels` pixels of `channels` floats: noise[j] (none when
 // null) for pixel j, bias[c] for channel c.

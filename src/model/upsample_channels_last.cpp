@@ -87,7 +87,7 @@ torch::Tensor upsample2x_blur_channels_last(const torch::Tensor& x, const torch:
                                             scale, noise ? noise + (m - 2) * ow : nullptr,
                                             epilogue ? epilogue->noise_weight : 0.0f,
                                             bias ? bias + c0 : nullptr,
-                                            ob + (m - 2) * ow * channels + c0);
+                                            ob + (m - 2) * ow * channels + c0, channels);
                 }
             });
             const float* last = taps.data() + (rows - 1) * wd * pixel + 6 * channels;
