@@ -156,4 +156,23 @@ TrainOptions micro_train_options(const std::string& data, int64_t batch) {
     return o;
 }
 
+void expect_form_keeps_render_contract(const GeneratorConfig& config,
+                                       const std::function<void(bool)>& use,
+                                       const std::string& form) {
+    auto model = random_patch_model(config);
+    PatchModel& m = *model;
+    const Rect r{-37, 11, 61, 45};
+    use(false);
+    const auto reference = render_region(m, r, opts(std::max(r.w, r.h)));
+    use(true);
+    const auto direct = render_region(m, r, opts(std::max(r.w, r.h)));
+    const double scale = reference.abs().max().item<double>();
+    EXPECT_TRUE(all_close(direct, reference, 1e-5 * scale)) << form;
+    EXPECT_GT((direct - reference).abs().max().item<double>(), 0.0) << form << " did not run";
+    for (int64_t tile : {7, 16, 33}) {
+        const auto tiled = render_region(m, r, opts(tile, 1, 9, 2));
+        EXPECT_TRUE(all_close(tiled, direct, 1e-4)) << form << ", tile " << tile;
+    }
+}
+
 }  // namespace igan::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,14 @@ std::unique_ptr<StyledGenerator> random_patch_model(const GeneratorConfig& confi
 
 // Render options for tests: canvas seed 9 unless given, `workers` concurrent passes.
 RenderOptions opts(int64_t tile, int64_t batch = 1, uint64_t seed = 9, int64_t workers = 1);
+
+// The render contract for a faster form of some layers: use(false) selects the reference form,
+// use(true) the one under test (left in effect). A region of config's random model rendered
+// whole in both is within 1e-5 of the largest magnitude and not equal (the form ran), and tiled
+// renders (7, 16 and 33 px) equal the whole one within the contract's 1e-4.
+void expect_form_keeps_render_contract(const GeneratorConfig& config,
+                                       const std::function<void(bool)>& use,
+                                       const std::string& form);
 
 // Training on a very small model (2 upsamplings, 29-px patches), so that steps take milliseconds.
 ModelConfig micro_train_config();

@@ -119,32 +119,14 @@ TEST(WinogradUp, FormsChooseTheLayer) {
 
 // The render contract with the up layers by Winograd: the micro model and a 128-channel one
 // (the paper's widths, cheaply; its inputs are below the automatic form's 64 px) forced to it.
-// Tiled equals direct at
-// several tile sizes (the contract's 1e-4), and the tap-plane form's render within 1e-5 of the
-// largest magnitude.
 TEST(WinogradUp, TiledRenderEqualsDirect) {
     auto wide = test::micro_generator_config();
     wide.ts_conv_out_channels = {128, 128, 128, 128};
-    for (const auto& [config, form] :
-         {std::pair{test::micro_generator_config(), UpForm::winograd},
-          std::pair{wide, UpForm::winograd}}) {
-        auto model = test::random_patch_model(config);
-        PatchModel& m = *model;
-        const Rect r{-37, 11, 61, 45};
-        torch::Tensor reference;
-        {
-            UpFormScope taps(UpForm::taps);
-            reference = render_region(m, r, test::opts(std::max(r.w, r.h)));
-        }
-        UpFormScope chosen(form);
-        const auto direct = render_region(m, r, test::opts(std::max(r.w, r.h)));
-        const double scale = reference.abs().max().item<double>();
-        EXPECT_TRUE(test::all_close(direct, reference, 1e-5 * scale)) << up_form_name(form);
-        EXPECT_GT((direct - reference).abs().max().item<double>(), 0.0) << "Winograd did not run";
-        for (int64_t tile : {7, 16, 33}) {
-            const auto tiled = render_region(m, r, test::opts(tile, 1, 9, 2));
-            EXPECT_TRUE(test::all_close(tiled, direct, 1e-4)) << "tile " << tile;  // the contract's
-        }
+    for (const auto& config : {test::micro_generator_config(), wide}) {
+        UpFormScope restore(cpu_up_form());
+        test::expect_form_keeps_render_contract(
+            config, [](bool winograd) { set_cpu_up_form(winograd ? UpForm::winograd : UpForm::taps); },
+            "Winograd up layers");
     }
 }
 
