@@ -29,9 +29,12 @@ namespace {
 constexpr int64_t kWinogradUpMinChannels = 128;
 constexpr int64_t kWinogradUpMinSide = 64;
 
+// Unset means taps: on the idle 2-core machine a whole paper render measured the same with
+// `automatic` (0.068-0.070 MP/s both; ts6 up 0.256 s against the taps' 0.228 s on 2 threads,
+// where the transforms share memory bandwidth) for ~84 MB more per pass (bench/README.md).
 std::atomic<UpForm>& form_in_use() {
     static std::atomic<UpForm> form =
-        env_choice("IGAN_CPU_UP", UpForm::automatic,
+        env_choice("IGAN_CPU_UP", UpForm::taps,
                    {UpForm::automatic, UpForm::taps, UpForm::winograd}, up_form_name);
     return form;
 }

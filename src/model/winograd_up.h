@@ -17,7 +17,7 @@ namespace igan {
 // measured faster (winograd_up_suits), else by the tap planes (layers.h, and channels-last for
 // narrow layers); `taps` always by the tap planes; `winograd` by Winograd at every width.
 enum class UpForm { automatic, taps, winograd };
-// The form in use: IGAN_CPU_UP (auto, taps or winograd; unset: auto), read once, until
+// The form in use: IGAN_CPU_UP (auto, taps or winograd; unset: taps), read once, until
 // set_cpu_up_form changes it for the whole process. Throws Error for another value.
 UpForm cpu_up_form();
 void set_cpu_up_form(UpForm form);
