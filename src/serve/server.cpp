@@ -309,7 +309,7 @@ struct TileServer::Impl {
                 candidates.emplace_back(p, CoarseSource::kPartial);
         if (!any) {
             for (const auto& [p, source] : candidates) m.direct.emplace(p, source);
-        } else if (opt.coarse == "auto" && !candidates.empty()) {
+        } else if (!candidates.empty()) {
             // Each way against what the box filter would serve, over one region; per level the
             // better way that reaches the threshold.
             const int64_t side = kCalibrationSide, x0 = -side / 2;
