@@ -4,8 +4,11 @@
 # per tile from /metrics: pixels rendered and their RGB bytes), then wrk with 32 connections for
 # 60 s over (1) cached tiles (a pre-rendered set) and (2) uncached tiles (every request a new
 # tile), then the server's peak RSS against its --cache-mb bound. Prints one JSON line per phase.
-# COARSE=auto|partial|head|student|box is igan serve's --coarse; COLD=N cold tiles per level
-# (z = -4: N/4, at least 2: a box-filtered one renders 256 native tiles).
+# COARSE=auto|partial|head|student|box is igan serve's --coarse, PREVIEW=true|false its
+# --coarse-preview; COLD=N cold tiles per level (z = -4: N/4, at least 2: a box-filtered one
+# renders 256 native tiles). Where cold tiles come as previews (a coarse student's tile while the
+# exact one is made), the level's line also gives how many did and the seconds until the
+# background had made all their exact tiles (refine_s; the next level waits for that).
 # SOAK=S adds (3) a soak: S seconds of cached, uncached and /render load at once, RSS sampled
 # every second into $SOAK_OUT.csv and plotted in $SOAK_OUT.svg against README's bound (startup
 # RSS + --cache-mb + --rgb-cache-mb + workers x passes x pass workspace + /render connections x 6 bytes x
@@ -13,14 +16,14 @@
 # within it.
 # Usage: bench/serve_load.sh [igan] [model.safetensors]   (env: DURATION=60 CONNS=32 CACHE_MB=32
 #        WARM=64 THREADS=0 WORKERS=1 SOAK=0 SOAK_OUT=bench/serve_soak RENDER_CONNS=2
-#        COARSE=auto COLD=8 LEVELS="0 -2 -4" RGB_CACHE_MB=32)
+#        COARSE=auto PREVIEW=true COLD=8 LEVELS="0 -2 -4" RGB_CACHE_MB=32)
 set -euo pipefail
 IGAN=${1:-build/igan}
 MODEL=${2:-models/landscape-tiny.safetensors}
 DURATION=${DURATION:-60} CONNS=${CONNS:-32} CACHE_MB=${CACHE_MB:-32} WARM=${WARM:-64}
 THREADS=${THREADS:-0} WORKERS=${WORKERS:-1}
 SOAK=${SOAK:-0} SOAK_OUT=${SOAK_OUT:-bench/serve_soak} RENDER_CONNS=${RENDER_CONNS:-2}
-COARSE=${COARSE:-auto} COLD=${COLD:-8} LEVELS=${LEVELS:-"0 -2 -4"} RGB_CACHE_MB=${RGB_CACHE_MB:-32}
+COARSE=${COARSE:-auto} PREVIEW=${PREVIEW:-true} COLD=${COLD:-8} LEVELS=${LEVELS:-"0 -2 -4"} RGB_CACHE_MB=${RGB_CACHE_MB:-32}
 MAX_RENDER_PIXELS=4194304  # igan serve's default --max-render-pixels
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 W=$(mktemp -d)
@@ -28,7 +31,7 @@ PID=""
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
 "$IGAN" serve --model "m=$MODEL" --port 0 --threads "$THREADS" --workers "$WORKERS" \
   --cache-mb "$CACHE_MB" --queue 256 --max-client-connections 1024 --min-zoom -4 \
-  --coarse "$COARSE" --rgb-cache-mb "$RGB_CACHE_MB" >"$W/serve.log" 2>&1 &
+  --coarse "$COARSE" --coarse-preview "$PREVIEW" --rgb-cache-mb "$RGB_CACHE_MB" >"$W/serve.log" 2>&1 &
 PID=$!
 PORT=""
 for _ in $(seq 1 600); do
@@ -40,26 +43,39 @@ rss_base=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 # Cold tiles, one at a time, per level; seeds apart per level so that no level reuses another's
 # tiles. A first zoomed-out tile of another seed lets --coarse auto measure its levels beforehand.
 rendered_px() { curl -s "$B/metrics" | awk '/^igan_rendered_pixels_total/ {s += $2} END {printf "%d", s}'; }
+metric() { curl -s "$B/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
 curl -sf -o /dev/null "$B/tiles/m/99/-1/0/0.png"
 for z in $LEVELS; do
   n=$COLD; [ "$z" -le -4 ] && n=$(((COLD + 3) / 4)) && [ "$n" -lt 2 ] && n=2
   px0=$(rendered_px)
   : >"$W/cold.txt"
-  errors=0
+  errors=0 previews=0
+  refined0=$(( $(metric igan_refine_done) + $(metric igan_refine_failed) ))
+  t0=$(date +%s.%N)
   for i in $(seq 1 "$n"); do
-    out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "$B/tiles/m/$((200 - z))/$z/$((i * 3))/0.png")
+    out=$(curl -s -D "$W/headers.txt" -o /dev/null -w '%{http_code} %{time_total}' "$B/tiles/m/$((200 - z))/$z/$((i * 3))/0.png")
     [ "${out%% *}" = 200 ] || errors=$((errors + 1))
+    grep -qi '^x-igan-preview:' "$W/headers.txt" && previews=$((previews + 1))
     echo "${out#* }" >>"$W/cold.txt"
   done
+  # Until the background has made the exact tiles of this level's previews.
+  while [ "$previews" -gt 0 ] && [ $(( $(metric igan_refine_done) + $(metric igan_refine_failed) - refined0 )) -lt "$previews" ]; do
+    sleep 0.05
+  done
+  refine_s=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
   px1=$(rendered_px)
-  python3 - "$W/cold.txt" "$z" "$n" "$errors" "$((px1 - px0))" "$COARSE" <<'PY'
+  python3 - "$W/cold.txt" "$z" "$n" "$errors" "$((px1 - px0))" "$COARSE" "$previews" "$refine_s" <<'PY'
 import json, sys
 t = sorted(float(v) for v in open(sys.argv[1]) if v.strip())
 z, n, errors, px, coarse = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+previews, refine_s = int(sys.argv[7]), float(sys.argv[8])
 pct = lambda q: t[min(len(t) - 1, int(q * (len(t) - 1) + 0.5))]
-print(json.dumps({"phase": "cold", "z": z, "coarse": coarse, "tiles": n, "p50_ms": round(1e3 * pct(0.5), 1),
-                  "p95_ms": round(1e3 * pct(0.95), 1), "errors": errors,
-                  "rendered_px_per_tile": px // n, "rgb_bytes_per_tile": 3 * px // n}))
+line = {"phase": "cold", "z": z, "coarse": coarse, "tiles": n, "p50_ms": round(1e3 * pct(0.5), 1),
+        "p95_ms": round(1e3 * pct(0.95), 1), "errors": errors,
+        "rendered_px_per_tile": px // n, "rgb_bytes_per_tile": 3 * px // n}
+if previews:
+    line.update(previews=previews, refine_s=refine_s)
+print(json.dumps(line))
 PY
 done
 # Warm WARM tiles (an 8-wide block) sequentially.

@@ -14,11 +14,13 @@
 (function () {
   'use strict';
   const status = document.getElementById('status');
-  const counts = { tiles: 0, errors: 0 };
+  const counts = { tiles: 0, errors: 0, previews: 0, refined: 0 };
   function setStatus(state, text) {
     status.dataset.state = state;
     status.dataset.tiles = counts.tiles;
     status.dataset.errors = counts.errors;
+    status.dataset.previews = counts.previews;
+    status.dataset.refined = counts.refined;
     status.textContent = text;
     status.className = state === 'error' ? 'err' : '';
   }
@@ -163,7 +165,38 @@
     const tilejsonUrl = () => '/tiles/' + encodeURIComponent(modelSel.value) + '/' +
         seedText() + '/tilejson.json' + query();
     // Added to the map once its first TileJSON arrives; its zoom 0 is the TileJSON's native zoom.
-    const layer = L.tileLayer('', {
+    // Tiles are fetched (not <img src>) to read X-Igan-Preview: a coarse student's tile sent
+    // while the server makes the exact one, asked for again until the exact one arrives.
+    const RefiningTiles = L.TileLayer.extend({
+      createTile(coords, done) {
+        const img = document.createElement('img');
+        img.alt = '';
+        const url = this.getTileUrl(coords);
+        img.dataset.url = url;  // what the page shows of the tile's address
+        let tries = 0;
+        const load = () => fetch(url, { cache: tries ? 'no-cache' : 'default' })
+            .then(r => r.ok ? r.blob().then(b => [b, r.headers.get('X-Igan-Preview')])
+                            : Promise.reject(new Error('tile ' + r.status)))
+            .then(([blob, preview]) => {
+              const old = img.src, first = tries++ === 0;
+              img.onload = () => {
+                if (old) URL.revokeObjectURL(old);
+                if (first) done(null, img);
+                if (!preview && !first) { counts.refined++; setStatus(status.dataset.state, summary()); }
+              };
+              img.dataset.preview = preview ? '1' : '';
+              if (preview && first) counts.previews++;
+              img.src = URL.createObjectURL(blob);
+              if (preview && tries < 60) {
+                setTimeout(() => { if (img.isConnected) load(); }, 500 * Math.min(tries, 8));
+              }
+            })
+            .catch(e => { if (tries === 0) done(e, img); });
+        load();
+        return img;
+      },
+    });
+    const layer = new RefiningTiles('', {
       tileSize: info.tile_size, minZoom: info.min_zoom, maxNativeZoom: 0, maxZoom: 2,
       noWrap: true, keepBuffer: 1, updateWhenZooming: false,
     });
@@ -191,7 +224,8 @@
       return /^\d{1,19}$/.test(s) ? s : '0';
     }
     function summary() {
-      return counts.tiles + ' tiles' + (counts.errors ? ', ' + counts.errors + ' errors' : '');
+      return counts.tiles + ' tiles' + (counts.errors ? ', ' + counts.errors + ' errors' : '') +
+          (counts.previews ? ', ' + counts.refined + ' of ' + counts.previews + ' previews refined' : '');
     }
     function update() {
       const c = map.project(map.getCenter(), 0);

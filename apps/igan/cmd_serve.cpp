@@ -124,6 +124,13 @@ RegisterCommand reg(60, [](CLI::App& app, Globals&) {
     cmd->add_option("--coarse-min-psnr", o.coarse_min_psnr,
                     "--coarse auto: PSNR (dB) against the box filter a direct level needs")
         ->capture_default_str();
+    cmd->add_option("--coarse-preview", o.coarse_preview,
+                    "box-filtered levels with a coarse student: answer a cold tile with the "
+                    "student's (X-Igan-Preview), make the exact one in the background")
+        ->capture_default_str();
+    cmd->add_option("--preview-queue", o.preview_queue,
+                    "previewed tiles waiting to be refined; beyond: the oldest is dropped")
+        ->capture_default_str();
     add_webp_quality_option(
         cmd, &o.webp_quality,
         "WebP tiles: lossy quality 1..100, or lossless (a request's ?quality= overrides)");

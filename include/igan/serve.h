@@ -48,6 +48,12 @@ struct ServeOptions {
     // tiles.
     std::string coarse = "auto";
     double coarse_min_psnr = 30;
+    // A box-filtered level z < 0 that the model has a coarse student for answers a tile whose
+    // finer tiles are not ready at once with the student's tile, marked as a preview
+    // ("X-Igan-Preview: student", "Cache-Control: no-cache", its own ETag), and makes the exact
+    // tile in the background; once that is done, the exact tile is served.
+    bool coarse_preview = true;
+    int preview_queue = 256;  // tiles waiting to be refined; beyond: the oldest is dropped
     int64_t rgb_cache_mb = 128;  // LRU cache of tiles' RGB, from which coarser tiles are made
     int webp_quality = 80;       // WebP tiles: 1..100 lossy, or kWebpLossless
     int64_t max_render_side = 4096;  // /render caps; beyond: 413

@@ -55,6 +55,11 @@ void Metrics::composed() {
     ++composed_;
 }
 
+void Metrics::preview() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++previews_;
+}
+
 void Metrics::rejected() {
     std::lock_guard<std::mutex> lock(mutex_);
     ++rejected_;
@@ -110,6 +115,10 @@ std::string Metrics::text(const std::string& extra) const {
       << "\n"
       << "# HELP igan_tiles_composed_total Coarser tiles box-filtered from four finer ones.\n"
       << "# TYPE igan_tiles_composed_total counter\nigan_tiles_composed_total " << composed_
+      << "\n"
+      << "# HELP igan_tile_previews_total Coarse students' tiles sent while the exact tile was "
+         "made.\n"
+      << "# TYPE igan_tile_previews_total counter\nigan_tile_previews_total " << previews_
       << "\n"
       << "# TYPE igan_rejected_total counter\nigan_rejected_total " << rejected_ << "\n"
       << "# HELP igan_tiles_per_second Tiles served per second over the last 10 s.\n"

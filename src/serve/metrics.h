@@ -20,6 +20,7 @@ public:
     // A render by the generator: its level (0 native, < 0 a partial ToRGB sum) and pixels.
     void rendered(double seconds, int level = 0, int64_t pixels = 0);
     void composed();  // a coarser tile box-filtered from its four children
+    void preview();   // a coarse student's tile sent while the exact one is made
     void rejected();  // 503: queue full
 
     // Counter and histogram lines; `extra` (already formatted lines) is appended.
@@ -42,7 +43,7 @@ private:
     int64_t latency_count_ = 0;
     int64_t tiles_ = 0, hits_ = 0, misses_ = 0, renders_ = 0, rejected_ = 0;
     double render_seconds_ = 0;
-    int64_t composed_ = 0;
+    int64_t composed_ = 0, previews_ = 0;
     std::map<int, std::pair<int64_t, int64_t>> levels_;  // level -> (renders, pixels)
     // tiles per whole second, ring of 11 (the current second is excluded from the rate)
     mutable std::array<int64_t, 11> ring_{};

@@ -40,6 +40,7 @@ struct Busy : std::runtime_error {
 
 using Clock = std::chrono::steady_clock;
 thread_local Clock::time_point t_request_start;
+thread_local bool t_refining = false;  // this thread refines previewed tiles in the background
 
 double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
@@ -183,6 +184,7 @@ void validate_serve_options(const ServeOptions& o) {
     if (o.coarse != "auto" && o.coarse != "partial" && o.coarse != "head" &&
         o.coarse != "student" && o.coarse != "box")
         problems.push_back("--coarse must be auto, partial, head, student or box");
+    if (o.preview_queue < 1) problems.push_back("--preview-queue must be >= 1");
     if (!(o.coarse_min_psnr >= 0 && o.coarse_min_psnr <= 99))
         problems.push_back("--coarse-min-psnr must be in [0, 99] dB");
     if (o.rgb_cache_mb < 0 || o.rgb_cache_mb > (int64_t{1} << 20))
@@ -223,7 +225,8 @@ struct TileServer::Impl {
           store(opt.cache_mb * (int64_t{1} << 20)),
           rgb_store(opt.rgb_cache_mb * (int64_t{1} << 20)),
           pool(opt.workers, opt.queue),
-          http(limits(opt)) {}
+          http(limits(opt)),
+          refiner(opt.preview_queue) {}
 
     static ConnectionLimits limits(const ServeOptions& o) {
         ConnectionLimits l;
@@ -246,6 +249,8 @@ struct TileServer::Impl {
     std::mutex run_mutex;
     bool stop_requested = false;
     std::atomic<bool> in_run{false};
+    // Last member: destroyed first, so no refinement outlives the stores and pool it uses.
+    BackgroundQueue refiner;
 
     void log(const std::string& line) const {
         if (opt.log) opt.log(line);
@@ -274,6 +279,7 @@ struct TileServer::Impl {
         r.width = w;
         r.height = h;
         r.tile = opt.tile_size;  // /render computes the very windows of the tiles it covers
+        if (t_refining && refiner.stopping()) throw Busy();  // shutting down: stop refining
         std::vector<uint8_t> rgb;
         const bool ran = pool.run([&] {
             const auto t0 = Clock::now();
@@ -482,6 +488,69 @@ struct TileServer::Impl {
         return {};
     }
 
+    // Whether a tile is answered by a preview: its level is box-filtered, the model has a
+    // student for it, and neither the tile nor the finer tiles it is made of are cached.
+    bool wants_preview(Model& m, const TileAddress& t, const std::string& variant) {
+        if (!opt.coarse_preview || t.z >= 0 || is_direct(m, t.z)) return false;
+        const auto& students = m.engine->summary().coarse_students;
+        if (std::none_of(students.begin(), students.end(),
+                         [&](const auto& s) { return s.level == t.z; }))
+            return false;
+        return !store.cache().get(variant);
+    }
+
+    // The tile's RGB, or (as a @2x tile always needs) its four children's, is cached: the
+    // exact tile costs no render.
+    bool rgb_ready(const TileAddress& t, const TileQuery& q) {
+        if (t.scale == 1 && rgb_store.cache().get("rgb:" + key_of(t, q))) return true;
+        for (int c = 0; c < 4; ++c)
+            if (!rgb_store.cache().get("rgb:" + key_of(canonical(child_of(t, c), q), q)))
+                return false;
+        return true;
+    }
+
+    // The student's tile for a box-filtered level, tagged as a preview, and the exact tile
+    // queued for the background. False (nothing sent) where the student cannot render it.
+    bool send_preview(const httplib::Request& req, httplib::Response& res, Model& m,
+                      TileAddress t, const TileQuery& q, TileFormat format, int quality,
+                      const std::string& variant) {
+        t = canonical(t, q);
+        const int64_t s = opt.tile_size;
+        const std::string key = variant + "~preview";
+        Blob bytes;
+        try {
+            bytes = store.get(key, [&]() -> std::string {
+                const auto rgb = render(m, t.seed, t.x * s, t.y * s, s, s, q, t.z,
+                                        CoarseSource::kStudent);
+                const std::string two = t.scale == 2 ? pixel_double(rgb.data(), s) : "";
+                const auto* px = t.scale == 2 ? reinterpret_cast<const uint8_t*>(two.data())
+                                              : rgb.data();
+                return format == TileFormat::kWebp ? encode_webp(px, s * t.scale, s * t.scale,
+                                                                 quality)
+                                                   : encode_png(px, s * t.scale, s * t.scale);
+            });
+        } catch (const UsageError&) {  // e.g. a cyclic period the student cannot follow
+            return false;
+        }
+        refiner.add(variant, [this, &m, t, q, format, quality] {
+            t_refining = true;
+            tile_bytes(m, t, q, format, quality, nullptr);
+        });
+        metrics.preview();
+        const std::string tag = etag(m, key);
+        res.set_header("ETag", tag);
+        res.set_header("Cache-Control", "no-cache");  // revalidate: the exact tile will follow
+        res.set_header("X-Igan-Preview", "student");
+        res.set_header("Access-Control-Expose-Headers", "X-Igan-Preview");
+        if (req.get_header_value("If-None-Match") == tag) {
+            res.status = 304;
+            return true;
+        }
+        res.set_content(bytes->data(), bytes->size(),
+                        format == TileFormat::kWebp ? "image/webp" : "image/png");
+        return true;
+    }
+
     void handle_tile(const httplib::Request& req, httplib::Response& res) {
         TileAddress t;
         const auto st = parse_tile_path(req.matches[1], opt.min_zoom, opt.tile_size, &t);
@@ -499,8 +568,13 @@ struct TileServer::Impl {
         const std::string variant = key_of(canonical(t, q), q) + (t.scale == 2 ? "@2x" : "") +
                                     (format == TileFormat::kWebp ? ".webp" + quality_text(quality)
                                                                  : ".png");
-        if (not_modified(req, res, etag(*m, variant))) return;
+        const std::string tag = etag(*m, variant);
         try {
+            if (req.get_header_value("If-None-Match") != tag &&
+                wants_preview(*m, canonical(t, q), variant) && !rgb_ready(canonical(t, q), q) &&
+                send_preview(req, res, *m, t, q, format, quality, variant))
+                return;
+            if (not_modified(req, res, tag)) return;
             bool hit = false;
             const auto bytes = tile_bytes(*m, t, q, format, quality, &hit);
             metrics.tile(hit);
@@ -711,6 +785,11 @@ struct TileServer::Impl {
                         const auto it = m->direct.find(z);
                         l["source"] =
                             it == m->direct.end() ? "box" : coarse_source_name(it->second);
+                        const auto& st = s.coarse_students;
+                        if (it == m->direct.end() && opt.coarse_preview &&
+                            std::any_of(st.begin(), st.end(),
+                                        [&](const auto& c) { return c.level == z; }))
+                            l["preview"] = "student";
                         for (const auto& w : m->measured)
                             if (w.level == z)
                                 l["psnr_db"][coarse_source_name(w.source)] =
@@ -743,6 +822,7 @@ struct TileServer::Impl {
                                                            : nlohmann::json{"png"}},
                               {"webp_quality", quality_text(opt.webp_quality)},
                               {"coarse", opt.coarse},
+                              {"coarse_preview", opt.coarse_preview},
                               {"fusion",
                                {{"max_centres", kMaxFuseCentres},
                                 {"band", 128},
@@ -772,6 +852,12 @@ struct TileServer::Impl {
         gauge("igan_renders_waiting", "Renders waiting for a worker.", pool.waiting());
         gauge("igan_tiles_in_flight", "Distinct tiles being produced.", double(store.in_flight()));
         gauge("igan_http_connections", "Client connections being served.", http.connections());
+        gauge("igan_refine_waiting", "Previewed tiles waiting to be refined.", refiner.waiting());
+        gauge("igan_refine_done", "Previewed tiles refined so far.", double(refiner.done()));
+        gauge("igan_refine_failed", "Refinements that failed (e.g. a full render queue).",
+              double(refiner.failed()));
+        gauge("igan_refine_dropped", "Refinements dropped from a full queue.",
+              double(refiner.dropped()));
         return metrics.text(extra);
     }
 };

@@ -1,5 +1,7 @@
 #include "serve/tile_cache.h"
 
+#include <algorithm>
+
 namespace igan {
 
 Blob LruCache::get(const std::string& key) {
@@ -155,6 +157,78 @@ int RenderPool::active() const {
 int RenderPool::waiting() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return int(jobs_.size());
+}
+
+BackgroundQueue::BackgroundQueue(int capacity)
+    : capacity_(std::max(1, capacity)), thread_([this] { work(); }) {}
+
+BackgroundQueue::~BackgroundQueue() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+        dropped_ += int64_t(jobs_.size());
+        jobs_.clear();
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+bool BackgroundQueue::add(const std::string& key, std::function<void()> fn) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_ || keys_.count(key)) return false;
+        keys_.insert(key);
+        jobs_.emplace_front(key, std::move(fn));
+        if (int(jobs_.size()) > capacity_) {
+            keys_.erase(jobs_.back().first);
+            jobs_.pop_back();
+            ++dropped_;
+        }
+    }
+    cv_.notify_one();
+    return true;
+}
+
+void BackgroundQueue::work() {
+    while (true) {
+        std::pair<std::string, std::function<void()>> job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+            if (stop_) return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        bool ok = true;
+        try {
+            job.second();
+        } catch (...) {
+            ok = false;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        keys_.erase(job.first);
+        ++(ok ? done_ : failed_);
+    }
+}
+
+int BackgroundQueue::waiting() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return int(jobs_.size());
+}
+
+int64_t BackgroundQueue::done() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return done_;
+}
+
+int64_t BackgroundQueue::failed() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return failed_;
+}
+
+int64_t BackgroundQueue::dropped() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return dropped_;
 }
 
 }  // namespace igan

@@ -1,6 +1,7 @@
 #pragma once
 // The tile server's memory: an LRU cache bounded in bytes, and single-flight production (any
 // number of concurrent requests for one missing key run the producer once and share its result).
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace igan {
@@ -95,6 +97,37 @@ private:
     int active_ = 0;
     bool stop_ = false;
     std::vector<std::thread> threads_;
+};
+
+// Work that may wait and may be dropped (refining previewed tiles): one thread runs the jobs,
+// the most recently added first (the view a user looks at now), at most one per key at a time;
+// beyond `capacity` waiting jobs the oldest is dropped. A job that throws counts as failed.
+// The destructor drops what waits and joins after the running job, which can end early by
+// polling stopping().
+class BackgroundQueue {
+public:
+    explicit BackgroundQueue(int capacity);
+    ~BackgroundQueue();
+    BackgroundQueue(const BackgroundQueue&) = delete;
+    BackgroundQueue& operator=(const BackgroundQueue&) = delete;
+
+    // False when a job for `key` already waits or runs (nothing is added).
+    bool add(const std::string& key, std::function<void()> fn);
+    bool stopping() const { return stop_.load(); }
+    int waiting() const;
+    int64_t done() const, failed() const, dropped() const;
+
+private:
+    void work();
+
+    const int capacity_;
+    std::atomic<bool> stop_{false};
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    std::list<std::pair<std::string, std::function<void()>>> jobs_;  // front: newest
+    std::unordered_set<std::string> keys_;  // waiting or running
+    int64_t done_ = 0, failed_ = 0, dropped_ = 0;
+    std::thread thread_;
 };
 
 }  // namespace igan

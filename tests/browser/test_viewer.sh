@@ -106,4 +106,42 @@ PY
 kill -TERM $PID; wait $PID; rc=$?
 [ $rc = 0 ] || fail "igan serve exited $rc on SIGTERM"
 PID=""
-echo "ok: viewer loaded, panned, $tiles tiles, screenshot not blank"
+
+# Previews: a model with a coarse student at -3 that --coarse auto does not take (99 dB): the
+# zoomed-out view paints the student's tiles at once, marked as previews, and once the server
+# has made the exact tiles a second visit with the same browser cache shows no preview (the
+# previews' no-cache made the browser revalidate).
+"$IGAN" fit-coarse -q -m "$W/tiny.safetensors" --student --student-levels -3 --student-samples 2 \
+  --held-out 0 --student-side 4 --student-steps 2 >/dev/null 2>&1 || fail "fit-coarse --student"
+"$IGAN" serve --model "$W/tiny.safetensors" --host 127.0.0.1 --port 0 --tile-size 32 \
+  --min-zoom -3 --coarse-min-psnr 99 >"$W/serve.log" 2>&1 &
+PID=$!
+PORT=""
+for _ in $(seq 1 300); do
+  PORT=$(sed -n 's#^serving on http://127.0.0.1:\([0-9]*\)/$#\1#p' "$W/serve.log")
+  [ -n "$PORT" ] && break
+  kill -0 $PID 2>/dev/null || fail "igan serve exited"
+  sleep 0.1
+done
+[ -n "$PORT" ] || fail "igan serve did not start"
+ZOOMED="http://127.0.0.1:$PORT/#tiny/1/-3/0/0"
+chrome --window-size=96,96 --dump-dom "$ZOOMED" >"$W/zoomed.html" || fail "chromium --dump-dom of a zoomed-out view failed"
+status=$(grep -o '<span id="status"[^>]*>' "$W/zoomed.html")
+previews=$(echo "$status" | sed -n 's/.*data-previews="\([0-9]*\)".*/\1/p')
+[ "${previews:-0}" -ge 1 ] || fail "no preview tiles at z = -3: $status"
+echo "$status" | grep -q 'data-errors="0"' || fail "tile errors in the zoomed-out view: $status"
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
+for _ in $(seq 1 600); do
+  [ "$(metric igan_refine_waiting)" = 0 ] && [ "$(metric igan_refine_done)" -ge "$previews" ] && break
+  sleep 0.1
+done
+[ "$(metric igan_refine_done)" -ge "$previews" ] || fail "the previews were not refined in 60 s"
+chrome --window-size=96,96 --dump-dom "$ZOOMED" >"$W/zoomed2.html" || fail "chromium --dump-dom (second visit) failed"
+status2=$(grep -o '<span id="status"[^>]*>' "$W/zoomed2.html")
+echo "$status2" | grep -q 'data-previews="0"' || fail "previews still shown after refinement: $status2"
+echo "$status2" | grep -q 'data-errors="0"' || fail "tile errors on the second visit: $status2"
+kill -TERM $PID; wait $PID; rc=$?
+[ $rc = 0 ] || fail "igan serve exited $rc on SIGTERM"
+PID=""
+echo "ok: viewer loaded, panned, $tiles tiles, screenshot not blank; $previews previews at z = -3, refined"
+

@@ -12,8 +12,10 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <set>
 #include <csignal>
@@ -156,6 +158,44 @@ TEST(RenderPool, AWorkerIsFreeAgainWhenRunReturns) {
     for (int i = 0; i < 3000; ++i) refused += !pool.run([] {});
     EXPECT_EQ(refused, 0);
     EXPECT_EQ(pool.active(), 0);
+}
+
+// Newest first, one job per key, the oldest dropped beyond the capacity, a throwing job counted
+// as failed; the destructor drops what waits.
+TEST(BackgroundQueue, NewestFirstDeduplicatedAndBounded) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool release = false;
+    std::vector<std::string> ran;
+    auto queue = std::make_unique<BackgroundQueue>(2);
+    // The first job holds the thread until the others are queued.
+    ASSERT_TRUE(queue->add("hold", [&] {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return release; });
+    }));
+    while (queue->waiting() > 0) std::this_thread::yield();  // "hold" is running
+    EXPECT_FALSE(queue->add("hold", [] {}));                  // running: not added again
+    auto record = [&](const std::string& k) {
+        return [&, k] {
+            std::lock_guard<std::mutex> lock(m);
+            ran.push_back(k);
+        };
+    };
+    EXPECT_TRUE(queue->add("a", record("a")));
+    EXPECT_TRUE(queue->add("b", [] { throw std::runtime_error("no"); }));
+    EXPECT_FALSE(queue->add("b", record("b")));  // waiting: not added again
+    EXPECT_TRUE(queue->add("c", record("c")));   // "a", the oldest, is dropped
+    EXPECT_EQ(queue->dropped(), 1);
+    {
+        std::lock_guard<std::mutex> lock(m);
+        release = true;
+    }
+    cv.notify_all();
+    while (queue->done() + queue->failed() < 3) std::this_thread::yield();
+    EXPECT_EQ(ran, std::vector<std::string>({"c"}));
+    EXPECT_EQ(queue->failed(), 1);
+    EXPECT_TRUE(queue->add("a", record("a")));  // done keys may come again
+    queue.reset();                              // joins (it may or may not have run "a")
 }
 
 TEST(ServeRoutes, StrictIntegers) {
@@ -1145,13 +1185,12 @@ TEST(ServeCoarse, AutoChoosesLevelsByTheirMeasuredPsnr) {
 // A coarse student (igan fit-coarse --student) joins --coarse auto's measurement: it serves its
 // level where its PSNR against the box filter reaches the threshold, the box filter elsewhere;
 // --coarse student serves it unmeasured. /api/info reports the measurement.
-TEST(ServeCoarse, StudentServesItsLevelOnlyWhereItsPsnrPasses) {
-    char dir[] = "/tmp/igan-serve-student-XXXXXX";
-    ASSERT_TRUE(mkdtemp(dir));
+// A random tiny model in `dir` with a (barely fitted) coarse student at -3 in its side file.
+std::string tiny_with_student(const std::string& dir) {
     InitRequest init;
     init.config = "tiny";
     init.seed = 5;
-    init.out = std::string(dir) + "/tiny.safetensors";
+    init.out = dir + "/tiny.safetensors";
     init_model(init);
     FitCoarseRequest f;
     f.model = init.out;
@@ -1162,9 +1201,22 @@ TEST(ServeCoarse, StudentServesItsLevelOnlyWhereItsPsnrPasses) {
     f.student_side = 4;
     f.student_steps = 2;
     fit_coarse(f);
+    return init.out;
+}
+
+// The student's 16-px tile (0, 0) of seed 4 at -3, as the engine renders it.
+std::vector<uint8_t> student_tile_of(const std::string& model) {
     GenerateRequest r;
     r.seed = 4, r.level = -3, r.coarse_student = true, r.width = r.height = r.tile = 16;
-    const auto student_tile = Engine(init.out).render_rgb(r);
+    return Engine(model).render_rgb(r);
+}
+
+TEST(ServeCoarse, StudentServesItsLevelOnlyWhereItsPsnrPasses) {
+    char dir[] = "/tmp/igan-serve-student-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    InitRequest init;
+    init.out = tiny_with_student(dir);
+    const auto student_tile = student_tile_of(init.out);
     for (const char* mode : {"auto", "student"})
         for (double threshold : {0.0, 99.0}) {
             ServeOptions o;
@@ -1184,6 +1236,64 @@ TEST(ServeCoarse, StudentServesItsLevelOnlyWhereItsPsnrPasses) {
                 EXPECT_EQ(tile, student_tile) << mode << " " << threshold;
             }
         }
+    std::filesystem::remove_all(dir);
+}
+
+// A box-filtered level with a student answers a cold tile with the student's tile at once,
+// marked as a preview that must be revalidated, and makes the exact tile in the background;
+// then the exact tile (immutable, its own ETag) is served. With previews off: the exact tile.
+TEST(ServeCoarse, PreviewTilesAreRefinedToTheExactTile) {
+    char dir[] = "/tmp/igan-serve-preview-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    const auto model = tiny_with_student(dir);
+    const auto student_tile = student_tile_of(model);
+    ServeOptions o;
+    o.tile_size = 16;
+    o.min_zoom = -3;
+    o.coarse_min_psnr = 99;  // the student is not direct: -3 is box-filtered
+    const char* path = "/tiles/tiny/4/-3/0/0.png";
+    std::vector<uint8_t> exact;
+    {
+        o.coarse_preview = false;
+        LocalServer s(o, model);
+        const auto res = s.client().Get(path);
+        ASSERT_TRUE(res && res->status == 200);
+        EXPECT_FALSE(res->has_header("X-Igan-Preview"));
+        exact = decode_png(res->body).pixels;
+        const auto info = nlohmann::json::parse(s.client().Get("/api/info")->body);
+        EXPECT_FALSE(info["models"][0]["levels"][2].contains("preview"));
+    }
+    ASSERT_NE(exact, student_tile);
+    o.coarse_preview = true;
+    LocalServer s(o, model);
+    auto res = s.client().Get(path);
+    ASSERT_TRUE(res && res->status == 200);
+    EXPECT_EQ(res->get_header_value("X-Igan-Preview"), "student");
+    EXPECT_EQ(res->get_header_value("Cache-Control"), "no-cache");
+    const std::string preview_tag = res->get_header_value("ETag");
+    EXPECT_NE(preview_tag.find("~preview"), std::string::npos) << preview_tag;
+    EXPECT_EQ(decode_png(res->body).pixels, student_tile);
+    const auto info = nlohmann::json::parse(s.client().Get("/api/info")->body);
+    EXPECT_EQ(info["models"][0]["levels"][2]["preview"], "student");
+    // 64 native 16-px tiles in the background: well within the deadline.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (res && res->has_header("X-Igan-Preview") &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        res = s.client().Get(path, {{"If-None-Match", preview_tag}});
+    }
+    ASSERT_TRUE(res && res->status == 200);
+    EXPECT_FALSE(res->has_header("X-Igan-Preview"));
+    EXPECT_EQ(res->get_header_value("Cache-Control"), "public, max-age=31536000, immutable");
+    EXPECT_EQ(decode_png(res->body).pixels, exact);
+    const auto metrics = s.server().metrics_text();
+    const auto counter = [&](const std::string& name) {
+        const size_t at = metrics.find("\n" + name + " ");
+        return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
+    };
+    EXPECT_GE(counter("igan_tile_previews_total"), 1);
+    EXPECT_EQ(counter("igan_refine_done"), 1);
+    EXPECT_EQ(counter("igan_refine_failed"), 0);
     std::filesystem::remove_all(dir);
 }
 
