@@ -5,8 +5,10 @@
 // For each sample (a seed and a region around the horizon) one native region of side
 // size * 2^-zmin is rendered and every level derived from it. Reports, per level and way, the
 // mean PSNR (8-bit) and the SWD (x 1e3, Laplacian-pyramid patches) of the way's images against
-// the reference's, and the cold cost of one tile of `tile` px in seconds, from timed renders of
-// one tile at each directly rendered level (a way costs 4^(p - z) tiles of level p). A way
+// the reference's, the mean PSNR after the best affine colour map of each image onto the
+// reference (the part of the error that is not colour), and the cold cost of one tile of
+// `tile` px in seconds, from timed renders of one tile at each directly rendered level (a way
+// costs 4^(p - z) tiles of level p). A way
 // "head p" renders level p through the fitted coarse head in the model's side file (igan
 // fit-coarse); "student p" through its coarse student (igan fit-coarse --student). Fit both on
 // other seeds than these (1..samples) to measure on held-out ones.
@@ -62,15 +64,30 @@ double seconds_of(const std::function<void()>& fn) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// PSNR after the best affine colour map of `img` onto `ref` (least squares, 3 x 4): what a way
+// would score if only its colours were wrong, so the gap to psnr() is its colour error.
+double psnr_colour_fitted(const Image& img, const Image& ref) {
+    const int64_t n = int64_t(img.size() / 3);
+    auto as_rows = [n](const Image& v) {
+        return torch::from_blob(const_cast<uint8_t*>(v.data()), {n, 3}, torch::kUInt8)
+            .to(torch::kFloat64);
+    };
+    const auto x = torch::cat({as_rows(img), torch::ones({n, 1}, torch::kFloat64)}, 1);
+    const auto y = as_rows(ref);
+    const auto a = std::get<0>(torch::linalg_lstsq(x, y));
+    const auto mse = (x.mm(a).round().clamp(0, 255) - y).pow(2).mean().item<double>();
+    return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+}
+
 struct Way {
-    std::vector<double> psnr;
+    std::vector<double> psnr, psnr_colour_fitted;
     std::unique_ptr<igan::SwdDescriptors> desc;
 };
 
 int usage() {
     std::fprintf(stderr,
                  "usage: igan_levels_bench MODEL [--size PX] [--samples N] [--min-level Z] "
-                 "[--tile PX] [--threads N] [--rounds N] [--dump DIR]\n");
+                 "[--tile PX] [--threads N] [--rounds N] [--dump DIR] [--student-colours 0|1]\n");
     return 2;
 }
 
@@ -83,6 +100,7 @@ int main(int argc, char** argv) {
     int min_level = -4, threads = 0;
     int64_t rounds = 5;
     std::string dump;  // the first sample's images, level_Z_from_P.png
+    bool student_colours = true;  // GenerateRequest::student_colours
     for (int i = 2; i + 1 < argc; i += 2) {
         const std::string k = argv[i];
         const long long v = std::atoll(argv[i + 1]);
@@ -93,6 +111,7 @@ int main(int argc, char** argv) {
         else if (k == "--threads") threads = int(v);
         else if (k == "--rounds") rounds = v;
         else if (k == "--dump") dump = argv[i + 1];
+        else if (k == "--student-colours") student_colours = v != 0;
         else return usage();
     }
     if (size < 16 || samples < 1 || rounds < 1 || min_level > -1 || min_level < -8 || tile < 16)
@@ -168,6 +187,7 @@ int main(int argc, char** argv) {
             q.level = p;
             q.coarse_head = kind_of(key) == 1;
             q.coarse_student = kind_of(key) == 2;
+            q.student_colours = student_colours;
             q.x = r.x >> -p;
             q.y = r.y >> -p;
             q.width = q.height = native_side >> -p;
@@ -190,6 +210,7 @@ int main(int argc, char** argv) {
                 const int64_t p_side = native_side >> -level_of(p);
                 const Image img = p == 0 ? ref : box_filter(rendered[p], p_side, p_side / side);
                 way.psnr.push_back(psnr(img, ref));
+                way.psnr_colour_fitted.push_back(psnr_colour_fitted(img, ref));
                 way.desc->add(to_tensor(img, side));
                 if (s == 0 && !dump.empty()) {
                     const auto png = igan::encode_png(img.data(), side, side);
@@ -218,6 +239,7 @@ int main(int argc, char** argv) {
         q.level = level_of(p);
         q.coarse_head = kind_of(p) == 1;
         q.coarse_student = kind_of(p) == 2;
+        q.student_colours = student_colours;
         q.width = q.height = tile;
         q.x = (round + 1) * 4 * tile;
         return q;
@@ -239,16 +261,19 @@ int main(int argc, char** argv) {
         return v[v.size() / 2];
     };
     for (int p : direct) tile_s[p] = median(times[p]);
-    std::printf("\nlevel  way         PSNR dB (min)    SWD x1e3   tile s  (tiles of level p)\n");
+    std::printf("\nlevel  way         PSNR dB (min)    colour-fitted  SWD x1e3   tile s  (tiles of "
+                "level p)\n");
     for (auto& [z, by_source] : ways) {
         const auto& ref = *by_source.at(0).desc;
         for (auto& [p, way] : by_source) {
-            double mean = 0, lo = 1e9;
+            double mean = 0, lo = 1e9, fitted = 0;
             for (double v : way.psnr) mean += v / double(way.psnr.size()), lo = std::min(lo, v);
+            for (double v : way.psnr_colour_fitted) fitted += v / double(way.psnr.size());
             const double swd = p == 0 ? 0.0 : igan::swd(*way.desc, ref).mean;
             const double tiles = std::pow(4.0, level_of(p) - z);
-            std::printf("%5d  %-10s  %6.2f (%6.2f)  %9.2f  %7.3f  (%g)\n", z, name_of(p).c_str(),
-                        p == 0 ? 99.0 : mean, p == 0 ? 99.0 : lo, swd, tiles * tile_s[p], tiles);
+            std::printf("%5d  %-10s  %6.2f (%6.2f)  %13.2f  %9.2f  %7.3f  (%g)\n", z,
+                        name_of(p).c_str(), p == 0 ? 99.0 : mean, p == 0 ? 99.0 : lo,
+                        p == 0 ? 99.0 : fitted, swd, tiles * tile_s[p], tiles);
         }
     }
     std::printf("\nbox filter against itself shifted by half a level pixel, PSNR dB mean (min):");
@@ -264,5 +289,17 @@ int main(int argc, char** argv) {
     for (auto& [p, t] : tile_s)
         std::printf(" %s: %.3f (x%.2f)", p == 0 ? "0" : name_of(p).c_str(), t, median(ratios[p]));
     std::printf("\n");
+    if (student_colours && !students.empty()) {
+        // A seed's first student tile also renders its colour probes: once per seed and level.
+        std::printf("colour probes, seconds per seed (x: a z = 0 tile):");
+        for (int p : students) {
+            auto q = request_for(p - kStudent, 0);
+            q.seed = 1u << 30;  // a seed no render above used
+            const double first = seconds_of([&] { engine.render_rgb(q); });
+            const double again = seconds_of([&] { engine.render_rgb(q); });
+            std::printf(" %d: %.3f (x%.2f)", p, first - again, (first - again) / tile_s[0]);
+        }
+        std::printf("\n");
+    }
     return 0;
 }

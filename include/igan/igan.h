@@ -148,6 +148,9 @@ struct GenerateRequest {
     // With level < 0: render it through the coarse student of that level
     // (ModelSummary::coarse_students), from the canvas's fields without the generator.
     bool coarse_student = false;
+    // A coarse student's colours mapped per style onto the native render of probe regions of
+    // that style's seed (render/coarse_student.h; a seed's first such render pays the probes).
+    bool student_colours = true;
     std::string out;           // PNG path
 };
 

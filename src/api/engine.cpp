@@ -9,6 +9,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "render/coarse_student.h"
 #include "io/atomic_file.h"
 #include "io/png.h"
 #include "model/coords.h"
@@ -173,6 +174,27 @@ TilePlan Engine::Impl::checked_plan(const GenerateRequest& r, RenderOptions* o) 
     }
 }
 
+torch::Tensor Engine::Impl::student_colours(int level, uint64_t seed, double psi,
+                                            bool fade) const {
+    constexpr size_t kMaxColourMaps = 4096;
+    const auto key = std::make_tuple(level, seed, psi, fade);
+    {
+        std::lock_guard<std::mutex> lock(colour_mutex);
+        const auto it = colour_maps.find(key);
+        if (it != colour_maps.end()) return it->second;
+    }
+    const auto [z, w] = seed_style(seed, psi);
+    StyledGenerator single(model.generator, device, z, every_slot(w));
+    CanvasFields fields;
+    fields.seed = seed;
+    fields.fade_beyond_band = fade;
+    const auto map = student_colour_map(single, coarse.students.at(level), fields);
+    std::lock_guard<std::mutex> lock(colour_mutex);
+    if (colour_maps.size() >= kMaxColourMaps) colour_maps.clear();
+    colour_maps.emplace(key, map);
+    return map;
+}
+
 RenderJob Engine::prepare(const CheckedRequest& checked) const {
     const GenerateRequest& r = checked.request();
     auto job = std::make_shared<RenderJob::Impl>();
@@ -181,6 +203,14 @@ RenderJob Engine::prepare(const CheckedRequest& checked) const {
     job->plan = impl_->checked_plan(r, &job->options);
     job->record = impl_->record(r);
     job->model = impl_->styled(r);
+    if (r.coarse_student && r.student_colours) {
+        std::vector<torch::Tensor> maps;
+        if (r.styles.empty())
+            maps.push_back(impl_->student_colours(r.level, r.seed, r.psi, r.fade_beyond_band));
+        for (const auto& s : r.styles)
+            maps.push_back(impl_->student_colours(r.level, s.seed, r.psi, r.fade_beyond_band));
+        job->model->set_student_colours(std::move(maps));
+    }
     return RenderJob(std::move(job));
 }
 

@@ -3,7 +3,9 @@
 // generation, applications.cpp for inversion-based ones).
 #include <igan/igan.h>
 
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "api/coarse_heads.h"
@@ -29,6 +31,11 @@ struct Engine::Impl {
     LoadedCoarseHeads coarse;  // from the model's side file, if any
     mutable std::once_flag style_mean_once;
     mutable torch::Tensor style_mean;
+    // Students' colour maps by (level, seed, psi, fade), made on first use (a few thousand at
+    // most: the map is cleared beyond that).
+    mutable std::mutex colour_mutex;
+    mutable std::map<std::tuple<int, uint64_t, double, bool>, torch::Tensor> colour_maps;
+    torch::Tensor student_colours(int level, uint64_t seed, double psi, bool fade) const;
 
     torch::Tensor mean_style() const {
         std::call_once(style_mean_once, [&] {
@@ -144,6 +151,7 @@ struct Engine::Impl {
         if (r.level != 0) j["level"] = r.level;
         if (r.coarse_head) j["coarse_head"] = true;
         if (r.coarse_student) j["coarse_student"] = true;
+        if (r.coarse_student && !r.student_colours) j["student_colours"] = false;
         if (r.cyclic_width > 0) j["cyclic_width"] = r.cyclic_width;
         if (precision != Precision::fp32) j["precision"] = precision_name(precision);
         if (!r.styles.empty()) {

@@ -145,6 +145,58 @@ PatchBatch student_patch_batch(const CoarseStudentConfig& s, const GeneratorConf
     return b;
 }
 
+torch::Tensor fit_colour_map(const torch::Tensor& from, const torch::Tensor& to, double ridge) {
+    TORCH_CHECK(from.dim() == 2 && from.size(0) == 3 && to.sizes() == from.sizes(),
+                "fit_colour_map: (3, N) and (3, N) expected");
+    const int64_t n = from.size(1);
+    const auto x = torch::cat({from.to(torch::kFloat64), torch::ones({1, n}, torch::kFloat64)})
+                       .t();                       // (N, 4)
+    const auto y = to.to(torch::kFloat64).t();    // (N, 3)
+    const auto eye = torch::eye(4, 3, torch::kFloat64);  // the identity map, no offset
+    const double lambda = ridge * double(n);
+    const auto a = torch::linalg_solve(x.t().mm(x) + lambda * torch::eye(4, torch::kFloat64),
+                                       x.t().mm(y) + lambda * eye);  // (4, 3)
+    return a.t().to(torch::kFloat32).contiguous();                      // (3, 4)
+}
+
+torch::Tensor apply_colour_map(const torch::Tensor& map, const torch::Tensor& rgb) {
+    const auto m = map.to(rgb.device(), rgb.scalar_type());
+    const auto a = m.narrow(1, 0, 3).view({3, 3, 1, 1}), b = m.select(1, 3);
+    return torch::conv2d(rgb, a, b);
+}
+
+std::vector<Rect> colour_probes(const CoarseStudentConfig& s, const GeneratorConfig& model) {
+    // 128 native pixels a side (about a native tile's work for the three), the same rows at
+    // every level; the bands' probes 512 px from the horizon's (or two band heights), in the
+    // rows the beyond-band fade has settled, on whole level pixels.
+    const int64_t f = int64_t{1} << -s.level, side = std::max<int64_t>(4, 128 / f);
+    const int64_t reach = (std::max<int64_t>(512, 2 * int64_t(model.full_size)) + f - 1) / f;
+    std::vector<Rect> out;
+    for (int64_t cy : {-reach, int64_t{0}, reach}) out.push_back({0, cy - side / 2, side, side});
+    return out;
+}
+
+torch::Tensor student_colour_map(PatchModel& model,
+                                 const std::shared_ptr<const CoarseStudent>& student,
+                                 const CanvasFields& fields, int64_t tile) {
+    torch::NoGradGuard no_grad;
+    const int64_t f = int64_t{1} << -student->config.level;
+    std::vector<torch::Tensor> from, to;
+    for (const auto& r : colour_probes(student->config, model.config())) {
+        RenderOptions native;
+        native.tile = tile;
+        native.fields = fields;
+        const auto image =
+            render_region(model, {r.x * f, r.y * f, r.w * f, r.h * f}, native);
+        RenderOptions coarse = native;
+        coarse.rgb_index = kStructureLevel;
+        coarse.student = student;
+        from.push_back(render_region(model, r, coarse).reshape({3, -1}));
+        to.push_back(box_reference(image, f).reshape({3, -1}));
+    }
+    return fit_colour_map(torch::cat(from, 1), torch::cat(to, 1));
+}
+
 double student_train_step(CoarseStudentNet& net, torch::optim::Optimizer& optimizer,
                           const PatchBatch& inputs, const torch::Tensor& styles,
                           const torch::Tensor& target) {
@@ -303,6 +355,7 @@ std::vector<CoarseStudent> fit_coarse_students(Generator g, torch::Device device
             RenderOptions ro;
             ro.tile = o.tile;
             ro.fields.seed = s.seed;
+            model->set_student_colours({student_colour_map(*model, shared, ro.fields, o.tile)});
             ro.rgb_index = kStructureLevel;
             ro.student = shared;
             const Rect level{s.native.x / f, s.native.y / f, side, side};

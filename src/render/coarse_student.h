@@ -109,6 +109,27 @@ std::vector<CoarseStudent> fit_coarse_students(Generator g, torch::Device device
                                                std::vector<StudentFitReport>* reports,
                                                const StudentProgressFn& progress = {});
 
+// Per-style colour maps. A student's worst misses are whole bands in another tone: the style's
+// colours, which a small network learns from a few thousand seeds only. So a student's output
+// for a style goes through a 3 x 4 affine map (A | b) fitted, once per seed, to the box-filtered
+// native render of probe regions of that seed's own canvas (the sky band, the horizon and the
+// ground band at x = 0): three probes pin the tones a tile mostly shows. The map is a function
+// of the model, the student and the seed alone, so tiles stay functions of their address.
+
+// The least-squares map of `from` onto `to` (both (3, N), the model's [-1, 1] RGB), pulled toward
+// the identity by `ridge` (per pixel): probes of flat colour leave the fit underdetermined.
+torch::Tensor fit_colour_map(const torch::Tensor& from, const torch::Tensor& to,
+                             double ridge = 1e-2);
+// rgb (B, 3, h, w) through a map (3, 4).
+torch::Tensor apply_colour_map(const torch::Tensor& map, const torch::Tensor& rgb);
+// Probe rectangles at a student's level, in that level's pixels (128 native pixels a side).
+std::vector<Rect> colour_probes(const CoarseStudentConfig& student, const GeneratorConfig& model);
+// The map of `student` for the canvas `model` renders (one style, no pins) with `fields`:
+// renders the probes natively (box-filtered) and by the student (tile: the render tile).
+torch::Tensor student_colour_map(PatchModel& model,
+                                 const std::shared_ptr<const CoarseStudent>& student,
+                                 const CanvasFields& fields, int64_t tile = 256);
+
 // One Adam step of L1 towards `target` (B, 3, h, w) from a batch's fields and styles; returns
 // the loss before the step. Exposed for tests.
 double student_train_step(CoarseStudentNet& net, torch::optim::Optimizer& optimizer,

@@ -142,11 +142,22 @@ int64_t StyledGenerator::single_style(const SpatialStyles& ss, const SpatialStyl
     return found;
 }
 
+void StyledGenerator::set_student_colours(std::vector<torch::Tensor> maps) {
+    const size_t styles = centres_.empty() ? 1 : size_t(style_palette_.size(0));
+    if (!maps.empty() && maps.size() != styles)
+        throw Error("student colour maps: one per style expected");
+    student_colours_ = std::move(maps);
+}
+
 torch::Tensor StyledGenerator::synthesize_student(const PatchBatch& batch) const {
     if (!pins_.empty()) throw Error("a coarse student does not read pinned latents");
     auto net = batch.student->net;  // a holder copy: the same shared weights, callable
     const auto& latent = batch.local_latent;
-    if (centres_.empty()) return net->forward(latent, batch.coords, styles_.select(1, 0));
+    auto coloured = [&](size_t style, const torch::Tensor& rgb) {
+        return student_colours_.empty() ? rgb : apply_colour_map(student_colours_[style], rgb);
+    };
+    if (centres_.empty())
+        return coloured(0, net->forward(latent, batch.coords, styles_.select(1, 0)));
     // Fusion: each style's image, mixed by the weights at the level pixels' centres.
     const double f = double(int64_t{1} << -batch.student->config.level);
     std::vector<torch::Tensor> per_patch;
@@ -159,8 +170,9 @@ torch::Tensor StyledGenerator::synthesize_student(const PatchBatch& batch) const
     for (int64_t n = 0; n < weights.size(1); ++n) {
         const auto wn = weights.narrow(1, n, 1);
         if (wn.max().item<float>() == 0) continue;
-        const auto rgb =
-            wn * net->forward(latent, batch.coords, style_palette_.select(1, 0)[n].unsqueeze(0));
+        const auto rgb = wn * coloured(size_t(n), net->forward(latent, batch.coords,
+                                                               style_palette_.select(1, 0)[n]
+                                                                   .unsqueeze(0)));
         out = out.defined() ? out + rgb : rgb;
     }
     return out;

@@ -48,6 +48,9 @@ public:
     void fuse(torch::Tensor z_palette, torch::Tensor style_palette,
               std::vector<FusionCentre> centres, double band_px);
     void pin(PinnedLatents pins);
+    // Colour maps of a coarse student's output (student_colour_map), one per style: the single
+    // style, or each row of the fusion palette. Empty: none.
+    void set_student_colours(std::vector<torch::Tensor> maps);
 
     const GeneratorConfig& config() const override { return g_->config; }
     torch::Device device() const override { return device_; }
@@ -66,6 +69,7 @@ private:
     std::vector<FusionCentre> centres_;
     double band_px_ = 0;
     std::vector<PinnedLatents> pins_;
+    std::vector<torch::Tensor> student_colours_;
 };
 
 }  // namespace igan

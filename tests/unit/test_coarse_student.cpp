@@ -99,6 +99,55 @@ TEST(CoarseStudent, AdamStepsLowerTheLossOnAFixedBatch) {
     EXPECT_LT(last, 0.8 * first);
 }
 
+// The colour map is the least-squares affine map: it recovers one exactly from varied colours,
+// and with flat probes (one colour each) it moves those colours where they belong while the
+// ridge keeps the rest of the map near the identity.
+TEST(CoarseStudent, ColourMapRecoversAnAffineMapAndStaysNearTheIdentityOnFlatProbes) {
+    torch::manual_seed(5);
+    const auto from = torch::rand({3, 500}) * 2 - 1;
+    const auto a = torch::eye(3) * 0.8 + torch::randn({3, 3}) * 0.1;
+    const auto b = torch::randn({3, 1}) * 0.2;
+    const auto map = fit_colour_map(from, a.mm(from) + b, 0);
+    EXPECT_TRUE(test::all_close(map, torch::cat({a, b}, 1), 1e-4, 1e-4)) << map;
+    // Applied to an image: the same map per pixel.
+    const auto img = torch::rand({2, 3, 4, 5}) * 2 - 1;
+    const auto by_hand = (a.mm(img.permute({1, 0, 2, 3}).reshape({3, -1})) + b)
+                             .reshape({3, 2, 4, 5})
+                             .permute({1, 0, 2, 3});
+    EXPECT_TRUE(test::all_close(apply_colour_map(map, img), by_hand, 1e-5, 1e-5));
+
+    // Three flat probes: sky, horizon, ground, each a tone off.
+    const auto tones = torch::tensor({{0.2f, -0.5f, 0.1f}, {0.6f, 0.0f, -0.4f}, {0.3f, -0.2f, -0.3f}});
+    const auto wanted = tones + torch::tensor({0.1f, -0.15f, 0.05f});
+    const auto flat_from = tones.t().repeat_interleave(256, 1);   // (3, 768)
+    const auto flat_to = wanted.t().repeat_interleave(256, 1);
+    const auto flat = fit_colour_map(flat_from, flat_to);
+    const auto got = apply_colour_map(flat, tones.t().view({1, 3, 3, 1})).view({3, 3}).t();
+    EXPECT_LT((got - wanted).abs().max().item<double>(), 0.03) << got;
+    EXPECT_LT((flat.narrow(1, 0, 3) - torch::eye(3)).abs().max().item<double>(), 0.5) << flat;
+}
+
+// A style's colour map applies to the student's image of that style: tiles still equal one
+// direct render, and the result is the map applied to the uncoloured render.
+TEST(CoarseStudent, ColouredLevelIsTheMapOfThePlainOneWhateverTheTiling) {
+    const auto c = test::micro_generator_config();
+    auto model = test::random_patch_model(c);
+    const auto s = random_student(c, -2);
+    const Rect r{-23, 9, 30, 21};
+    const auto plain = render_region(*model, r, student_opts(s, 64, 1, 1));
+    CanvasFields fields;
+    fields.seed = 9;
+    const auto map = student_colour_map(*model, s, fields, 32);
+    ASSERT_EQ(map.sizes(), at::IntArrayRef({3, 4}));
+    model->set_student_colours({map});
+    const auto direct = render_region(*model, r, student_opts(s, 64, 1, 1));
+    EXPECT_TRUE(test::all_close(direct, apply_colour_map(map, plain.unsqueeze(0))[0], 1e-5,
+                                1e-5));
+    EXPECT_TRUE(
+        test::all_close(render_region(*model, r, student_opts(s, 7, 2, 2)), direct, 1e-5, 1e-5));
+    EXPECT_THROW(model->set_student_colours({map, map}), Error);  // one style, one map
+}
+
 // A student's pixel reads whole cells: it exists only where a level pixel is.
 TEST(CoarseStudent, LevelsOfWholeCellsOnly) {
     const auto c = test::micro_generator_config();  // 4 px per cell
