@@ -152,6 +152,11 @@ TilePlan Engine::Impl::checked_plan(const GenerateRequest& r, RenderOptions* o) 
             throw UsageError("level " + std::to_string(r.level) +
                              ": no coarse student for it (igan fit-coarse --student)" +
                              (coarse.note.empty() ? "" : "; " + coarse.note));
+        const int64_t px = int64_t{1} << -r.level;  // native pixels per level pixel
+        if (r.cyclic_width % px != 0)
+            throw UsageError("a coarse student at level " + std::to_string(r.level) +
+                             " needs a cyclic period of whole level pixels (a multiple of " +
+                             std::to_string(px) + " px)");
     } else if (r.coarse_head) {
         if (!coarse.heads.count(r.level))
             throw UsageError("level " + std::to_string(r.level) +

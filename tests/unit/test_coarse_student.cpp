@@ -197,6 +197,14 @@ TEST(CoarseStudent, SideFileKeepsTheHeadsAndLoadsStrictly) {
         r.level = -3;
         r.coarse_head = true;
         EXPECT_THROW(engine.render_rgb(r), UsageError);
+        // A cyclic period of whole cells but not of whole -4 pixels: refused up front (the
+        // server then serves the exact tile instead of a preview).
+        r.coarse_head = false;
+        r.level = -4;
+        r.cyclic_width = 25 * 8;
+        EXPECT_THROW(engine.render_rgb(r), UsageError);
+        r.cyclic_width = 25 * 16;
+        EXPECT_EQ(engine.render_rgb(r).size(), size_t(3 * 12 * 8));
     }
     auto file = read_safetensors(fit.path);
     file.tensors["student.m3.extra"] = torch::zeros({1});
