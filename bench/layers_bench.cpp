@@ -39,8 +39,9 @@ namespace F = torch::nn::functional;
 struct Shape {
     int64_t in, out, size;
 };
-// tiny's ts2 and ts4, and paper's ts4 (tile 256).
-const Shape kShapes[] = {{64, 64, 71}, {64, 32, 137}, {512, 512, 73}};
+// tiny's ts2 and ts4, paper's ts4, ts0 and ts2 (tile 256).
+const Shape kShapes[] = {
+    {64, 64, 71}, {64, 32, 137}, {512, 512, 73}, {256, 512, 22}, {512, 512, 39}};
 
 double g_peak_gflops = 0;
 
@@ -315,15 +316,18 @@ void Conv3x3Winograd(benchmark::State& state) {
 
 // paper's up StyledConvs at tile 256 (ts0 256 -> 512 @22, ts2, ts4, ts6 512 -> 512 @39, 73,
 // 141), whole as the render runs them, by the tap planes (argument 0) or Winograd (1)
-// (model/winograd_up.h); max_rel_err: the largest difference from the tap-plane form over the
-// largest output magnitude.
+// (model/winograd_up.h), on 1 or 2 threads (as igan bench --profile times them: rates per
+// process CPU second, so threads waiting at barriers count); max_rel_err: the largest difference
+// from the tap-plane form over the largest output magnitude.
 struct PaperUp {
     int64_t in, out, size;
 };
 const PaperUp kPaperUps[] = {{256, 512, 22}, {512, 512, 39}, {512, 512, 73}, {512, 512, 141}};
 
 void PaperUpStyledConv(benchmark::State& state) {
-    one_thread();
+    const int threads = int(state.range(2));
+    at::set_num_threads(threads);
+    igan::set_blas_threads(threads);
     torch::NoGradGuard no_grad;
     torch::manual_seed(3);
     const PaperUp p = kPaperUps[state.range(0)];
@@ -342,6 +346,8 @@ void PaperUpStyledConv(benchmark::State& state) {
     state.counters["max_rel_err"] =
         (y - taps).abs().max().item<double>() / taps.abs().max().item<double>();
     set_flops(state, Shape{p.in, p.out, p.size}, p.size);
+    state.SetLabel(std::to_string(p.in) + "->" + std::to_string(p.out) + " @" +
+                   std::to_string(p.size) + ", " + std::to_string(threads) + " thr");
 }
 
 }  // namespace
@@ -350,14 +356,18 @@ BENCHMARK(TransposedConvThenBlur)->DenseRange(0, 2)->Unit(benchmark::kMillisecon
 BENCHMARK(UpLayer)
     ->ArgsProduct({{0, 1, 2}, {256, 1024, 4096}, {0}})
     ->ArgsProduct({{0, 1, 2}, {1024}, {4, 32, 4096}})
+    ->ArgsProduct({{3, 4}, {1024}, {0, 8, 16, 64, 128}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(UpLayerChannelsLast)
     ->ArgsProduct({{0, 1}, {0, 1, 2, 6, 12}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(UpStyledConv)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
-BENCHMARK(PaperUpStyledConv)->ArgsProduct({{0, 1, 2, 3}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK(PaperUpStyledConv)
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}, {1, 2}})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(StyledConv3x3)->ArgsProduct({{0, 1}, {0, 1}})->Unit(benchmark::kMillisecond);
-BENCHMARK(UpProduct)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(UpProduct)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(UpProductTorchMm)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(PlainConv3x3)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 BENCHMARK(SmallConvIgan)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);

@@ -46,7 +46,8 @@ TEST(Gemm, MatchesTorchMmWithLeadingDimensions) {
 
 // Bands of input rows and blocks of output channels change neither the tap planes' sums nor
 // the blur: against the whole layer's tap planes, interleaved and blurred, for one to all rows
-// per band and one to all channels per block.
+// per band and one to all channels per block; one thread or two (each taking its share of the
+// channels) bit for bit the same.
 TEST(Layers, BandsAndChannelBlocksEqualTheWholeLayer) {
     torch::manual_seed(7);
     torch::NoGradGuard no_grad;
@@ -55,9 +56,14 @@ TEST(Layers, BandsAndChannelBlocksEqualTheWholeLayer) {
     const auto whole = blur3_valid(interleave_taps(upsample_taps(x, k)), 4.0);
     for (int64_t band_columns : {1, 40, 0})
         for (int64_t block : {1, 2, 0}) {
-            const auto got = upsample2x_blur(x, k, 4.0, band_columns, block);
-            ASSERT_EQ(got.sizes(), whole.sizes());
-            EXPECT_TRUE(test::all_close(got, whole, 1e-5)) << band_columns << " " << block;
+            torch::Tensor got[2];
+            for (int threads : {1, 2}) {
+                IntraOpThreadsScope scope(threads);
+                got[threads - 1] = upsample2x_blur(x, k, 4.0, band_columns, block);
+            }
+            ASSERT_EQ(got[0].sizes(), whole.sizes());
+            EXPECT_TRUE(test::all_close(got[0], whole, 1e-5)) << band_columns << " " << block;
+            EXPECT_TRUE(torch::equal(got[0], got[1])) << band_columns << " " << block;
         }
     EXPECT_EQ(upsample_channel_block(5, 40, 2), 2);
     EXPECT_EQ(upsample_channel_block(5, 40, 9), 5);
